@@ -1,0 +1,3 @@
+from elite_exp.runner import main
+
+main()

@@ -1,0 +1,89 @@
+"""The experimental protocol: a polluted unlabeled training set and a small labeled set.
+
+For (data set, normal class k, r_p, n_train, n_labels, seed):
+
+* the labeled set (``n_labels`` examples, half from class k, half from the other classes)
+  is drawn first, from a random stream that depends only on (data set, k, n_labels, seed),
+  so the same labels are used at every pollution ratio;
+* the unlabeled set is then drawn from the rest of the train split:
+  ``round((1 - r_p) * n_train)`` samples of class k and the remainder uniformly from the
+  other classes.
+
+Every method run on the same arguments therefore sees byte-identical data.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from elite_exp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a train split. ``*_anomaly`` are 1 for anomalies, 0 for normal samples."""
+
+    unlabeled: np.ndarray
+    unlabeled_anomaly: np.ndarray
+    labeled: np.ndarray
+    labeled_anomaly: np.ndarray
+
+
+def _stream(*key: object) -> np.random.Generator:
+    words = [zlib.crc32(repr(k).encode()) for k in key]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def _take(rng: np.random.Generator, pool: np.ndarray, n: int, what: str) -> np.ndarray:
+    if n > len(pool):
+        raise ConfigError(f"{what}: {n} samples asked but the train split holds only {len(pool)}")
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
+    """Reject protocol values that no data set allows (before any data is loaded)."""
+    if not 0.0 <= r_p < 1.0:
+        raise ConfigError(f"r_p={r_p} is not allowed; the pollution ratio must lie in [0, 1)")
+    if n_labels <= 0 or n_labels % 2:
+        raise ConfigError(f"n_labels={n_labels} is not allowed; it must be an even number > 0 "
+                          "(half labeled normals, half labeled anomalies)")
+    if n_train <= 0:
+        raise ConfigError(f"n_train={n_train} is not allowed; it must be > 0")
+
+
+def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, n_labels: int,
+               seed: int, dataset: str = "") -> Split:
+    """Draw the labeled and the polluted unlabeled index sets from ``labels`` (a train split)."""
+    labels = np.asarray(labels)
+    check_protocol(r_p, n_train, n_labels)
+    classes = sorted(set(labels.tolist()))
+    if normal_class not in classes:
+        raise ConfigError(f"normal_class={normal_class} is not a class of this data set; allowed: "
+                          f"{classes[0]}..{classes[-1]}")
+    normal_pool = np.flatnonzero(labels == normal_class)
+    anomaly_pool = np.flatnonzero(labels != normal_class)
+
+    rng = _stream(dataset, normal_class, n_labels, seed, "labeled")
+    half = n_labels // 2
+    lab_n = _take(rng, normal_pool, half, f"labeled normals of class {normal_class}")
+    lab_a = _take(rng, anomaly_pool, half, "labeled anomalies")
+
+    n_normal = int(round((1.0 - r_p) * n_train))
+    rng = _stream(dataset, normal_class, n_labels, seed, r_p, n_train, "unlabeled")
+    unl_n = _take(rng, np.setdiff1d(normal_pool, lab_n), n_normal,
+                  f"n_train={n_train}, r_p={r_p}: unlabeled normals of class {normal_class}")
+    unl_a = _take(rng, np.setdiff1d(anomaly_pool, lab_a), n_train - n_normal,
+                  f"n_train={n_train}, r_p={r_p}: unlabeled anomalies")
+
+    unlabeled = np.concatenate([unl_n, unl_a])
+    order = rng.permutation(len(unlabeled))
+    unl_is_anomaly = np.concatenate([np.zeros(len(unl_n), np.int64), np.ones(len(unl_a), np.int64)])
+    return Split(
+        unlabeled=unlabeled[order],
+        unlabeled_anomaly=unl_is_anomaly[order],
+        labeled=np.concatenate([lab_n, lab_a]),
+        labeled_anomaly=np.concatenate([np.zeros(half, np.int64), np.ones(half, np.int64)]),
+    )

@@ -1,0 +1,107 @@
+"""ELITE (Algorithm 1): meta-gradient pseudo-label inference fused into training."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from elite_exp.errors import ConfigError
+from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
+from elite_exp.methods.training import run_training
+from elite_exp.scores import SCORES, batch_statistics, build_score
+
+log = logging.getLogger(__name__)
+
+MARGINS = ("auto_mean", "auto_max")
+
+
+def parse_margin(margin) -> str | float:
+    """``auto_mean``, ``auto_max`` or a positive number (also as a string)."""
+    if isinstance(margin, str) and margin in MARGINS:
+        return margin
+    try:
+        value = float(margin)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:
+        raise ConfigError(f"margin={margin!r} is not allowed; allowed: auto_mean, auto_max or a number > 0")
+    return value
+
+
+class EliteDetector(DeepDetector):
+    """ELITE on a score-based deep detector (``score='svdd'`` or ``'ae'``).
+
+    The labeled examples (y = 0 / 1) are used only as ELITE's validation set; the network
+    trains on the unlabeled samples (y = -1) with labels inferred from meta-gradients.
+    """
+
+    requires_labels = (0, 1)
+
+    def __init__(self, score: str = "svdd", squared: bool = False, update: str = "paper",
+                 margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
+                 network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
+                 optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
+                 device: str = "auto", random_state: int = 0, progress: bool = False):
+        self.score = score
+        self.squared = squared
+        self.update = update
+        self.margin = margin
+        self.eta_m = eta_m
+        self.meta_grad = meta_grad
+        self.normalize = normalize
+        self.network = network
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    def _check_params(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError(f"score={self.score!r} is not allowed; allowed: {', '.join(SCORES)}")
+        if self.update not in UPDATES:
+            raise ConfigError(f"update={self.update!r} is not allowed; allowed: {', '.join(UPDATES)}")
+        if self.meta_grad not in META_GRADIENTS:
+            raise ConfigError(f"meta_grad={self.meta_grad!r} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
+        if not self.eta_m > 0:
+            raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
+        parse_margin(self.margin)
+
+    def fit(self, X, y=None, monitor=None):
+        self._check_params()
+        return super().fit(X, y, monitor)
+
+    def _build_module(self, input_shape):
+        return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
+
+    @torch.no_grad()
+    def _margin(self, module, x_unl, x_lab, bs: int) -> float:
+        """C: ``auto_mean`` = mean initial score of the training data (the paper);
+        ``auto_max`` = largest initial score of the labeled set (the official code)."""
+        margin = parse_margin(self.margin)
+        if not isinstance(margin, str):
+            return margin
+        with batch_statistics(module):
+            if margin == "auto_max":
+                return float(module(x_lab).max())
+            return float(torch.cat([module(x_unl[i:i + bs]) for i in range(0, len(x_unl), bs)]).mean())
+
+    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
+        s = self._settings()
+        module.prepare(x_unl, batch_size=s.batch_size)
+        self.margin_ = self._margin(module, x_unl, x_lab, s.batch_size)
+        log.debug("ELITE margin C = %.4g", self.margin_)
+
+        def step(idx):
+            scores, m, lv = meta_gradients(module, x_unl[idx], x_lab, y_lab, self.margin_, s.lr, self.meta_grad)
+            loss, y_hat = elite_loss(scores, m, self.margin_, self.update, self.eta_m, self.normalize)
+            return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
+
+        self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),
+                                          desc=f"ELITE-{self.score}", progress=self.progress, monitor=monitor)

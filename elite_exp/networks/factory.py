@@ -1,0 +1,60 @@
+"""Build an encoder / decoder pair from an input shape and a :class:`NetworkSpec`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from elite_exp.errors import ConfigError
+from elite_exp.networks.conv import ConvDecoder, ConvEncoder
+from elite_exp.networks.mlp import MLPDecoder, MLPEncoder
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """``kind`` is ``conv`` (images ``(C, H, W)``) or ``mlp`` (vectors ``(D,)``).
+    ``channels`` are the conv stages, ``hidden`` the MLP hidden sizes."""
+
+    kind: str = "conv"
+    channels: tuple[int, ...] = (8, 4)
+    hidden: tuple[int, ...] = (128, 64)
+    rep_dim: int = 32
+    batch_norm: bool = True
+
+
+def default_spec(input_shape: tuple[int, ...]) -> NetworkSpec:
+    """Deep SVDD's networks: the small MNIST LeNet for grey images, the CIFAR-10 LeNet
+    (32-64-128, 128-d) for colour images, Deep SAD's MLP for vectors."""
+    if len(input_shape) == 1:
+        return NetworkSpec(kind="mlp", hidden=(128, 64), rep_dim=32)
+    if len(input_shape) == 3 and input_shape[0] == 1:
+        return NetworkSpec(kind="conv", channels=(8, 4), rep_dim=32)
+    if len(input_shape) == 3:
+        return NetworkSpec(kind="conv", channels=(32, 64, 128), rep_dim=128)
+    raise ConfigError(f"input shape {input_shape} is not supported; use (N, D) vectors or (N, C, H, W) images")
+
+
+def _check(spec: NetworkSpec, input_shape: tuple[int, ...]) -> None:
+    if spec.kind == "mlp" and len(input_shape) != 1:
+        raise ConfigError(f"network kind 'mlp' needs vector inputs (N, D), got samples of shape {input_shape}")
+    if spec.kind == "conv":
+        if len(input_shape) != 3:
+            raise ConfigError(f"network kind 'conv' needs images (N, C, H, W), got samples of shape {input_shape}")
+        if min(input_shape[1:]) < 2 ** len(spec.channels):
+            raise ConfigError(f"images of size {input_shape[1:]} are too small for {len(spec.channels)} pooling stages")
+    if spec.kind not in ("conv", "mlp"):
+        raise ConfigError(f"network kind {spec.kind!r} is not allowed; allowed: conv, mlp")
+
+
+def build_encoder(spec: NetworkSpec, input_shape: tuple[int, ...]) -> nn.Module:
+    _check(spec, input_shape)
+    if spec.kind == "mlp":
+        return MLPEncoder(input_shape[0], tuple(spec.hidden), spec.rep_dim, spec.batch_norm)
+    return ConvEncoder(tuple(input_shape), tuple(spec.channels), spec.rep_dim, spec.batch_norm)
+
+
+def build_decoder(spec: NetworkSpec, input_shape: tuple[int, ...], encoder: nn.Module) -> nn.Module:
+    if spec.kind == "mlp":
+        return MLPDecoder(input_shape[0], tuple(spec.hidden), spec.rep_dim, spec.batch_norm)
+    return ConvDecoder(tuple(input_shape), encoder.feature_shape, tuple(spec.channels), spec.rep_dim, spec.batch_norm)

@@ -1,0 +1,169 @@
+"""The experiment runner: one Hydra job = one (method, data set, class, r_p, n_labels, eta_M, seed) run.
+
+``python -m elite_exp [overrides]`` or ``elite-exp [overrides]``. Each run writes, in its own
+folder ``<out_dir>/<data>/<method>/class<k>/rp<r_p>_nl<n_labels>_eta<eta_M>_seed<seed>_<hash>``:
+``result.json`` (the record), ``curves.csv`` (with ``curves_every>0``), ``meta_scores.csv``
+(ELITE) and Hydra's ``.hydra/`` config copy. A folder whose record says ``ok`` is skipped on
+a rerun unless ``force=true``; the hash covers every setting that changes the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from sklearn.metrics import roc_auc_score
+
+from elite_exp.config import register
+from elite_exp.curves import TrainingRecorder
+from elite_exp.data import check_protocol, load_dataset, make_split
+from elite_exp.errors import ConfigError
+from elite_exp.methods.base import resolve_device
+from elite_exp.methods.registry import build_method, method_name
+from elite_exp.methods.training import TrainingDiverged
+from elite_exp.records import environment, is_finished, write_csv, write_json
+
+log = logging.getLogger("elite_exp")
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# settings that do not change a run's result: left out of its folder's hash
+NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    body = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in NOT_HASHED}
+    return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def run_path(cfg: DictConfig) -> str:
+    """The run's folder relative to ``out_dir``; equal configs give equal folders (resume)."""
+    return (f"{cfg.data.name}/{method_name(cfg)}/class{cfg.normal_class}/"
+            f"rp{cfg.r_p}_nl{cfg.n_labels}_eta{cfg.eta_m}_seed{cfg.seed}_{config_hash(cfg)}")
+
+
+def _register_resolvers() -> None:
+    if not OmegaConf.has_resolver("elite_run_path"):
+        OmegaConf.register_new_resolver("elite_run_path", lambda *, _root_: run_path(_root_))
+
+
+def pick_device(device: str) -> str:
+    """``auto`` with several GPUs in a multirun: job number modulo the GPU count, so each
+    parallel worker of the joblib launcher gets its own GPU."""
+    if device == "auto" and torch.cuda.device_count() > 1 and HydraConfig.initialized():
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            return f"cuda:{hc.job.num % torch.cuda.device_count()}"
+    return str(resolve_device(device))
+
+
+def validate(cfg: DictConfig) -> tuple[str, object]:
+    """Every check that needs no data: raises ConfigError naming the bad value."""
+    check_protocol(cfg.r_p, cfg.n_train, cfg.n_labels)
+    if cfg.data.n_classes is not None and not 0 <= cfg.normal_class < cfg.data.n_classes:
+        raise ConfigError(f"normal_class={cfg.normal_class} is not a class of {cfg.data.name}; "
+                          f"allowed: 0..{cfg.data.n_classes - 1}")
+    if cfg.curves_every < 0:
+        raise ConfigError(f"curves_every={cfg.curves_every} is not allowed; it must be >= 0")
+    device = pick_device(cfg.device)
+    return device, build_method(cfg, device)
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
+    """Run one experiment and write its record into ``run_dir``; returns the record."""
+    t_start = time.perf_counter()
+    device, estimator = validate(cfg)
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    ds = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size)
+    seconds["load"] = time.perf_counter() - t
+    split = make_split(ds.y_train, cfg.normal_class, cfg.r_p, cfg.n_train, cfg.n_labels, cfg.seed, ds.name)
+
+    x_unl, x_lab = ds.x_train[split.unlabeled], ds.x_train[split.labeled]
+    X = torch.cat([x_unl, x_lab])
+    y = np.concatenate([np.full(len(x_unl), -1), split.labeled_anomaly])
+    test_anomaly = (ds.y_test != cfg.normal_class).astype(int)
+    recorder = TrainingRecorder(estimator, ds.x_test, test_anomaly, split.unlabeled_anomaly,
+                                every=cfg.curves_every, meta_iterations=cfg.meta_iterations)
+
+    t = time.perf_counter()
+    estimator.fit(X, y, monitor=recorder)
+    seconds["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    test_auc = roc_auc_score(test_anomaly, estimator.decision_function(ds.x_test))
+    train_auc = roc_auc_score(split.unlabeled_anomaly, estimator.decision_function(x_unl))
+    seconds["evaluate"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t_start
+
+    if recorder.rows:
+        write_csv(run_dir / "curves.csv", recorder.curves())
+    meta = recorder.meta_scores()
+    if len(meta):
+        write_csv(run_dir / "meta_scores.csv", meta)
+    digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
+    return {
+        "status": "ok", "test_auc": float(test_auc), "train_auc": float(train_auc),
+        "train_seconds": seconds["train"], "seconds": seconds,
+        "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1),
+        "split_digest": digest, "n_test": len(ds.y_test),
+        "margin": getattr(estimator, "margin_", None), "label_inference": recorder.inference_quality(),
+        "environment": environment(device),
+    }
+
+
+def base_record(cfg: DictConfig, run_dir: Path) -> dict:
+    return {"method": method_name(cfg), "data": cfg.data.name, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
+            "n_labels": cfg.n_labels, "n_train": cfg.n_train, "eta_m": cfg.eta_m, "seed": cfg.seed,
+            "epochs": cfg.train.epochs, "run_dir": str(run_dir),
+            "config": OmegaConf.to_container(cfg, resolve=True)}
+
+
+def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
+    """Run, record and report one job. A user error in a single run exits with code 2;
+    in a sweep every failure is recorded and the sweep goes on."""
+    if not cfg.force and is_finished(run_dir):
+        log.info("skipping %s: finished record present (force=true reruns it)", run_dir)
+        return None
+    record = base_record(cfg, run_dir)
+    try:
+        record.update(run_experiment(cfg, run_dir))
+    except Exception as err:  # every failure is recorded; a sweep goes on
+        if isinstance(err, ConfigError) and not multirun:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        record.update(status="failed", error=type(err).__name__, reason=str(err))
+        if not isinstance(err, ConfigError | TrainingDiverged):
+            record["traceback"] = traceback.format_exc()
+        write_json(run_dir / "result.json", record)
+        if not multirun:
+            raise
+        log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)
+        return record
+    write_json(run_dir / "result.json", record)
+    log.info("%s %s class %s r_p %s: test AUC %.4f, train AUC %.4f, %.1f s; record: %s",
+             record["method"], record["data"], record["normal_class"], record["r_p"], record["test_auc"],
+             record["train_auc"], record["seconds"]["total"], run_dir / "result.json")
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    execute(cfg, Path(hc.runtime.output_dir), multirun=hc.mode == RunMode.MULTIRUN)
+
+
+def main() -> None:
+    register()
+    _register_resolvers()
+    _hydra_main()
