@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from elite_exp.data import load_dataset
+from elite_exp.errors import ConfigError
+
+
+def test_digits_offline(digits):
+    assert digits.x_train.shape[1:] == (64,) and digits.x_train.dtype == torch.float32
+    assert len(digits.x_train) + len(digits.x_test) == 1797
+    assert 0.0 <= float(digits.x_train.min()) and float(digits.x_train.max()) <= 1.0
+    assert set(np.unique(digits.y_test)) == set(range(10))
+
+
+def test_mnist_from_the_data_folder(mnist):
+    assert mnist.x_train.shape == (60000, 1, 28, 28) and mnist.x_test.shape == (10000, 1, 28, 28)
+    assert float(mnist.x_train.max()) == 1.0 and float(mnist.x_train.min()) == 0.0
+    assert np.bincount(mnist.y_test).tolist()[:2] == [980, 1135]
+
+
+def test_missing_data_names_the_folder(tmp_path):
+    with pytest.raises(ConfigError, match=f"searched {tmp_path}.*ELITE_DATA_DIR"):
+        load_dataset("mnist", tmp_path, download=False)
+    with pytest.raises(ConfigError, match="CIFAR10"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ConfigError, match="unknown data set 'svhn'; allowed: cifar10, digits"):
+        load_dataset("svhn")
+
+
+def _write_cifar_like(root, per_class=3):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("airplane", "bird", "cat"):
+            folder = root / "CIFAR10" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
+
+
+def test_cifar_image_folder_layout_is_decoded_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELITE_CACHE_DIR", str(tmp_path / "cache"))
+    _write_cifar_like(tmp_path / "data")
+    ds = load_dataset("cifar10", tmp_path / "data", download=False)
+    assert ds.x_train.shape == (9, 3, 32, 32) and ds.class_names == ("airplane", "bird", "cat")
+    assert ds.y_train.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    # standardised per channel with train statistics
+    assert torch.allclose(ds.x_train.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    again = load_dataset("cifar10", tmp_path / "data", download=False)
+    assert torch.equal(again.x_test, ds.x_test)
+
+
+def test_image_size_resizes(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELITE_CACHE_DIR", str(tmp_path / "cache"))
+    _write_cifar_like(tmp_path / "data", per_class=1)
+    ds = load_dataset("cifar10", tmp_path / "data", download=False, image_size=16)
+    assert ds.x_train.shape == (3, 3, 16, 16)

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from elite_exp.data import make_split
+from elite_exp.errors import ConfigError
+
+LABELS = np.repeat(np.arange(10), 1000)
+
+
+def test_counts_and_ratio():
+    s = make_split(LABELS, normal_class=3, r_p=0.2, n_train=500, n_labels=20, seed=0, dataset="t")
+    assert len(s.unlabeled) == 500 and len(s.labeled) == 20
+    assert s.unlabeled_anomaly.sum() == 100
+    assert np.all((LABELS[s.unlabeled] != 3) == s.unlabeled_anomaly.astype(bool))
+    assert np.all((LABELS[s.labeled] != 3) == s.labeled_anomaly.astype(bool))
+    assert s.labeled_anomaly.sum() == 10
+
+
+def test_disjoint_and_unique():
+    s = make_split(LABELS, 0, 0.5, 1000, 40, seed=1)
+    assert len(np.intersect1d(s.unlabeled, s.labeled)) == 0
+    assert len(np.unique(s.unlabeled)) == len(s.unlabeled)
+    # anomalies come from every other class
+    assert set(LABELS[s.unlabeled[s.unlabeled_anomaly == 1]]) == set(range(1, 10))
+
+
+def test_deterministic_and_seed_dependent():
+    a = make_split(LABELS, 2, 0.1, 300, 10, seed=5, dataset="mnist")
+    b = make_split(LABELS, 2, 0.1, 300, 10, seed=5, dataset="mnist")
+    c = make_split(LABELS, 2, 0.1, 300, 10, seed=6, dataset="mnist")
+    for field in ("unlabeled", "unlabeled_anomaly", "labeled", "labeled_anomaly"):
+        assert np.array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(a.unlabeled, c.unlabeled)
+    assert not np.array_equal(a.labeled, c.labeled)
+
+
+def test_labeled_set_is_the_same_at_every_pollution_ratio():
+    splits = [make_split(LABELS, 4, r, 400, 20, seed=0) for r in (0.0, 0.1, 0.3, 0.5)]
+    for s in splits[1:]:
+        assert np.array_equal(s.labeled, splits[0].labeled)
+    assert [int(s.unlabeled_anomaly.sum()) for s in splits] == [0, 40, 120, 200]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(r_p=1.0), "r_p=1.0 is not allowed"),
+    (dict(r_p=-0.1), "r_p=-0.1 is not allowed"),
+    (dict(n_labels=7), "n_labels=7 is not allowed"),
+    (dict(n_labels=0), "n_labels=0 is not allowed"),
+    (dict(normal_class=11), "normal_class=11 is not a class"),
+    (dict(n_train=1200), "unlabeled normals of class 0"),
+    (dict(n_train=10000, r_p=0.95), "unlabeled anomalies"),
+])
+def test_bad_values_are_named(kwargs, message):
+    args = dict(normal_class=0, r_p=0.1, n_train=100, n_labels=20, seed=0) | kwargs
+    with pytest.raises(ConfigError, match=message):
+        make_split(LABELS, **args)

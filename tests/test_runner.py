@@ -1,0 +1,74 @@
+"""The Hydra runner end to end: records, resume, and one-line errors for bad values."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from elite_exp.config import register
+from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+from tests.conftest import REPO
+
+
+def run_cli(*args, out_dir):
+    return subprocess.run([sys.executable, "-m", "elite_exp", f"out_dir={out_dir}", "progress=false", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def records(out_dir):
+    return [json.loads(p.read_text()) for p in sorted(out_dir.rglob("result.json"))]
+
+
+def test_tiny_run_writes_a_complete_record_and_resumes(tmp_path):
+    args = ["data=digits", "train.epochs=3", "normal_class=1", "r_p=0.2", "curves_every=2"]
+    proc = run_cli(*args, out_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [rec] = records(tmp_path)
+    assert rec["status"] == "ok"
+    for key in ("test_auc", "train_auc", "train_seconds", "method", "data", "normal_class", "r_p", "n_labels",
+                "eta_m", "seed", "config", "environment", "split_digest", "seconds"):
+        assert key in rec, key
+    assert rec["method"] == "elite_svdd" and rec["data"] == "digits" and rec["normal_class"] == 1
+    assert 0.0 <= rec["test_auc"] <= 1.0 and rec["n_test"] > 500
+    assert rec["environment"]["device"] == "cpu"
+    run_dir = next(tmp_path.rglob("result.json")).parent
+    assert (run_dir / "curves.csv").exists() and (run_dir / "meta_scores.csv").exists()
+    assert "test AUC" in proc.stderr + proc.stdout
+
+    again = run_cli(*args, out_dir=tmp_path)
+    assert again.returncode == 0 and "skipping" in again.stderr + again.stdout
+    assert records(tmp_path)[0]["seconds"] == rec["seconds"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("r_p=1.5", "r_p=1.5 is not allowed"),
+    ("n_labels=7", "n_labels=7 is not allowed"),
+    ("n_labels=-2", "n_labels=-2 is not allowed"),
+    ("normal_class=10", "normal_class=10 is not a class of digits"),
+    ("n_train=5000", "n_train=5000, r_p=0.1: unlabeled normals of class 0"),
+    ("device=tpu", "device='tpu' is not allowed"),
+    ("eta_m=0", "eta_m=0.0 is not allowed"),
+    ("elite.update=both", "update='both' is not allowed"),
+    ("elite.margin=-1", "margin='-1' is not allowed"),
+    ("model=svdd model.name=knn", "score='knn' is not allowed"),
+])
+def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys, override, message):
+    register()
+    _register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["data=digits", f"out_dir={tmp_path}", *override.split()])
+    with pytest.raises(SystemExit) as exc:
+        execute(cfg, tmp_path / "run", multirun=False)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert records(tmp_path) == []
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    proc = run_cli("data=digits", "r_p=2", out_dir=tmp_path)
+    assert proc.returncode == 2
+    assert "error: r_p=2.0 is not allowed; the pollution ratio must lie in [0, 1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
