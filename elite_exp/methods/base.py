@@ -61,8 +61,8 @@ def as_float_tensor(x) -> torch.Tensor:
     if t.ndim not in (2, 4):
         hint = " (grey images: add a channel axis, X[:, None])" if t.ndim == 3 else ""
         raise ConfigError(f"X has shape {tuple(t.shape)}; expected (N, D) vectors or (N, C, H, W) images{hint}")
-    if t.shape[0] == 0:
-        raise ConfigError("X holds no samples")
+    if t.shape[0] == 0 or t[0].numel() == 0:
+        raise ConfigError(f"X has shape {tuple(t.shape)}: no samples or no features")
     if not torch.isfinite(t).all():
         bad = int((~torch.isfinite(t)).flatten(1).any(1).sum())
         raise ConfigError(f"X contains NaN or infinite values (in {bad} of {len(t)} samples)")
@@ -82,7 +82,9 @@ def as_semi_labels(y, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-LABEL_NAMES = {-1: "unlabeled sample (y=-1)", 0: "labeled normal (y=0)", 1: "labeled anomaly (y=1)"}
+# the least count of each label value a detector may require, and its name in messages
+REQUIRED_LABELS = {-1: (2, "unlabeled samples (y=-1)"), 0: (1, "labeled normal (y=0)"),
+                   1: (1, "labeled anomaly (y=1)")}
 
 
 class DeepDetector(OutlierMixin, BaseEstimator):
@@ -136,9 +138,10 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         x = as_float_tensor(X)
         y = as_semi_labels(y, len(x))
         for value in self.requires_labels:
-            if (y == value).sum() < (2 if value == -1 else 1):
-                raise ConfigError(f"{type(self).__name__} needs at least {2 if value == -1 else 1} "
-                                  f"{LABEL_NAMES[value]} in y; got labels {np.unique(y).tolist()}")
+            least, what = REQUIRED_LABELS[value]
+            if (y == value).sum() < least:
+                raise ConfigError(f"{type(self).__name__} needs at least {least} {what} in y; "
+                                  f"got labels {np.unique(y).tolist()}")
         device = resolve_device(self.device)
         self.input_shape_ = tuple(x.shape[1:])
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
