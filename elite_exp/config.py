@@ -29,6 +29,12 @@ class DataConf:
     download: bool = True
     image_size: int | None = None  # resize square images (e.g. 32 for the official ELITE MNIST net)
     n_classes: int | None = None  # known class count: normal_class is checked before loading
+    # your own data (data=folder / data=csv); None = the loader's default
+    path: str | None = None  # folder: the image folder; csv: the CSV file
+    test_path: str | None = None  # csv: a separate test table (else split off by test_fraction)
+    test_fraction: float | None = None  # folder / csv / breast_cancer: test share of each class (default 1/3)
+    label_column: str | None = None  # csv: the column holding the class labels
+    feature_columns: list[str] | None = None  # csv: feature columns (default: every column but the label)
     network: NetworkConf = field(default_factory=NetworkConf)
 
 
@@ -67,7 +73,7 @@ class Config:
     baseline: Any = field(default_factory=BaselineConf)
     elite: EliteConf = field(default_factory=EliteConf)
     train: TrainConf = field(default_factory=TrainConf)
-    normal_class: int = 0
+    normal_class: Any = 0  # a class index, or a class name (folder name, CSV label value)
     r_p: float = 0.1
     n_labels: int = 20
     n_train: int = 5000

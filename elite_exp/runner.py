@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -27,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from elite_exp.config import register
 from elite_exp.curves import TrainingRecorder
-from elite_exp.data import check_protocol, load_dataset, make_split
+from elite_exp.data import check_normal_class, check_protocol, class_index, load_dataset, make_split
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
 from elite_exp.methods.registry import build_method, method_name
@@ -39,6 +40,8 @@ log = logging.getLogger("elite_exp")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # settings that do not change a run's result: left out of its folder's hash
 NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device")
+# data.* keys that only some loaders take (passed as load_dataset options)
+DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -48,7 +51,8 @@ def config_hash(cfg: DictConfig) -> str:
 
 def run_path(cfg: DictConfig) -> str:
     """The run's folder relative to ``out_dir``; equal configs give equal folders (resume)."""
-    return (f"{cfg.data.name}/{method_name(cfg)}/class{cfg.normal_class}/"
+    cls = re.sub(r"[^\w.-]+", "_", str(cfg.normal_class))  # a class name may hold any character
+    return (f"{cfg.data.name}/{method_name(cfg)}/class{cls}/"
             f"rp{cfg.r_p}_nl{cfg.n_labels}_eta{cfg.eta_m}_seed{cfg.seed}_{config_hash(cfg)}")
 
 
@@ -70,7 +74,8 @@ def pick_device(device: str) -> str:
 def validate(cfg: DictConfig) -> tuple[str, object]:
     """Every check that needs no data: raises ConfigError naming the bad value."""
     check_protocol(cfg.r_p, cfg.n_train, cfg.n_labels)
-    if cfg.data.n_classes is not None and not 0 <= cfg.normal_class < cfg.data.n_classes:
+    check_normal_class(cfg.normal_class)
+    if cfg.data.n_classes is not None and isinstance(cfg.normal_class, int) and cfg.normal_class >= cfg.data.n_classes:
         raise ConfigError(f"normal_class={cfg.normal_class} is not a class of {cfg.data.name}; "
                           f"allowed: 0..{cfg.data.n_classes - 1}")
     if cfg.curves_every < 0:
@@ -86,14 +91,17 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    ds = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size)
+    options = OmegaConf.to_container(cfg.data, resolve=True)
+    ds = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size,
+                      **{k: options[k] for k in DATA_OPTIONS})
     seconds["load"] = time.perf_counter() - t
-    split = make_split(ds.y_train, cfg.normal_class, cfg.r_p, cfg.n_train, cfg.n_labels, cfg.seed, ds.name)
+    normal = class_index(cfg.normal_class, ds.class_names)
+    split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, cfg.n_labels, cfg.seed, ds.name)
 
     x_unl, x_lab = ds.x_train[split.unlabeled], ds.x_train[split.labeled]
     X = torch.cat([x_unl, x_lab])
     y = np.concatenate([np.full(len(x_unl), -1), split.labeled_anomaly])
-    test_anomaly = (ds.y_test != cfg.normal_class).astype(int)
+    test_anomaly = (ds.y_test != normal).astype(int)
     recorder = TrainingRecorder(estimator, ds.x_test, test_anomaly, split.unlabeled_anomaly,
                                 every=cfg.curves_every, meta_iterations=cfg.meta_iterations)
 
@@ -116,7 +124,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
         "status": "ok", "test_auc": float(test_auc), "train_auc": float(train_auc),
         "train_seconds": seconds["train"], "seconds": seconds,
         "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1),
-        "split_digest": digest, "n_test": len(ds.y_test),
+        "split_digest": digest, "n_test": len(ds.y_test), "normal_class_name": ds.class_names[normal],
         "margin": getattr(estimator, "margin_", None), "label_inference": recorder.inference_quality(),
         "environment": environment(device),
     }

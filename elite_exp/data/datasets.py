@@ -4,11 +4,14 @@ Every loader returns an :class:`ArrayDataset` whose ``x_*`` tensors are ready fo
 networks: images as ``(N, C, H, W)`` float32, vectors as ``(N, D)`` float32.
 Pre-processing (see README): MNIST / Fashion-MNIST scaled to [0, 1]; CIFAR-10 scaled to
 [0, 1] then normalised per channel with the train split's mean and std; digits scaled
-to [0, 1]; tabular data standardised with train-split statistics.
+to [0, 1]; tabular data standardised with train-split statistics. Your own data:
+``folder`` (an image folder) and ``csv`` (a table), split by :func:`split_train_test` when
+they come as one folder / one file.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -92,50 +96,78 @@ def load_fmnist(root: Path, download: bool = True, image_size: int | None = None
     return ArrayDataset("fmnist", ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.class_names)
 
 
-def read_image_folder(folder: Path, image_size: int | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
-    """Decode ``folder/<class>/*`` into a uint8 tensor ``(N, C, H, W)``, labels and class names.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
-    Classes are the sub-folders in sorted order (as ``torchvision.datasets.ImageFolder``).
-    Images are converted to the mode of the first image (grey or RGB) and, when
-    ``image_size`` is given or sizes differ, resized to a square ``image_size``.
-    """
-    from PIL import Image
 
+def _image_files(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """Class names (sorted sub-folders) and ``(image file, class index)`` pairs under ``folder/<class>/``."""
     if not folder.is_dir():
         raise ConfigError(f"image folder {folder} does not exist")
-    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
-    files = [(f, k) for k, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.is_file()]
+    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    files = [(f, k) for k, c in enumerate(classes) for f in sorted((folder / c).iterdir())
+             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
-        raise ConfigError(f"image folder {folder} holds no images (expected {folder}/<class>/<image files>)")
-    first = Image.open(files[0][0])
-    mode = "L" if first.mode in ("L", "1", "I", "I;16") else "RGB"
-    size = (image_size, image_size) if image_size else first.size
+        raise ConfigError(f"image folder {folder} holds no images (expected {folder}/<class>/<image files> "
+                          f"with extensions {' '.join(IMAGE_EXTENSIONS)})")
+    return classes, files
+
+
+def _decode(files: list[tuple[Path, int]], image_size: int | None, mode: str | None) -> tuple[torch.Tensor, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    def open_image(path: Path):
+        try:
+            return Image.open(path)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ConfigError(f"could not read image {path}: {err}") from err
+
+    with open_image(files[0][0]) as first:
+        mode = mode or ("L" if first.mode in ("L", "1", "I", "I;16", "LA") else "RGB")
+        size = (image_size, image_size) if image_size else first.size
     arrays = np.empty((len(files), size[1], size[0], 1 if mode == "L" else 3), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img = img.convert(mode)
             if img.size != size:
                 img = img.resize(size, Image.BILINEAR)
             arrays[i] = np.asarray(img).reshape(arrays.shape[1:])
     labels = np.array([k for _, k in files], dtype=np.int64)
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous(), labels, classes
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous(), labels
+
+
+def read_image_folder(folder: Path, image_size: int | None = None,
+                      mode: str | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
+    """Decode ``folder/<class>/*`` into a uint8 tensor ``(N, C, H, W)``, labels and class names.
+
+    Classes are the sub-folders in sorted order (as ``torchvision.datasets.ImageFolder``).
+    Images are converted to ``mode`` (``L`` grey or ``RGB``; default: grey if the first image
+    is grey, else RGB) and, when ``image_size`` is given or sizes differ, resized (bilinear)
+    to a square ``image_size`` (default: the first image's size).
+    """
+    classes, files = _image_files(folder)
+    x, y = _decode(files, image_size, mode)
+    return x, y, classes
 
 
 def _cache_dir() -> Path:
     return Path(os.environ.get("ELITE_CACHE_DIR", Path.home() / ".cache" / "elite_exp")).expanduser()
 
 
-def _cached_image_folder(folder: Path) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
-    """``read_image_folder`` with the decoded tensors cached (decoding 60k JPEGs takes a while)."""
+def _cached_image_folder(folder: Path, image_size: int | None = None,
+                         mode: str | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
+    """``read_image_folder`` with the decoded tensors cached in ``$ELITE_CACHE_DIR``: images are
+    decoded once; the cache key covers the folder, every file's name, size and time, the size and mode."""
     import hashlib
 
-    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    classes, files = _image_files(folder)
+    listing = [(str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files]
+    key = hashlib.sha1(repr((str(folder.resolve()), image_size, mode, listing)).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"imagefolder-{key}.pt"
-    if cache.exists() and cache.stat().st_mtime >= folder.stat().st_mtime:
+    if cache.exists():
         blob = torch.load(cache, weights_only=False)
         return blob["x"], blob["y"], tuple(blob["classes"])
-    log.info("decoding images under %s (once; cached at %s)", folder, cache)
-    x, y, classes = read_image_folder(folder)
+    log.info("decoding %d images under %s (once; cached at %s)", len(files), folder, cache)
+    x, y = _decode(files, image_size, mode)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".tmp{os.getpid()}")
@@ -188,17 +220,172 @@ def load_digits_data(root: Path | None = None, download: bool = True, image_size
     return ArrayDataset("digits", torch.from_numpy(x_tr), y_tr, torch.from_numpy(x_te), y_te, names)
 
 
+def split_train_test(labels: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed train / test rule for data that comes as one table or one folder: a stratified
+    split (every class keeps its share), ``test_fraction`` of each class to test, seed 0."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"test_fraction={test_fraction} is not allowed; it must lie in (0, 1)")
+    counts = np.bincount(labels)
+    single = np.flatnonzero(counts == 1)
+    if len(single):
+        raise ConfigError(f"class index {single[0]} has a single sample; a stratified train/test split needs "
+                          "at least 2 per class (remove it or give a separate test set)")
+    try:
+        train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, stratify=labels,
+                                       random_state=0)
+    except ValueError as err:  # e.g. fewer test samples than classes
+        raise ConfigError(f"cannot split {len(labels)} samples with test_fraction={test_fraction}: {err}") from err
+    return np.sort(train), np.sort(test)
+
+
+def _merge_classes(names_a: tuple[str, ...], y_a: np.ndarray, names_b: tuple[str, ...],
+                   y_b: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Relabel two splits that list their classes separately onto the sorted union of the names."""
+    names = tuple(sorted(set(names_a) | set(names_b)))
+    index = {c: i for i, c in enumerate(names)}
+    return (names, np.array([index[c] for c in names_a], np.int64)[y_a],
+            np.array([index[c] for c in names_b], np.int64)[y_b])
+
+
+def load_folder(image_size: int | None = None, *, path: str | None = None,
+                test_fraction: float = 1 / 3) -> ArrayDataset:
+    """Your own images, ``<path>/<class>/*`` or ``<path>/{train,test}/<class>/*``, scaled to [0, 1].
+
+    With ``train/`` and ``test/`` sub-folders those are the splits; otherwise the class folders
+    are split by :func:`split_train_test`. Images are decoded once (cached, see
+    :func:`_cached_image_folder`), converted to grey or RGB after the first training image and
+    resized to ``image_size`` x ``image_size``.
+    """
+    if not path:
+        raise ConfigError("data=folder needs data.path=<folder> holding <class>/<images> "
+                          "(or train/<class>/<images> and test/<class>/<images>)")
+    folder = Path(path).expanduser()
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)
+        x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size,
+                                                    "L" if x_tr.shape[1] == 1 else "RGB")
+        if x_te.shape[1:] != x_tr.shape[1:]:
+            raise ConfigError(f"train images are {tuple(x_tr.shape[1:])} but test images {tuple(x_te.shape[1:])}; "
+                              "set data.image_size to resize both")
+        classes, y_tr, y_te = _merge_classes(names_tr, y_tr, names_te, y_te)
+    else:
+        x, y, classes = _cached_image_folder(folder, image_size)
+        train, test = split_train_test(y, test_fraction)
+        x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
+    return ArrayDataset("folder", x_tr.float().div_(255.0), y_tr, x_te.float().div_(255.0), y_te, classes)
+
+
+def _read_csv(path: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(Path(path).expanduser())
+    except FileNotFoundError as err:
+        raise ConfigError(f"CSV file {path} does not exist") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as err:
+        raise ConfigError(f"could not read {path} as CSV: {err}") from err
+    if frame.empty:
+        raise ConfigError(f"CSV file {path} holds no rows")
+    return frame
+
+
+def _table_features(frame: pd.DataFrame, where: str, label_column: str, feature_columns) -> np.ndarray:
+    """The feature matrix of one table, every column checked (numeric, finite)."""
+    missing = [c for c in (label_column, *feature_columns) if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{where} has no column {missing[0]!r}; its columns: {', '.join(map(str, frame.columns))}")
+    non_numeric = [c for c in feature_columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise ConfigError(f"{where}: feature column(s) {', '.join(map(repr, non_numeric))} are not numeric; "
+                          "drop them or list the numeric ones in data.feature_columns")
+    x = frame[list(feature_columns)].to_numpy(np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        cols = [feature_columns[j] for j in np.flatnonzero(bad.any(0))]
+        raise ConfigError(f"{where}: {int(bad.any(1).sum())} row(s) hold NaN or infinite values "
+                          f"(column(s) {', '.join(map(repr, cols))})")
+    empty = int(frame[label_column].isna().sum())
+    if empty:
+        raise ConfigError(f"{where}: label column {label_column!r} is empty in {empty} row(s)")
+    return x
+
+
+def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_columns=None,
+                  test_frame: pd.DataFrame | None = None, test_fraction: float = 1 / 3,
+                  where: str = "the table") -> ArrayDataset:
+    """A labeled table as an :class:`ArrayDataset` of standardised ``(N, D)`` vectors.
+
+    Classes are the label column's values (sorted; their text is the class name). Without
+    ``test_frame`` the rows are split by :func:`split_train_test`. Features are standardised
+    with the mean and standard deviation of the train split only (constant columns become 0).
+    """
+    if label_column not in frame.columns:
+        raise ConfigError(f"{where} has no label column {label_column!r}; its columns: "
+                          f"{', '.join(map(str, frame.columns))}")
+    features = list(feature_columns) if feature_columns else [c for c in frame.columns if c != label_column]
+    if not features:
+        raise ConfigError(f"{where} has no feature columns besides the label column {label_column!r}")
+    x = _table_features(frame, where, label_column, features)
+    labels = frame[label_column]
+    if test_frame is not None:
+        x_te = _table_features(test_frame, "the test table", label_column, features)
+        labels = pd.concat([labels, test_frame[label_column]], ignore_index=True)
+    values = sorted(labels.unique().tolist())
+    codes = pd.Categorical(labels, categories=values).codes.astype(np.int64)
+    if test_frame is None:
+        train, test = split_train_test(codes, test_fraction)
+        x_tr, y_tr, x_te, y_te = x[train], codes[train], x[test], codes[test]
+    else:
+        x_tr, y_tr, y_te = x, codes[:len(x)], codes[len(x):]
+    mean, std = x_tr.mean(0), x_tr.std(0)
+    std[std < 1e-12] = 1.0
+    x_tr, x_te = (torch.from_numpy(((a - mean) / std).astype(np.float32)) for a in (x_tr, x_te))
+    return ArrayDataset(name, x_tr, y_tr, x_te, y_te, tuple(str(v) for v in values))
+
+
+def load_csv(*, path: str | None = None, test_path: str | None = None, label_column: str = "label",
+             feature_columns: list[str] | None = None, test_fraction: float = 1 / 3) -> ArrayDataset:
+    """Your own table: a CSV file with a header row, a label column and numeric feature columns
+    (every other column, or ``feature_columns``); see :func:`table_dataset`."""
+    if not path:
+        raise ConfigError("data=csv needs data.path=<file.csv> (a header row, a label column, numeric features)")
+    return table_dataset("csv", _read_csv(path), label_column, feature_columns,
+                         _read_csv(test_path) if test_path else None, test_fraction, where=f"CSV file {path}")
+
+
+def load_breast_cancer_data(*, test_fraction: float = 1 / 3) -> ArrayDataset:
+    """scikit-learn's bundled Wisconsin breast cancer table (569 rows, 30 features; classes
+    ``benign`` / ``malignant``), split and standardised as a CSV table would be."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.data.assign(diagnosis=bunch.target_names[bunch.target.to_numpy()])
+    return table_dataset("breast_cancer", frame, "diagnosis", test_fraction=test_fraction)
+
+
 DATASETS: dict[str, Callable[..., ArrayDataset]] = {
     "mnist": load_mnist,
     "fmnist": load_fmnist,
     "cifar10": load_cifar10,
     "digits": load_digits_data,
+    "breast_cancer": load_breast_cancer_data,
+    "folder": load_folder,
+    "csv": load_csv,
 }
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,
-                 image_size: int | None = None) -> ArrayDataset:
-    """Load a registered data set by name (see ``DATASETS``)."""
+                 image_size: int | None = None, **options) -> ArrayDataset:
+    """Load a registered data set by name (see ``DATASETS``). ``options`` are the loader's own
+    keyword arguments (``path``, ``label_column``, ...); ``None`` means the loader's default."""
     if name not in DATASETS:
         raise ConfigError(f"unknown data set {name!r}; allowed: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](data_root(root), download=download, image_size=image_size)
+    loader = DATASETS[name]
+    accepted = inspect.signature(loader).parameters
+    given = {k: v for k, v in {"image_size": image_size, **options}.items() if v is not None}
+    unused = sorted(k for k in given if k not in accepted)
+    if unused:
+        allowed = ", ".join(f"data.{k}" for k in accepted if k not in ("root", "download")) or "none"
+        raise ConfigError(f"data.{unused[0]} is not used by data={name}; its options: {allowed}")
+    base = {"root": data_root(root), "download": download}
+    return loader(**{k: v for k, v in base.items() if k in accepted}, **given)

@@ -15,6 +15,7 @@ Every method run on the same arguments therefore sees byte-identical data.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,28 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
                           "(half labeled normals, half labeled anomalies)")
     if n_train <= 0:
         raise ConfigError(f"n_train={n_train} is not allowed; it must be > 0")
+
+
+def check_normal_class(normal_class) -> None:
+    """``normal_class`` is a class index (int >= 0) or a class name (non-empty text)."""
+    is_index = isinstance(normal_class, int) and not isinstance(normal_class, bool) and normal_class >= 0
+    if not (is_index or (isinstance(normal_class, str) and normal_class)):
+        raise ConfigError(f"normal_class={normal_class!r} is not allowed; give a class index (int >= 0) "
+                          "or a class name")
+
+
+def class_index(normal_class: int | str, class_names: Sequence[str]) -> int:
+    """The normal class as an index into ``class_names``: a value whose text is a class name
+    (a folder name, a CSV label value) is that class; otherwise an int is the index."""
+    check_normal_class(normal_class)
+    names = [str(c) for c in class_names]
+    if str(normal_class) in names:
+        return names.index(str(normal_class))
+    if isinstance(normal_class, int) and normal_class < len(names):
+        return normal_class
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    raise ConfigError(f"normal_class={normal_class!r} is not a class of this data set; allowed: a class name "
+                      f"({shown}) or an index 0..{len(names) - 1}")
 
 
 def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, n_labels: int,

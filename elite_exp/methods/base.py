@@ -13,6 +13,7 @@ Conventions (PyOD and scikit-learn):
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +45,27 @@ def resolve_device(device: str) -> torch.device:
 
 def as_float_tensor(x) -> torch.Tensor:
     """Samples as a float32 tensor: (N, D) vectors or (N, C, H, W) images; checked for NaN / inf."""
-    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
-    if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64)):
-        raise ConfigError(f"X has dtype {t.dtype}; numeric features are required")
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        numeric = not (t.dtype == torch.bool or t.is_complex())
+    else:
+        try:
+            a = np.asarray(x)
+        except ValueError as err:  # ragged nested lists
+            raise ConfigError(f"X is not a rectangular array: {err}") from err
+        numeric = a.dtype.kind in "iuf"
+        t = torch.from_numpy(a) if numeric else None
+    if not numeric:
+        raise ConfigError(f"X has dtype {a.dtype if t is None else t.dtype}; numeric features are required")
     t = t.float()
     if t.ndim not in (2, 4):
-        raise ConfigError(f"X has shape {tuple(t.shape)}; expected (N, D) vectors or (N, C, H, W) images")
-    if t.shape[0] == 0:
-        raise ConfigError("X holds no samples")
+        hint = " (grey images: add a channel axis, X[:, None])" if t.ndim == 3 else ""
+        raise ConfigError(f"X has shape {tuple(t.shape)}; expected (N, D) vectors or (N, C, H, W) images{hint}")
+    if t.shape[0] == 0 or t[0].numel() == 0:
+        raise ConfigError(f"X has shape {tuple(t.shape)}: no samples or no features")
     if not torch.isfinite(t).all():
-        raise ConfigError("X contains NaN or infinite values")
+        bad = int((~torch.isfinite(t)).flatten(1).any(1).sum())
+        raise ConfigError(f"X contains NaN or infinite values (in {bad} of {len(t)} samples)")
     return t
 
 
@@ -64,17 +76,28 @@ def as_semi_labels(y, n: int) -> np.ndarray:
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
     if y.shape != (n,):
         raise ConfigError(f"y has shape {y.shape}; expected ({n},), one label per sample of X")
-    bad = sorted(set(np.unique(y).tolist()) - {-1, 0, 1})
+    bad = sorted({str(v) for v in np.unique(y).tolist()} - {"-1", "0", "1", "-1.0", "0.0", "1.0"})
     if bad:
-        raise ConfigError(f"y contains {bad}; allowed labels: -1 (unlabeled), 0 (normal), 1 (anomaly)")
+        raise ConfigError(f"y contains {', '.join(bad)}; allowed labels: -1 (unlabeled), 0 (normal), 1 (anomaly)")
     return y.astype(np.int64)
+
+
+# the least count of each label value a detector may require, and its name in messages
+REQUIRED_LABELS = {-1: (2, "unlabeled samples (y=-1)"), 0: (1, "labeled normal (y=0)"),
+                   1: (1, "labeled anomaly (y=1)")}
 
 
 class DeepDetector(OutlierMixin, BaseEstimator):
     """Base of the deep detectors. Subclasses define ``__init__`` (hyper-parameters only),
-    ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``."""
+    ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``.
 
-    requires_labels: tuple[int, ...] = ()  # label values fit() must see (e.g. (0, 1) for ELITE)
+    Fitted attributes (trailing underscore) are ``module_`` (the trained score network),
+    ``input_shape_``, ``threshold_`` and whatever the subclass sets; all are saved by :meth:`save`.
+    """
+
+    # label values fit() must see: -1 asks for at least 2 unlabeled samples (one BatchNorm batch),
+    # 0 / 1 for at least one labeled normal / anomaly (e.g. (-1, 0, 1) for ELITE)
+    requires_labels: tuple[int, ...] = ()
 
     # -- helpers for subclasses -------------------------------------------------------
     def _settings(self) -> TrainSettings:
@@ -91,23 +114,34 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         try:
             spec = dict(self.network)
             return NetworkSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ConfigError(f"network={self.network!r} is not a valid network spec: {err}") from err
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.random_state))
 
+    def _check_common(self) -> None:
+        if not 0.0 < self.contamination <= 0.5:
+            raise ConfigError(f"contamination={self.contamination} is not allowed; it must lie in (0, 0.5]")
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int | np.integer):
+            raise ConfigError(f"random_state={self.random_state!r} is not allowed; it must be an int")
+        self._settings()
+
+    def _check_params(self) -> None:
+        """Checks of the subclass's own hyper-parameters (raise ConfigError); run by fit()."""
+
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y=None, monitor: Monitor | None = None):
-        """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly)."""
+        """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly); returns self."""
+        self._check_common()
+        self._check_params()
         x = as_float_tensor(X)
         y = as_semi_labels(y, len(x))
-        for value, name in ((0, "labeled normal (y=0)"), (1, "labeled anomaly (y=1)")):
-            if value in self.requires_labels and not (y == value).any():
-                raise ConfigError(f"{type(self).__name__} needs at least one {name} in y")
-        if not 0.0 < self.contamination < 0.5 + 1e-12:
-            raise ConfigError(f"contamination={self.contamination} is not allowed; it must lie in (0, 0.5]")
-        self._settings()
+        for value in self.requires_labels:
+            least, what = REQUIRED_LABELS[value]
+            if (y == value).sum() < least:
+                raise ConfigError(f"{type(self).__name__} needs at least {least} {what} in y; "
+                                  f"got labels {np.unique(y).tolist()}")
         device = resolve_device(self.device)
         self.input_shape_ = tuple(x.shape[1:])
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -129,7 +163,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "module_")
         x = as_float_tensor(X)
         if tuple(x.shape[1:]) != self.input_shape_:
-            raise ConfigError(f"X has samples of shape {tuple(x.shape[1:])}; the model was fitted on {self.input_shape_}")
+            raise ConfigError(f"X has samples of shape {tuple(x.shape[1:])}; "
+                              f"the model was fitted on {self.input_shape_}")
         return self._scores(x)
 
     def score_samples(self, X) -> np.ndarray:
@@ -137,30 +172,48 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         return -self.decision_function(X)
 
     def predict(self, X) -> np.ndarray:
-        """1 for anomalies, 0 for normal samples (threshold from ``contamination``)."""
+        """1 for anomalies, 0 for normal samples (PyOD's convention): the anomaly score above the
+        ``1 - contamination`` quantile of the unlabeled training samples' scores."""
         return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X, y=None, **fit_params) -> np.ndarray:
+        """``fit(X, y)`` then ``predict(X)`` (OutlierMixin's version would drop ``y``)."""
+        return self.fit(X, y, **fit_params).predict(X)
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Write hyper-parameters and weights to ``path`` (atomically)."""
+        """Write hyper-parameters, fitted attributes and weights to ``path`` (atomically)."""
         check_is_fitted(self, "module_")
         path = Path(path)
-        blob = {"class": type(self).__name__, "params": self.get_params(), "input_shape": self.input_shape_,
-                "threshold": self.threshold_, "state": {k: v.cpu() for k, v in self.module_.state_dict().items()}}
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_") and k != "module_"}
+        blob = {"class": type(self).__name__, "params": self.get_params(), "fitted": fitted,
+                "state": {k: v.cpu() for k, v in self.module_.state_dict().items()}}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(blob, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> "DeepDetector":
-        """Read a model written by :meth:`save`."""
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if blob["class"] != cls.__name__ and cls is not DeepDetector:
-            raise ConfigError(f"{path} holds a {blob['class']}, not a {cls.__name__}")
-        klass = cls if cls is not DeepDetector else _registry()[blob["class"]]
-        est = klass(**{**blob["params"], "device": device})
-        est.input_shape_ = tuple(blob["input_shape"])
-        est.threshold_ = blob["threshold"]
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> DeepDetector:
+        """Read a model written by :meth:`save` onto ``device`` (``DeepDetector.load`` picks the class)."""
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+            name = blob["class"]
+        except FileNotFoundError as err:
+            raise ConfigError(f"model file {path} does not exist") from err
+        except Exception as err:  # not a torch file, or a torch file of something else
+            raise ConfigError(f"{path} is not a model written by DeepDetector.save ({err})") from err
+        classes = _registry()
+        if cls is not DeepDetector and name != cls.__name__:
+            raise ConfigError(f"{path} holds a {name}, not a {cls.__name__}")
+        if name not in classes:
+            raise ConfigError(f"{path} holds a {name}; known detectors: {', '.join(sorted(classes))}")
+        est = classes[name](**{**blob["params"], "device": device})
+        vars(est).update(blob["fitted"])
         module = est._build_module(est.input_shape_)
         module.load_state_dict(blob["state"])
         est.module_ = module.to(resolve_device(device))

@@ -37,7 +37,7 @@ class EliteDetector(DeepDetector):
     trains on the unlabeled samples (y = -1) with labels inferred from meta-gradients.
     """
 
-    requires_labels = (0, 1)
+    requires_labels = (-1, 0, 1)
 
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "paper",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
@@ -72,10 +72,6 @@ class EliteDetector(DeepDetector):
         if not self.eta_m > 0:
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
-
-    def fit(self, X, y=None, monitor=None):
-        self._check_params()
-        return super().fit(X, y, monitor)
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)

@@ -1,0 +1,171 @@
+"""EliteDetector as a scikit-learn / PyOD style estimator: conventions, real fits, persistence, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+from sklearn.utils import estimator_checks
+
+from elite_exp import DeepDetector, EliteDetector
+from elite_exp.data import load_dataset
+from elite_exp.errors import ConfigError
+from tests.conftest import semi_supervised
+
+MLP = {"kind": "mlp", "hidden": [32, 16], "rep_dim": 8}
+
+# scikit-learn's own checks that do not fit: the fitting checks feed y as class labels 0/1/2,
+# which is not the semi-supervised convention (-1 / 0 / 1 with unlabeled samples) of fit()
+PARAM_CHECKS = ["check_no_attributes_set_in_init", "check_get_params_invariance", "check_set_params",
+                "check_parameters_default_constructible", "check_estimator_cloneable", "check_estimator_repr",
+                "check_do_not_raise_errors_in_init_or_set_params", "check_estimators_unfitted", "check_mixin_order"]
+
+
+@pytest.fixture(scope="module")
+def breast_cancer():
+    return load_dataset("breast_cancer")
+
+
+@pytest.fixture(scope="module")
+def small_fit(digits):
+    """A quick fit on digits (class 0 normal, 10% pollution, 10 labels) shared by several tests."""
+    X, y, _ = semi_supervised(digits, 0, 0.1, 100, 10)
+    return EliteDetector(network=MLP, epochs=5, batch_size=32, lr=1e-3, device="cpu").fit(X, y), X, y
+
+
+@pytest.mark.parametrize("check", PARAM_CHECKS)
+def test_sklearn_parameter_checks(check):
+    getattr(estimator_checks, check)("EliteDetector", EliteDetector())
+
+
+def test_clone_get_set_params(small_fit):
+    est, _, _ = small_fit
+    params = est.get_params()
+    assert params["network"] == MLP and params["epochs"] == 5 and params["score"] == "svdd"
+    copy = clone(est)
+    assert copy.get_params() == params and not hasattr(copy, "module_")
+    assert copy.set_params(score="ae", eta_m=10.0) is copy
+    assert copy.score == "ae" and copy.eta_m == 10.0 and est.score == "svdd"
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        copy.set_params(no_such_param=1)
+
+
+def test_not_fitted_error(tmp_path):
+    est = EliteDetector()
+    X = np.zeros((4, 3), np.float32)
+    for call in (est.decision_function, est.score_samples, est.predict):
+        with pytest.raises(NotFittedError):
+            call(X)
+    with pytest.raises(NotFittedError):
+        est.save(tmp_path / "m.pt")
+
+
+def test_fit_returns_self_and_pyod_conventions(small_fit):
+    est, X, y = small_fit
+    assert isinstance(est, DeepDetector) and est.input_shape_ == (64,)
+    scores = est.decision_function(X)
+    np.testing.assert_array_equal(est.score_samples(X), -scores)
+    pred = est.predict(X)
+    assert set(np.unique(pred)) <= {0, 1}
+    np.testing.assert_array_equal(pred, (scores > est.threshold_).astype(int))
+    assert 0.05 <= pred[y == -1].mean() <= 0.15  # contamination=0.1 of the unlabeled training samples
+
+
+def test_fit_predict_passes_the_labels(digits):
+    X, y, _ = semi_supervised(digits, 1, 0.1, 100, 10)
+    est = EliteDetector(network=MLP, epochs=1, batch_size=32, device="cpu")
+    np.testing.assert_array_equal(est.fit_predict(X, y), est.predict(X))
+
+
+def test_digits_polluted_few_labels_auc_well_above_chance(digits):
+    X, y, split = semi_supervised(digits, 0, 0.1, 100, 10)
+    est = EliteDetector(network={"kind": "mlp", "hidden": [64, 32], "rep_dim": 16}, epochs=30, batch_size=32,
+                        lr=1e-3, device="cpu")
+    assert est.fit(X, y) is est
+    test_auc = roc_auc_score(digits.y_test != 0, est.decision_function(digits.x_test))
+    train_auc = roc_auc_score(split.unlabeled_anomaly, est.decision_function(X[y == -1]))
+    assert test_auc > 0.8 and train_auc > 0.7, (test_auc, train_auc)
+
+
+@pytest.mark.parametrize("score", ["svdd", "ae"])
+def test_breast_cancer_polluted_few_labels_auc_well_above_chance(breast_cancer, score):
+    normal = breast_cancer.class_names.index("benign")
+    X, y, _ = semi_supervised(breast_cancer, normal, 0.1, 200, 10)
+    est = EliteDetector(score=score, network=MLP, epochs=30, batch_size=32, lr=1e-3, device="cpu").fit(X, y)
+    auc = roc_auc_score(breast_cancer.y_test != normal, est.decision_function(breast_cancer.x_test))
+    assert auc > 0.7, auc
+
+
+def test_images_as_numpy_or_tensor_give_identical_models(digits):
+    X, y, _ = semi_supervised(digits, 3, 0.1, 100, 10)
+    images = X.reshape(-1, 1, 8, 8)
+    params = dict(network={"kind": "conv", "channels": [4], "rep_dim": 8}, epochs=2, batch_size=32, device="cpu")
+    a = EliteDetector(**params).fit(images, torch.as_tensor(y))
+    b = EliteDetector(**params).fit(images.numpy().astype(np.float64), list(y))
+    assert a.input_shape_ == (1, 8, 8)
+    np.testing.assert_allclose(a.decision_function(images), b.decision_function(images.numpy()), rtol=1e-6)
+
+
+def test_save_load_scores_identically(small_fit, tmp_path, digits):
+    est, X, _ = small_fit
+    path = tmp_path / "elite.pt"
+    est.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["elite.pt"]  # no temporary file left
+    for loaded in (EliteDetector.load(path), DeepDetector.load(path)):
+        assert type(loaded) is EliteDetector and loaded.get_params() == est.get_params() | {"device": "cpu"}
+        np.testing.assert_array_equal(loaded.decision_function(digits.x_test), est.decision_function(digits.x_test))
+        np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+        assert loaded.threshold_ == est.threshold_ and loaded.margin_ == est.margin_
+
+
+def test_load_rejects_what_save_did_not_write(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        EliteDetector.load(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_text("not a model")
+    with pytest.raises(ConfigError, match="is not a model written by DeepDetector.save"):
+        EliteDetector.load(tmp_path / "junk.pt")
+
+
+GOOD_X = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+GOOD_Y = np.array([-1] * 10 + [0, 1])
+
+
+def _nan_x():
+    x = GOOD_X.copy()
+    x[3, 1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("X, y, params, message", [
+    (GOOD_X.reshape(12, 2, 2), GOOD_Y, {}, r"X has shape \(12, 2, 2\); expected \(N, D\) vectors or \(N, C, H, W\)"),
+    (GOOD_X[:, :0], GOOD_Y, {}, r"X has shape \(12, 0\): no samples or no features"),
+    (_nan_x(), GOOD_Y, {}, r"X contains NaN or infinite values \(in 1 of 12 samples\)"),
+    (np.full((12, 4), np.inf), GOOD_Y, {}, "X contains NaN or infinite values"),
+    (GOOD_X.astype(str), GOOD_Y, {}, "X has dtype <U.*; numeric features are required"),
+    ([[1.0, 2.0], [3.0]], None, {}, "X is not a rectangular array"),
+    (GOOD_X, GOOD_Y[:-1], {}, r"y has shape \(11,\); expected \(12,\)"),
+    (GOOD_X, np.r_[GOOD_Y[:-1], 2], {}, r"y contains 2; allowed labels: -1 \(unlabeled\), 0 \(normal\), 1 \(anomaly\)"),
+    (GOOD_X, np.r_[GOOD_Y[:-1], 0], {}, r"needs at least 1 labeled anomaly \(y=1\) in y; got labels \[-1, 0\]"),
+    (GOOD_X, np.r_[GOOD_Y[:-2], 1, 1], {}, r"needs at least 1 labeled normal \(y=0\) in y"),
+    (GOOD_X, np.r_[-1, [0] * 10, 1], {}, r"needs at least 2 unlabeled samples \(y=-1\) in y"),
+    (GOOD_X, None, {}, r"needs at least 1 labeled normal \(y=0\) in y; got labels \[-1\]"),
+    (GOOD_X, GOOD_Y, {"contamination": 0.7}, r"contamination=0.7 is not allowed; it must lie in \(0, 0.5\]"),
+    (GOOD_X, GOOD_Y, {"random_state": "a"}, "random_state='a' is not allowed; it must be an int"),
+    (GOOD_X, GOOD_Y, {"score": "knn"}, "score='knn' is not allowed; allowed: svdd, ae"),
+    (GOOD_X, GOOD_Y, {"batch_size": 1}, "batch_size=1 is not allowed"),
+    (GOOD_X, GOOD_Y, {"network": {"kind": "conv"}}, r"network kind 'conv' needs images \(N, C, H, W\)"),
+    (GOOD_X, GOOD_Y, {"network": {"depth": 3}}, "network={'depth': 3} is not a valid network spec"),
+])
+def test_bad_input_is_one_clear_config_error(X, y, params, message):
+    est = EliteDetector(epochs=1, device="cpu", **params)
+    with pytest.raises(ConfigError, match=message) as exc:
+        est.fit(X, y)
+    assert "\n" not in str(exc.value)
+    assert not hasattr(est, "module_")
+
+
+def test_scoring_other_shapes_is_rejected(small_fit):
+    est, _, _ = small_fit
+    with pytest.raises(ConfigError, match=r"X has samples of shape \(63,\); the model was fitted on \(64,\)"):
+        est.decision_function(np.zeros((3, 63)))

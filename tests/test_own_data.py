@@ -1,0 +1,203 @@
+"""Own data: data=folder (image folders), data=csv (tables), data=breast_cancer, through loaders and the runner."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+from sklearn.datasets import load_breast_cancer, load_digits
+
+from elite_exp.config import register
+from elite_exp.data import class_index, load_dataset
+from elite_exp.data import datasets as datasets_module
+from elite_exp.errors import ConfigError
+from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+
+
+def write_digit_pngs(folder, classes=(0, 1, 2), per_class=40):
+    """sklearn digits as 8x8 grey PNGs in ``folder/<name>/``; returns the folder."""
+    bunch = load_digits()
+    names = {0: "zero", 1: "one", 2: "two", 3: "three"}
+    for k in classes:
+        (folder / names[k]).mkdir(parents=True)
+        for i, img in enumerate(bunch.images[bunch.target == k][:per_class]):
+            Image.fromarray((img * 255 / 16).astype(np.uint8)).save(folder / names[k] / f"{i:03d}.png")
+    return folder
+
+
+def breast_cancer_frame():
+    bunch = load_breast_cancer(as_frame=True)
+    return bunch.data.assign(diagnosis=bunch.target_names[bunch.target.to_numpy()])
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELITE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+# -- loaders ------------------------------------------------------------------------------------
+
+def test_breast_cancer_is_split_and_standardised_with_train_statistics():
+    ds = load_dataset("breast_cancer")
+    assert ds.class_names == ("benign", "malignant") and ds.input_shape == (30,)
+    assert len(ds.y_train) == 379 and len(ds.y_test) == 190
+    assert abs((ds.y_train == 1).mean() - (ds.y_test == 1).mean()) < 0.01  # stratified
+    torch.testing.assert_close(ds.x_train.mean(0), torch.zeros(30), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ds.x_train.std(0, unbiased=False), torch.ones(30), atol=1e-4, rtol=0)
+    assert ds.x_test.mean(0).abs().max() > 1e-3  # test rows are not standardised on their own
+
+
+def test_csv_single_file_gets_the_same_split_as_the_bundled_table(tmp_path):
+    breast_cancer_frame().to_csv(tmp_path / "t.csv", index=False)
+    ds = load_dataset("csv", path=str(tmp_path / "t.csv"), label_column="diagnosis")
+    ref = load_dataset("breast_cancer")
+    assert ds.class_names == ref.class_names
+    np.testing.assert_array_equal(ds.y_train, ref.y_train)
+    torch.testing.assert_close(ds.x_test, ref.x_test)
+    small = load_dataset("csv", path=str(tmp_path / "t.csv"), label_column="diagnosis", test_fraction=0.5)
+    assert len(small.y_test) == 285
+
+
+def test_csv_with_test_file_feature_columns_and_numeric_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"id": np.arange(40), "a": rng.normal(5, 2, 40), "b": rng.normal(size=40),
+                          "cls": np.repeat([3, 7], 20)})
+    test = train.iloc[:10].assign(cls=[3, 7, 9, 3, 7, 3, 7, 3, 7, 3])
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    ds = load_dataset("csv", path=str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.csv"),
+                      label_column="cls", feature_columns=["a", "b"])
+    assert ds.class_names == ("3", "7", "9") and ds.input_shape == (2,) and len(ds.y_train) == 40
+    np.testing.assert_array_equal(ds.y_test[:3], [0, 1, 2])
+    expected = (test[["a", "b"]] - train[["a", "b"]].mean()) / train[["a", "b"]].std(ddof=0)
+    np.testing.assert_allclose(ds.x_test.numpy(), expected.to_numpy(), rtol=1e-5)
+    assert class_index(7, ds.class_names) == 1 and class_index("9", ds.class_names) == 2
+    assert class_index(0, ds.class_names) == 0  # not a label value: the index
+
+
+def test_folder_single_layout_is_split_resized_and_decoded_once(tmp_path, monkeypatch):
+    root = write_digit_pngs(tmp_path / "imgs")
+    ds = load_dataset("folder", image_size=16, path=str(root))
+    assert ds.class_names == ("one", "two", "zero") and ds.x_train.shape[1:] == (1, 16, 16)
+    assert len(ds.y_train) + len(ds.y_test) == 120 and len(ds.y_test) == 40
+    assert 0.0 <= float(ds.x_train.min()) and float(ds.x_train.max()) <= 1.0
+    assert class_index("zero", ds.class_names) == 2
+
+    def no_decoding(*args):
+        raise AssertionError("images decoded twice")
+
+    monkeypatch.setattr(datasets_module, "_decode", no_decoding)
+    again = load_dataset("folder", image_size=16, path=str(root))
+    torch.testing.assert_close(again.x_train, ds.x_train)
+    (root / "zero" / "extra.png").write_bytes((root / "zero" / "000.png").read_bytes())
+    with pytest.raises(AssertionError, match="decoded twice"):  # a changed folder is decoded anew
+        load_dataset("folder", image_size=16, path=str(root))
+
+
+def test_folder_train_test_layout_keeps_the_given_splits(tmp_path):
+    write_digit_pngs(tmp_path / "d" / "train", classes=(0, 1, 2), per_class=20)
+    write_digit_pngs(tmp_path / "d" / "test", classes=(0, 3), per_class=5)
+    ds = load_dataset("folder", image_size=8, path=str(tmp_path / "d"))
+    assert ds.class_names == ("one", "three", "two", "zero")
+    assert len(ds.y_train) == 60 and len(ds.y_test) == 10
+    assert sorted(set(ds.y_train.tolist())) == [0, 2, 3] and sorted(set(ds.y_test.tolist())) == [1, 3]
+
+
+def _write(path, frame):
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("make, options, message", [
+    (lambda p: _write(p, breast_cancer_frame()), {"label_column": "label"},
+     "has no label column 'label'; its columns: mean radius, "),
+    (lambda p: _write(p, breast_cancer_frame().assign(site="x")), {"label_column": "diagnosis"},
+     "feature column\\(s\\) 'site' are not numeric"),
+    (lambda p: _write(p, breast_cancer_frame().assign(**{"mean area": lambda f: f["mean area"].where(f.index != 5)})),
+     {"label_column": "diagnosis"}, "1 row\\(s\\) hold NaN or infinite values \\(column\\(s\\) 'mean area'\\)"),
+    (lambda p: _write(p, breast_cancer_frame()), {"label_column": "diagnosis", "feature_columns": ["nope"]},
+     "has no column 'nope'"),
+    (lambda p: _write(p, breast_cancer_frame().iloc[:0]), {"label_column": "diagnosis"}, "holds no rows"),
+    (lambda p: str(p), {}, "CSV file .* does not exist"),
+    (lambda p: _write(p, breast_cancer_frame()), {"label_column": "diagnosis", "test_fraction": 1.5},
+     "test_fraction=1.5 is not allowed"),
+    (lambda p: _write(p, breast_cancer_frame().sort_values("diagnosis").iloc[356:]), {"label_column": "diagnosis"},
+     "class index 0 has a single sample; a stratified train/test split needs at least 2 per class"),
+])
+def test_bad_tables_fail_with_one_clear_line(tmp_path, make, options, message):
+    path = make(tmp_path / "t.csv")
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_dataset("csv", path=path, **options)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_folders_and_options_fail_with_one_clear_line(tmp_path):
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    (tmp_path / "empty" / "cat" / "notes.txt").write_text("no image")
+    cases = [
+        (dict(name="folder", path=str(tmp_path / "empty")), "holds no images"),
+        (dict(name="folder", path=str(tmp_path / "absent")), "does not exist"),
+        (dict(name="folder"), "data=folder needs data.path="),
+        (dict(name="csv"), "data=csv needs data.path="),
+        (dict(name="mnist", label_column="y"), "data.label_column is not used by data=mnist"),
+        (dict(name="breast_cancer", image_size=8), "data.image_size is not used by data=breast_cancer"),
+    ]
+    (tmp_path / "broken" / "cat").mkdir(parents=True)
+    (tmp_path / "broken" / "cat" / "a.png").write_text("not a png")
+    cases.append((dict(name="folder", path=str(tmp_path / "broken")), "could not read image .*a.png"))
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            load_dataset(**kwargs)
+    with pytest.raises(ConfigError, match=r"normal_class='dog' is not a class of this data set; allowed: a class "
+                                          r"name \(benign, malignant\) or an index 0..1"):
+        class_index("dog", ("benign", "malignant"))
+
+
+# -- through the runner -----------------------------------------------------------------------------
+
+def run(tmp_path, *overrides):
+    register()
+    _register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"out_dir={tmp_path / 'out'}", "progress=false", "device=cpu",
+                                           *overrides])
+    return execute(cfg, tmp_path / "out" / "run", multirun=False)
+
+
+def test_runner_on_a_csv_table(tmp_path):
+    path = _write(tmp_path / "cancer.csv", breast_cancer_frame())
+    rec = run(tmp_path, "data=csv", f"data.path={path}", "data.label_column=diagnosis", "normal_class=benign",
+              "n_train=150", "n_labels=10", "train.epochs=5", "train.batch_size=32")
+    assert rec["status"] == "ok" and rec["normal_class_name"] == "benign" and rec["n_test"] == 190
+    assert rec["test_auc"] > 0.5
+    assert json.loads((tmp_path / "out" / "run" / "result.json").read_text())["data"] == "csv"
+
+
+def test_runner_on_an_image_folder(tmp_path):
+    root = write_digit_pngs(tmp_path / "imgs", per_class=60)
+    rec = run(tmp_path, "data=folder", f"data.path={root}", "normal_class=zero", "data.image_size=8",
+              "data.network.channels=[4]", "n_train=40", "n_labels=4", "train.epochs=3", "train.batch_size=20")
+    assert rec["status"] == "ok" and rec["normal_class_name"] == "zero" and rec["n_test"] == 60
+    assert rec["config"]["data"]["image_size"] == 8
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data=csv"], "data=csv needs data.path="),
+    (["data=csv", "data.path=CSV", "data.label_column=target"], "has no label column 'target'"),
+    (["data=folder", "data.path=EMPTY"], "holds no images"),
+    (["data=breast_cancer", "normal_class=dog"], "normal_class='dog' is not a class of this data set"),
+    (["data=breast_cancer", "normal_class=1.5"], "normal_class=1.5 is not allowed"),
+])
+def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsys, overrides, message):
+    (tmp_path / "empty" / "x").mkdir(parents=True)
+    csv = _write(tmp_path / "t.csv", breast_cancer_frame())
+    overrides = [o.replace("CSV", csv).replace("EMPTY", str(tmp_path / "empty")) for o in overrides]
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, *overrides)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert not list((tmp_path / "out").rglob("result.json"))
