@@ -17,8 +17,8 @@ install: $(STAMP)  ## create .venv and install the package with its dev tools
 run: $(STAMP)  ## the main job: ELITE (Deep SVDD score) on MNIST, normal class 0, r_p 0.1, 20 labels
 	$(PY) -m elite_exp $(ARGS)
 
-test: $(STAMP)  ## the default test suite (slow tests excluded)
-	$(PY) -m pytest -q
+test: $(STAMP)  ## the default test suite (slow tests excluded), one worker per core
+	$(PY) -m pytest -q -n auto
 
 test-slow: $(STAMP)  ## only the slow tests
 	$(PY) -m pytest -q -m slow

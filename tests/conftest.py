@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# The test networks are tiny: one thread per process is fastest, and the suite runs one
+# process per core (pytest-xdist). Set before torch loads; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from elite_exp.data import load_dataset, make_split
 
@@ -15,8 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+def _one_thread():
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
