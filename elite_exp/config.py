@@ -46,7 +46,7 @@ class ModelConf:
 
 @dataclass
 class EliteConf:
-    update: str = "paper"  # paper | reweight
+    update: str = "reweight"  # reweight | paper (measured: reweight is better, see README)
     margin: str = "auto_mean"  # auto_mean | auto_max | a number
     meta_grad: str = "forward_ad"  # forward_ad | double_backward
     normalize: bool = True  # divide M by its batch mean magnitude

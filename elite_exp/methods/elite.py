@@ -39,7 +39,7 @@ class EliteDetector(DeepDetector):
 
     requires_labels = (-1, 0, 1)
 
-    def __init__(self, score: str = "svdd", squared: bool = False, update: str = "paper",
+    def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
                  network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
