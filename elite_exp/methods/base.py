@@ -72,9 +72,10 @@ def as_semi_labels(y, n: int) -> np.ndarray:
 
 class DeepDetector(OutlierMixin, BaseEstimator):
     """Base of the deep detectors. Subclasses define ``__init__`` (hyper-parameters only),
-    ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``."""
+    ``_check_params()``, ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``."""
 
     requires_labels: tuple[int, ...] = ()  # label values fit() must see (e.g. (0, 1) for ELITE)
+    uses_labels: bool = True  # False: unsupervised, fit() drops y and trains on every sample of X
 
     # -- helpers for subclasses -------------------------------------------------------
     def _settings(self) -> TrainSettings:
@@ -100,8 +101,11 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y=None, monitor: Monitor | None = None):
         """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly)."""
+        self._check_params()
         x = as_float_tensor(X)
         y = as_semi_labels(y, len(x))
+        if not self.uses_labels:
+            y = np.full(len(x), -1, dtype=np.int64)
         for value, name in ((0, "labeled normal (y=0)"), (1, "labeled anomaly (y=1)")):
             if value in self.requires_labels and not (y == value).any():
                 raise ConfigError(f"{type(self).__name__} needs at least one {name} in y")
@@ -122,14 +126,16 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         return self
 
     def _scores(self, x: torch.Tensor) -> np.ndarray:
-        return score_in_batches(self.module_, x.to(next(self.module_.parameters()).device)).cpu().numpy()
+        device = next(iter(self.module_.state_dict().values())).device
+        return score_in_batches(self.module_, x.to(device)).cpu().numpy()
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score of each sample; higher = more anomalous."""
         check_is_fitted(self, "module_")
         x = as_float_tensor(X)
         if tuple(x.shape[1:]) != self.input_shape_:
-            raise ConfigError(f"X has samples of shape {tuple(x.shape[1:])}; the model was fitted on {self.input_shape_}")
+            raise ConfigError(f"X has samples of shape {tuple(x.shape[1:])}; "
+                              f"the model was fitted on {self.input_shape_}")
         return self._scores(x)
 
     def score_samples(self, X) -> np.ndarray:
@@ -152,7 +158,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> "DeepDetector":
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> DeepDetector:
         """Read a model written by :meth:`save`."""
         blob = torch.load(path, map_location="cpu", weights_only=False)
         if blob["class"] != cls.__name__ and cls is not DeepDetector:
@@ -165,6 +171,9 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         module.load_state_dict(blob["state"])
         est.module_ = module.to(resolve_device(device))
         return est
+
+    def _check_params(self) -> None:
+        raise NotImplementedError
 
     def _build_module(self, input_shape: tuple[int, ...]) -> nn.Module:
         raise NotImplementedError

@@ -73,10 +73,6 @@ class EliteDetector(DeepDetector):
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
 
-    def fit(self, X, y=None, monitor=None):
-        self._check_params()
-        return super().fit(X, y, monitor)
-
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
 
