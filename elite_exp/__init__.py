@@ -1,6 +1,7 @@
 """elite-exp: ELITE (robust deep anomaly detection with meta gradients) and its experiment runner."""
 
-from elite_exp.methods import DeepDetector, EliteDetector
+from elite_exp.methods import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
 
 __version__ = "0.1.0"
-__all__ = ["DeepDetector", "EliteDetector", "__version__"]
+__all__ = ["RSRAE", "SSAD", "AutoEncoder", "DeepDetector", "DeepSAD", "DeepSVDD", "EliteDetector", "LabelsOnly",
+           "__version__"]

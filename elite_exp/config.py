@@ -7,7 +7,6 @@ wrong type, is rejected by Hydra before anything runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -54,7 +53,42 @@ class EliteConf:
 
 @dataclass
 class BaselineConf:
-    name: str = "none"  # none = ELITE
+    """``baseline=`` group: ``none`` = ELITE. Each option's schema below is stored in the group
+    as ``schema_<name>``; its values live in ``conf/baseline/<name>.yaml``."""
+
+    name: str = "none"
+
+
+@dataclass
+class DeepSVDDConf(BaselineConf):
+    pretrain: bool = MISSING  # auto-encoder pre-training of the encoder
+    pretrain_epochs: int = MISSING
+
+
+@dataclass
+class DeepSADConf(DeepSVDDConf):
+    eta: float = MISSING  # weight of the labeled terms
+    labeled_every_batch: bool = MISSING  # append the whole labeled set to every mini-batch
+
+
+@dataclass
+class SSADConf(BaselineConf):
+    kappa: float = MISSING
+    nu: float = MISSING  # C_unlabeled = 1 / (nu * n_unlabeled)
+    c_labeled: float = MISSING
+    hybrid: bool = MISSING  # kernel on the features of a trained auto-encoder
+    n_landmarks: int = MISSING  # Nystroem rank of the kernel; 0 = exact kernel
+
+
+@dataclass
+class RSRAEConf(BaselineConf):
+    intrinsic_dim: int = MISSING
+    lambda1: float = MISSING
+    lambda2: float = MISSING
+
+
+BASELINE_SCHEMAS = {"none": BaselineConf, "deepsvdd": DeepSVDDConf, "deepsad": DeepSADConf, "ssad": SSADConf,
+                    "rsrae": RSRAEConf, "ae": BaselineConf, "labels": BaselineConf}
 
 
 @dataclass
@@ -70,7 +104,7 @@ class TrainConf:
 class Config:
     data: DataConf = field(default_factory=DataConf)
     model: ModelConf = field(default_factory=ModelConf)
-    baseline: Any = field(default_factory=BaselineConf)
+    baseline: BaselineConf = MISSING  # filled from the baseline= group
     elite: EliteConf = field(default_factory=EliteConf)
     train: TrainConf = field(default_factory=TrainConf)
     normal_class: Any = 0  # a class index, or a class name (folder name, CSV label value)
@@ -88,4 +122,7 @@ class Config:
 
 
 def register() -> None:
-    ConfigStore.instance().store(name="base_config", node=Config)
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for name, schema in BASELINE_SCHEMAS.items():
+        cs.store(group="baseline", name=f"schema_{name}", node=schema)

@@ -1,21 +1,43 @@
-"""From a run config to an estimator: the one place that maps config keys onto method parameters."""
+"""From a run config to an estimator: the one place that maps config keys onto method parameters.
+
+``model=`` chooses the score of ELITE and of the labels-only ablation. Deep SVDD and Deep SAD
+train the Deep SVDD score and RSRAE / AE are auto-encoders: their ``baseline=`` files select the
+matching ``model=`` by default and any other explicit choice is a ConfigError. SSAD is a kernel
+method and does not use ``model=``.
+"""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
 from elite_exp.errors import ConfigError
+from elite_exp.methods.autoencoder import AutoEncoder
 from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.deep_sad import DeepSAD
+from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.elite import EliteDetector
+from elite_exp.methods.labels_only import LabelsOnly
+from elite_exp.methods.rsrae import RSRAE
+from elite_exp.methods.ssad import SSAD
 
-BASELINES = ("none",)
+BASELINES = ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels")
+# the one model= each fixed-score baseline allows
+FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 
 def method_name(cfg: DictConfig) -> str:
-    """``elite_svdd`` / ``elite_ae`` for ELITE, else the baseline's name."""
-    if cfg.baseline.name == "none":
+    """``elite_svdd`` / ``elite_ae`` for ELITE, ``labels_svdd`` / ``labels_ae`` for the ablation,
+    ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants, else the baseline's name."""
+    b = cfg.baseline
+    if b.name == "none":
         return f"elite_{cfg.model.name}"
-    return str(cfg.baseline.name)
+    if b.name == "labels":
+        return f"labels_{cfg.model.name}"
+    if b.name == "deepsad" and b.labeled_every_batch:
+        return "deepsad_every_batch"
+    if b.name == "ssad" and b.hybrid:
+        return "ssad_hybrid"
+    return str(b.name)
 
 
 def common_params(cfg: DictConfig) -> dict:
@@ -27,13 +49,32 @@ def common_params(cfg: DictConfig) -> dict:
 
 def build_method(cfg: DictConfig, device: str) -> DeepDetector:
     """The estimator a run config asks for, with its parameters checked (no data touched)."""
-    name = cfg.baseline.name
-    if name == "none":
+    b = cfg.baseline
+    if b.name not in BASELINES:
+        raise ConfigError(f"baseline={b.name!r} is not allowed; allowed: {', '.join(BASELINES)}")
+    if b.name in FIXED_MODEL and cfg.model.name != FIXED_MODEL[b.name]:
+        raise ConfigError(f"baseline={b.name} does not combine with model={cfg.model.name}; "
+                          f"allowed: model={FIXED_MODEL[b.name]} (its own score)")
+    common = dict(device=device, **common_params(cfg))
+    if b.name == "none":
         est = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                             margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
-                            normalize=cfg.elite.normalize, device=device, **common_params(cfg))
+                            normalize=cfg.elite.normalize, **common)
+    elif b.name == "labels":
+        est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
+                         steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
+    elif b.name == "deepsvdd":
+        est = DeepSVDD(pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
+    elif b.name == "deepsad":
+        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch, pretrain=b.pretrain,
+                      pretrain_epochs=b.pretrain_epochs, **common)
+    elif b.name == "ssad":
+        est = SSAD(kappa=b.kappa, nu=b.nu, c_labeled=b.c_labeled, hybrid=b.hybrid,
+                   n_landmarks=b.n_landmarks, **common)
+    elif b.name == "rsrae":
+        est = RSRAE(intrinsic_dim=b.intrinsic_dim, lambda1=b.lambda1, lambda2=b.lambda2, **common)
     else:
-        raise ConfigError(f"baseline={name!r} is not allowed; allowed: {', '.join(BASELINES)}")
+        est = AutoEncoder(**common)
     est._check_params()
     est._settings()
     return est

@@ -1,0 +1,72 @@
+"""The labels-only ablation: ELITE's network and score trained on the labeled examples alone,
+with ELITE's validation loss (Eq. 6: hinge on labeled normals and anomalies); no unlabeled data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from elite_exp.errors import ConfigError
+from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.elite import MARGINS, parse_margin
+from elite_exp.methods.meta_gradient import validation_loss
+from elite_exp.methods.training import run_training
+from elite_exp.scores import SCORES, batch_statistics, build_score
+
+
+class LabelsOnly(DeepDetector):
+    """Trains ``score`` (``svdd`` / ``ae``) on the labeled set only: every optimiser step uses
+    the whole labeled set, ``steps_per_epoch`` steps per epoch (the runner sets it to ELITE's
+    step count, ``n_train // batch_size``). c is the mean initial embedding of the labeled
+    normals; the margin C is ``auto_mean`` (mean initial labeled score), ``auto_max`` (largest
+    initial labeled score) or a number, as in ELITE. Unlabeled samples in X are ignored."""
+
+    requires_labels = (0, 1)
+
+    def __init__(self, score: str = "svdd", squared: bool = False, margin="auto_mean", steps_per_epoch: int = 39,
+                 network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4, optimizer: str = "adam",
+                 weight_decay: float = 1e-6, contamination: float = 0.1, device: str = "auto", random_state: int = 0,
+                 progress: bool = False):
+        self.score = score
+        self.squared = squared
+        self.margin = margin
+        self.steps_per_epoch = steps_per_epoch
+        self.network = network
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    def _check_params(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError(f"score={self.score!r} is not allowed; allowed: {', '.join(SCORES)}")
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"steps_per_epoch={self.steps_per_epoch} is not allowed; it must be >= 1")
+        parse_margin(self.margin)
+
+    def _build_module(self, input_shape):
+        return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
+
+    @torch.no_grad()
+    def _margin(self, module, x_lab) -> float:
+        margin = parse_margin(self.margin)
+        if margin not in MARGINS:
+            return margin
+        with batch_statistics(module):
+            scores = module(x_lab)
+        return float(scores.max() if margin == "auto_max" else scores.mean())
+
+    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
+        module.prepare(x_lab[~y_lab])
+        self.margin_ = self._margin(module, x_lab)
+        # one "sample" of the shared loop = one step on the whole labeled set
+        s = dataclasses.replace(self._settings(), batch_size=1)
+        self.epoch_losses_ = run_training(
+            module, self.steps_per_epoch, lambda _: (validation_loss(module(x_lab), y_lab, self.margin_), {}),
+            s, self._generator(), desc=f"labels-{self.score}", progress=self.progress, monitor=monitor)

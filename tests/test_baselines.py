@@ -1,0 +1,171 @@
+"""The baselines: each learns on real data, all see the same split, unsupervised ones never see a label."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import osqp
+import pytest
+import scipy.sparse as sp
+import torch
+from hydra import compose, initialize_config_dir
+from sklearn.metrics import roc_auc_score
+
+from elite_exp import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD, LabelsOnly
+from elite_exp.config import register
+from elite_exp.data import load_dataset, make_split
+from elite_exp.errors import ConfigError
+from elite_exp.methods.deep_sad import deep_sad_loss
+from elite_exp.methods.registry import build_method, method_name
+from elite_exp.methods.ssad import median_gamma, rbf
+from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+
+REPO = Path(__file__).resolve().parent.parent
+NET = dict(kind="mlp", hidden=[64, 32], rep_dim=16)
+FAST = dict(network=NET, batch_size=32, lr=1e-3, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits_task():
+    """Digits, normal class 0, r_p 0.1: (X, y, test x, test anomaly flags)."""
+    ds = load_dataset("digits")
+    split = make_split(ds.y_train, 0, 0.1, 100, 10, 0, ds.name)
+    X = torch.cat([ds.x_train[split.unlabeled], ds.x_train[split.labeled]])
+    y = np.concatenate([np.full(len(split.unlabeled), -1), split.labeled_anomaly])
+    return X, y, ds.x_test, (ds.y_test != 0).astype(int)
+
+
+def compose_cfg(*overrides):
+    register()
+    _register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["data=digits", "progress=false", "device=cpu", *overrides])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: AutoEncoder(epochs=15, **FAST),
+    lambda: DeepSVDD(epochs=15, pretrain_epochs=15, **FAST),
+    lambda: DeepSAD(epochs=15, pretrain_epochs=15, **FAST),
+    lambda: DeepSAD(epochs=15, pretrain_epochs=15, labeled_every_batch=True, **FAST),
+    lambda: RSRAE(epochs=15, **FAST),
+    lambda: SSAD(**FAST),
+    lambda: SSAD(hybrid=True, epochs=15, **FAST),
+    lambda: LabelsOnly(epochs=15, steps_per_epoch=3, **FAST),
+    lambda: LabelsOnly(score="ae", epochs=15, steps_per_epoch=3, **FAST),
+], ids=["ae", "deepsvdd", "deepsad", "deepsad_every_batch", "rsrae", "ssad", "ssad_hybrid", "labels_svdd",
+        "labels_ae"])
+def test_each_baseline_learns_on_digits(digits_task, make):
+    X, y, x_test, test_anomaly = digits_task
+    est = make().fit(X, y)
+    auc = roc_auc_score(test_anomaly, est.decision_function(x_test))
+    assert auc > 0.85, f"{type(est).__name__}: test AUC {auc:.3f}"
+
+
+@pytest.mark.parametrize("klass", [AutoEncoder, DeepSVDD, RSRAE])
+def test_unsupervised_baselines_never_see_a_label(digits_task, klass, monkeypatch):
+    X, y, x_test, _ = digits_task
+    seen = []
+    train = klass._train
+
+    def spy(self, module, x_unl, x_lab, y_lab, monitor):
+        seen.append((len(x_unl), len(x_lab), len(y_lab)))
+        return train(self, module, x_unl, x_lab, y_lab, monitor)
+
+    monkeypatch.setattr(klass, "_train", spy)
+    scores = [klass(epochs=2, **FAST).fit(X, labels).decision_function(x_test)
+              for labels in (y, None, np.where(y >= 0, 1 - y, y))]
+    assert seen == [(len(X), 0, 0)] * 3  # every sample as unlabeled, no label reaches training
+    np.testing.assert_array_equal(scores[0], scores[1])
+    np.testing.assert_array_equal(scores[0], scores[2])
+
+
+def test_labels_only_ignores_the_unlabeled_samples(digits_task):
+    X, y, x_test, _ = digits_task
+    a = LabelsOnly(epochs=2, steps_per_epoch=2, **FAST).fit(X, y).decision_function(x_test)
+    lab = y >= 0
+    b = LabelsOnly(epochs=2, steps_per_epoch=2, **FAST).fit(X[lab], y[lab]).decision_function(x_test)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_deep_sad_loss_terms():
+    d = torch.tensor([4.0, 4.0, 4.0])
+    t = torch.tensor([0.0, 1.0, -1.0])
+    assert float(deep_sad_loss(d, t, eta=2.0)) == pytest.approx((4.0 + 2 * 4.0 + 2 / 4.0) / 3, rel=1e-5)
+
+
+def test_ssad_exact_kernel_matches_the_dense_dual_qp(digits_task):
+    """The (alpha, w) formulation with the exact kernel gives the centre of the textbook dense dual."""
+    X, y, x_test, _ = digits_task
+    est = SSAD(n_landmarks=0, device="cpu").fit(X, y)
+    x = X.double()
+    gamma = median_gamma(x, torch.Generator().manual_seed(0))
+    assert est.gamma_ == pytest.approx(gamma)
+    K = rbf(x, x, gamma).numpy()
+    yy = np.concatenate([np.ones((y < 0).sum()), 1.0 - 2.0 * y[y >= 0]])
+    n, lab = len(yy), (y >= 0).astype(float)
+    A = sp.vstack([sp.csc_matrix(yy[None]), sp.csc_matrix(lab[None]), sp.eye(n)], format="csc")
+    solver = osqp.OSQP()
+    upper = np.where(lab > 0, 1.0, 1 / (0.1 * (y < 0).sum()))  # C_labeled = 1, C_unlabeled = 1 / (nu n_unl)
+    solver.setup(sp.csc_matrix(np.triu(2 * np.outer(yy, yy) * K)), -yy, A, np.r_[1.0, 1.0, np.zeros(n)],
+                 np.r_[1.0, np.inf, upper], verbose=False, eps_abs=1e-8, eps_rel=1e-8, max_iter=50000)
+    alpha = solver.solve().x
+    k_test = rbf(x_test.double(), x, gamma).numpy()
+    dense = 1 - 2 * k_test @ (alpha * yy) + (alpha * yy) @ K @ (alpha * yy)
+    np.testing.assert_allclose(est.decision_function(x_test), dense, atol=1e-3)
+
+
+def test_ssad_save_and_load_round_trip(digits_task, tmp_path):
+    X, y, x_test, _ = digits_task
+    est = SSAD(n_landmarks=40, device="cpu").fit(X, y)
+    est.save(tmp_path / "ssad.pt")
+    again = DeepDetector.load(tmp_path / "ssad.pt")
+    np.testing.assert_allclose(again.decision_function(x_test), est.decision_function(x_test), rtol=1e-6)
+
+
+def test_bad_combination_is_a_config_error(capsys, tmp_path):
+    with pytest.raises(ConfigError, match="baseline=deepsad does not combine with model=ae; allowed: model=svdd"):
+        build_method(compose_cfg("baseline=deepsad", "model=ae"), "cpu")
+    cfg = compose_cfg("baseline=rsrae", "model=svdd")
+    with pytest.raises(SystemExit) as exit_info:
+        execute(cfg, tmp_path, multirun=False)
+    assert exit_info.value.code == 2
+    assert "error: baseline=rsrae does not combine with model=svdd" in capsys.readouterr().err
+
+
+def test_baseline_files_select_their_model_and_name_the_method():
+    names = {b: method_name(compose_cfg(f"baseline={b}")) for b in ("none", "deepsvdd", "deepsad", "ssad", "rsrae",
+                                                                      "ae", "labels")}
+    assert names == {"none": "elite_svdd", "deepsvdd": "deepsvdd", "deepsad": "deepsad", "ssad": "ssad",
+                     "rsrae": "rsrae", "ae": "ae", "labels": "labels_svdd"}
+    assert compose_cfg("baseline=ae").model.name == "ae"
+    assert method_name(compose_cfg("baseline=labels", "model=ae")) == "labels_ae"
+    assert method_name(compose_cfg("baseline=deepsad", "baseline.labeled_every_batch=true")) == "deepsad_every_batch"
+    assert method_name(compose_cfg("baseline=ssad", "baseline.hybrid=true")) == "ssad_hybrid"
+    with pytest.raises(Exception, match="baseline.eta"):  # the typed schema rejects a key of another baseline
+        compose_cfg("baseline=ae", "baseline.eta=1")
+
+
+def test_every_method_gets_the_identical_split_and_writes_an_ok_record(tmp_path):
+    digests = {}
+    for b in ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels"):
+        cfg = compose_cfg(f"baseline={b}", "train.epochs=1", f"out_dir={tmp_path}")
+        run_dir = tmp_path / b
+        execute(cfg, run_dir, multirun=False)
+        record = json.loads((run_dir / "result.json").read_text())
+        assert record["status"] == "ok", record.get("reason")
+        assert record["method"] == method_name(cfg)
+        digests[b] = record["split_digest"]
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_cli_runs_a_baseline(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "elite_exp", "baseline=deepsad", "data=digits", "train.epochs=1",
+                           "progress=false", f"out_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [path] = tmp_path.rglob("result.json")
+    assert "/deepsad/" in str(path) and json.loads(path.read_text())["status"] == "ok"
