@@ -30,6 +30,7 @@ class DataConf:
     image_size: int | None = None  # resize square images (e.g. 32 for the official ELITE MNIST net)
     n_classes: int | None = None  # known class count: normal_class is checked before loading
     network: NetworkConf = field(default_factory=NetworkConf)
+    label_grid: str = ""  # n_labels sweep of Fig. 4/5 (a Hydra sweep value, e.g. range(20,101,10))
 
 
 @dataclass
