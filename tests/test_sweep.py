@@ -46,7 +46,7 @@ def test_label_presets_follow_the_data_set(data, labels):
 def test_quick_scale_and_experiment_grids():
     cfg = cfg_of(["+experiment=fig3", "scale=quick", "data=fmnist"], hydra_node=True)
     params = cfg.hydra.sweeper.params
-    assert cfg.train.epochs == 5 and cfg.n_labels == 20
+    assert cfg.train.epochs == 3 and cfg.n_labels == 20
     assert params.normal_class == "0,1" and params.r_p == "0.1,0.2,0.3,0.4,0.5"
     assert set(params.method.split(",")) == {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
     fig7 = cfg_of(["+experiment=fig7", "scale=quick"], hydra_node=True)
