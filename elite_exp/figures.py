@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -37,8 +38,13 @@ DATA_ORDER = ["mnist", "fmnist", "cifar10"]
 FIG7_METHODS = ("elite_svdd", "deepsad")
 
 
-def _ordered(values, order) -> list:
-    return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), v))
+def _rank(name: str, order: list[str]) -> tuple[int, str]:
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _color(name: str, order: list[str]) -> str:
+    """The same colour for a method (or data set) in every panel and figure."""
+    return f"C{(order.index(name) if name in order else len(order) + zlib.crc32(name.encode())) % 10}"
 
 
 def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
@@ -55,25 +61,32 @@ def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
     if avg.empty:
         log.info("%s: no finished runs, not drawn", spec.name)
         return []
-    datasets = _ordered(avg["data"], DATA_ORDER)
+    datasets = sorted(set(avg["data"]), key=lambda d: _rank(d, DATA_ORDER))
     one_panel = spec.name == "fig6"
     panels = [None] if one_panel else datasets
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, data in zip(axes[0], panels):
         part = avg if data is None else avg[avg["data"] == data]
-        xs = np.sort(part[spec.x].unique())  # every x of the panel: a missing cell is a gap in its line
-        for (d, method, _epochs, _n_train), line in part.groupby(["data", "method", "epochs", "n_train"]):
+        # every x of the figure (label grids differ per data set): a missing cell is a gap in its line
+        xs = np.sort((part if spec.x == "n_labels" else avg)[spec.x].unique())
+        groups = sorted(part.groupby(["data", "method", "epochs", "n_train"]),
+                        key=lambda g: (_rank(g[0][1], list(METHOD_LABELS)), g[0]))
+        for (d, method, _epochs, _n_train), line in groups:
             line = line.set_index(spec.x).reindex(xs)
             label = METHOD_LABELS.get(method, method)
+            color = _color(method, list(METHOD_LABELS))
             if one_panel:
                 label = f"{DATA_LABELS.get(d, d)} {label}"
-            ax.errorbar(xs, line["mean"], yerr=line["std"].fillna(0), marker="o", ms=4, capsize=2, label=label)
+                color = _color(d, DATA_ORDER)
+            ax.errorbar(xs, line["mean"], yerr=line["std"].fillna(0), marker="o", ms=4, capsize=2, label=label,
+                        color=color, ls="-" if method.endswith("svdd") or not one_panel else "--")
         ax.set_xlabel(spec.x_label)
         ax.set_ylabel("ROC AUC")
         ax.set_title("all data sets" if data is None else DATA_LABELS.get(data, data))
         ax.grid(alpha=0.3)
         if spec.x == "eta_m":
             ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -113,7 +126,8 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
             if part.empty or column not in part or part[column].isna().all():
                 continue
             mean = part.groupby("iteration")[column].mean()
-            ax.plot(mean.index, mean.values, label=f"{METHOD_LABELS[method]} ({part['run_dir'].nunique()} runs)")
+            ax.plot(mean.index, mean.values, label=f"{METHOD_LABELS[method]} (n={part['run_dir'].nunique()})",
+                    color=_color(method, list(METHOD_LABELS)))
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{tag} FMNIST: {ylabel}")
@@ -129,7 +143,7 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
         ax.legend()
     ax.set_xlabel(r"$\hat{y} \cdot |\mathcal{M}|$")
     ax.set_ylabel("training samples")
-    ax.set_title(f"(c) MNIST, r_p 0.5 ({meta['run_dir'].nunique() if not meta.empty else 0} runs)")
+    ax.set_title(f"(c) MNIST, r_p 0.5 (n={meta['run_dir'].nunique() if len(meta) else 0})")
     fig.suptitle("Fig. 7: training mechanism of ELITE")
     fig.tight_layout()
     return _save(fig, out, "fig7")
