@@ -47,6 +47,10 @@ def _color(name: str, order: list[str]) -> str:
     return f"C{(order.index(name) if name in order else len(order) + zlib.crc32(name.encode())) % 10}"
 
 
+def _no_runs(ax: plt.Axes) -> None:
+    ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
 def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     for p in paths:
@@ -134,6 +138,8 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()
+        else:
+            _no_runs(ax)
     ax = axes[2]
     if not meta.empty:
         bins = np.linspace(meta["meta_score"].min(), meta["meta_score"].max(), 50)
@@ -141,7 +147,9 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
             ax.hist(meta.loc[meta["anomaly"] == flag, "meta_score"], bins=bins, alpha=0.6, label=label)
         ax.axvline(0, color="k", lw=0.8)
         ax.legend()
-    ax.set_xlabel(r"$\hat{y} \cdot |\mathcal{M}|$")
+    else:
+        _no_runs(ax)
+    ax.set_xlabel(r"$\hat{y} \cdot |M|$")
     ax.set_ylabel("training samples")
     ax.set_title(f"(c) MNIST, r_p 0.5 (n={meta['run_dir'].nunique() if len(meta) else 0})")
     fig.suptitle("Fig. 7: training mechanism of ELITE")
