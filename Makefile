@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+RUNS ?= outputs
+REPORT_DIR ?= outputs/report
 
-.PHONY: install run test test-slow lint clean
+.PHONY: install run test test-slow lint report figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,12 @@ test-slow: $(STAMP)  ## only the slow tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check elite_exp tests scripts
+
+report: $(STAMP)  ## tables (CSV, Markdown) of every run under RUNS into REPORT_DIR
+	$(PY) -m elite_exp.report $(RUNS) --out $(REPORT_DIR)
+
+figures: $(STAMP)  ## Figures 3-7 (PNG, PDF) of every run under RUNS into REPORT_DIR
+	$(PY) -m elite_exp.figures $(RUNS) --out $(REPORT_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -35,6 +35,7 @@ class DataConf:
     label_column: str | None = None  # csv: the column holding the class labels
     feature_columns: list[str] | None = None  # csv: feature columns (default: every column but the label)
     network: NetworkConf = field(default_factory=NetworkConf)
+    label_grid: str = ""  # n_labels sweep of Fig. 4/5 (a Hydra sweep value, e.g. range(20,101,10))
 
 
 @dataclass

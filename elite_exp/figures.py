@@ -1,0 +1,181 @@
+"""Draw the paper's Figures 3-7 (PNG and PDF) from whatever runs exist.
+
+``python -m elite_exp.figures <run folders or roots...> [--out DIR]`` (``make figures``).
+Figs. 3-6: test ROC AUC averaged over normal classes, error bars = std over seeds, one line per
+method (Fig. 6: per data set); a missing cell is a gap in its line, never interpolated.
+Fig. 7: (a) test AUC and (b) labeled loss over iterations, ELITE vs Deep SAD on FMNIST (runs with
+``curves_every>0``, averaged over runs); (c) histogram of y_hat * |M| of true normals vs anomalies
+(ELITE on MNIST, r_p 0.5, the data set's n_labels; first ``meta_iterations`` iterations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import zlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from elite_exp.report import (  # noqa: E402
+    DATA_LABELS,
+    FIGURES,
+    METHOD_LABELS,
+    Figure,
+    collect,
+    default_labels,
+    summarise,
+)
+
+log = logging.getLogger(__name__)
+
+DATA_ORDER = ["mnist", "fmnist", "cifar10"]
+FIG7_METHODS = ("elite_svdd", "deepsad")
+
+
+def _rank(name: str, order: list[str]) -> tuple[int, str]:
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _color(name: str, order: list[str]) -> str:
+    """The same colour for a method (or data set) in every panel and figure."""
+    return f"C{(order.index(name) if name in order else len(order) + zlib.crc32(name.encode())) % 10}"
+
+
+def _no_runs(ax: plt.Axes) -> None:
+    ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
+    """One panel per data set: AUC vs ``spec.x``, one line per method (per data set for Fig. 6)."""
+    _, avg = summarise(runs, spec)
+    if avg.empty:
+        log.info("%s: no finished runs, not drawn", spec.name)
+        return []
+    datasets = sorted(set(avg["data"]), key=lambda d: _rank(d, DATA_ORDER))
+    one_panel = spec.name == "fig6"
+    panels = [None] if one_panel else datasets
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, data in zip(axes[0], panels):
+        part = avg if data is None else avg[avg["data"] == data]
+        # every x of the figure (label grids differ per data set): a missing cell is a gap in its line
+        xs = np.sort((part if spec.x == "n_labels" else avg)[spec.x].unique())
+        groups = sorted(part.groupby(["data", "method", "epochs", "n_train"]),
+                        key=lambda g: (_rank(g[0][1], list(METHOD_LABELS)), g[0]))
+        for (d, method, _epochs, _n_train), line in groups:
+            line = line.set_index(spec.x).reindex(xs)
+            label = METHOD_LABELS.get(method, method)
+            color = _color(method, list(METHOD_LABELS))
+            if one_panel:
+                label = f"{DATA_LABELS.get(d, d)} {label}"
+                color = _color(d, DATA_ORDER)
+            ax.errorbar(xs, line["mean"], yerr=line["std"].fillna(0), marker="o", ms=4, capsize=2, label=label,
+                        color=color, ls="-" if method.endswith("svdd") or not one_panel else "--")
+        ax.set_xlabel(spec.x_label)
+        ax.set_ylabel("ROC AUC")
+        ax.set_title("all data sets" if data is None else DATA_LABELS.get(data, data))
+        ax.grid(alpha=0.3)
+        if spec.x == "eta_m":
+            ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 5),
+               frameon=False)
+    fig.suptitle(spec.title)
+    fig.tight_layout()
+    return _save(fig, out, spec.name)
+
+
+def _read_run_csvs(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The ``name`` CSV of every run that has one, with its run_dir and method."""
+    frames = [pd.read_csv(Path(r.run_dir) / name).assign(run_dir=r.run_dir, method=r.method)
+              for r in runs.itertuples() if (Path(r.run_dir) / name).exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
+    """(a) test AUC and (b) labeled loss over iterations on FMNIST; (c) y_hat * |M| histogram on MNIST."""
+    ok = runs[runs["status"].eq("ok")]
+    fmnist = ok[(ok["data"] == "fmnist") & ok["method"].isin(FIG7_METHODS)]
+    curves = _read_run_csvs(fmnist, "curves.csv")
+    mnist = ok[(ok["data"] == "mnist") & (ok["method"] == "elite_svdd") & np.isclose(ok["r_p"], 0.5)
+               & (ok["n_labels"].astype(float) == default_labels("mnist"))]
+    meta = _read_run_csvs(mnist, "meta_scores.csv")
+    if curves.empty and meta.empty:
+        log.info("fig7: no curves.csv (FMNIST) or meta_scores.csv (MNIST, r_p 0.5), not drawn")
+        return []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, column, ylabel, tag in ((axes[0], "test_auc", "test ROC AUC", "(a)"),
+                                    (axes[1], "labeled_loss", "labeled loss", "(b)")):
+        for method in FIG7_METHODS:
+            part = curves[curves["method"] == method] if len(curves) else curves
+            if part.empty or column not in part or part[column].isna().all():
+                continue
+            mean = part.groupby("iteration")[column].mean()
+            ax.plot(mean.index, mean.values, label=f"{METHOD_LABELS[method]} (n={part['run_dir'].nunique()})",
+                    color=_color(method, list(METHOD_LABELS)))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{tag} FMNIST: {ylabel}")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+        else:
+            _no_runs(ax)
+    ax = axes[2]
+    if not meta.empty:
+        bins = np.linspace(meta["meta_score"].min(), meta["meta_score"].max(), 50)
+        for flag, label in ((0, "normal"), (1, "anomaly")):
+            ax.hist(meta.loc[meta["anomaly"] == flag, "meta_score"], bins=bins, alpha=0.6, label=label)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.legend()
+    else:
+        _no_runs(ax)
+    ax.set_xlabel(r"$\hat{y} \cdot |M|$")
+    ax.set_ylabel("training samples")
+    ax.set_title(f"(c) MNIST, r_p 0.5 (n={meta['run_dir'].nunique() if len(meta) else 0})")
+    fig.suptitle("Fig. 7: training mechanism of ELITE")
+    fig.tight_layout()
+    return _save(fig, out, "fig7")
+
+
+def draw_all(runs: pd.DataFrame, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [p for spec in FIGURES for p in draw_auc_figure(runs, spec, out)]
+    return written + draw_fig7(runs, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m elite_exp.figures", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        runs = collect(args.runs)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    for path in draw_all(runs, args.out):
+        log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()

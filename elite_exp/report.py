@@ -1,0 +1,181 @@
+"""Gather run records into tidy tables: one row per run, and per figure of the paper a summary
+per normal class and averaged over classes (mean +- std over seeds), as CSV and Markdown.
+
+``python -m elite_exp.report <run folders or roots...> [--out DIR]`` (``make report``).
+Only runs whose record says ``ok`` enter a summary; failed runs are listed in ``failed.csv``.
+A cell without runs stays missing (NaN, shown empty); nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from elite_exp.config import Config
+from elite_exp.records import RESULT_FILE, atomic_write_text, read_record, write_csv
+
+log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "n_train", "eta_m", "seed", "epochs",
+               "status", "test_auc", "train_auc", "train_seconds", "error", "reason", "run_dir"]
+# a summary cell averages runs that agree on these (plus the figure's x axis)
+SETTING = ["data", "method", "epochs", "n_train"]
+# display names as in the paper's legends
+METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd": "DeepSVDD", "deepsad": "DeepSAD",
+                 "ssad": "SSAD", "rsrae": "RSRAE", "ae": "AE", "labels_svdd": "Labels only (SVDD)",
+                 "labels_ae": "Labels only (AE)"}
+DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the paper: its x axis and the settings its runs hold fixed.
+    ``labels="data"`` fixes n_labels at the data set's default (conf/data/<name>.yaml)."""
+
+    name: str
+    title: str
+    x: str
+    x_label: str
+    r_p: float | None = None
+    labels: str | None = "data"
+    eta_m: float | None = Config.eta_m
+    methods: tuple[str, ...] | None = None
+
+
+FIGURES = (
+    Figure("fig3", "Fig. 3: ROC AUC vs pollution ratio", "r_p", "pollution ratio $r_p$"),
+    Figure("fig4", "Fig. 4: ROC AUC vs number of labels (r_p = 0.1)", "n_labels", "number of labeled examples",
+           r_p=0.1, labels=None),
+    Figure("fig5", "Fig. 5: ROC AUC vs number of labels (r_p = 0.5)", "n_labels", "number of labeled examples",
+           r_p=0.5, labels=None),
+    Figure("fig6", "Fig. 6: sensitivity of ELITE to $\\eta_M$ (r_p = 0.1)", "eta_m", "$\\eta_M$",
+           r_p=0.1, eta_m=None, methods=("elite_svdd", "elite_ae")),
+)
+
+
+def default_labels(data: str) -> float:
+    """The data set's default n_labels (its conf/data file), NaN for an unknown data set."""
+    path = CONF_DIR / "data" / f"{data}.yaml"
+    return float(OmegaConf.load(path).n_labels) if path.exists() else np.nan
+
+
+def record_files(paths: list[Path]) -> list[Path]:
+    """Every result.json at or below the given run folders / roots, each once."""
+    found = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"no such run folder: {p}")
+        found.update(f.resolve() for f in ([p] if p.is_file() else p.rglob(RESULT_FILE)))
+    return sorted(found)
+
+
+def collect(paths: list[Path]) -> pd.DataFrame:
+    """The tidy run table: one row per record found (ok and failed), columns ``RUN_COLUMNS``."""
+    rows = []
+    for f in record_files(paths):
+        rec = read_record(f.parent)
+        if rec is None:
+            log.warning("unreadable record skipped: %s", f)
+            continue
+        row = {k: rec.get(k) for k in RUN_COLUMNS}
+        row["run_dir"] = str(f.parent)
+        rows.append(row)
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for col in ("r_p", "eta_m", "test_auc", "train_auc", "train_seconds"):
+        runs[col] = pd.to_numeric(runs[col], errors="coerce")
+    return runs.sort_values(["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed"],
+                            ignore_index=True)
+
+
+def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
+    """The finished runs that belong to ``fig``."""
+    keep = runs["status"].eq("ok")
+    if fig.r_p is not None:
+        keep &= np.isclose(runs["r_p"], fig.r_p)
+    if fig.eta_m is not None:
+        keep &= np.isclose(runs["eta_m"], fig.eta_m)
+    if fig.labels == "data":
+        keep &= runs["n_labels"].astype(float) == runs["data"].map(default_labels)
+    if fig.methods is not None:
+        keep &= runs["method"].isin(fig.methods)
+    return runs[keep]
+
+
+def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per class, averaged) long tables of ``metric`` for ``fig``.
+
+    Per class: mean and std over seeds of each (setting, class, x) cell. Averaged: for each seed
+    the mean over the classes present, then mean and std of those over seeds; ``n_classes`` says
+    how many classes a cell covers (a missing class is not filled in)."""
+    sel = select(runs, fig)
+    keys = [*SETTING, fig.x]
+    per_class = (sel.groupby([*keys, "normal_class"])[metric]
+                 .agg(mean="mean", std="std", n_seeds="count").reset_index())
+    per_seed = sel.groupby([*keys, "seed"]).agg(value=(metric, "mean"), n_classes=("normal_class", "nunique"))
+    averaged = (per_seed.groupby(keys)
+                .agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
+                     n_classes=("n_classes", "max"))
+                .reset_index())
+    return per_class, averaged
+
+
+def pivot(summary: pd.DataFrame, x: str, rows: list[str]) -> pd.DataFrame:
+    """Wide table for reading: rows x values of ``x``, cells "mean +- std" (empty where missing)."""
+    cell = summary.apply(lambda r: "" if pd.isna(r["mean"]) else
+                         f"{r['mean']:.3f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.3f}"), axis=1)
+    wide = summary.assign(cell=cell).pivot_table(index=rows, columns=x, values="cell", aggfunc="first")
+    wide.columns = [f"{x}={c:g}" for c in wide.columns]
+    return wide.fillna("").reset_index()
+
+
+def write_report(runs: pd.DataFrame, out: Path) -> list[Path]:
+    """Write runs.csv, failed.csv and per figure <fig>.csv, <fig>_per_class.csv and <fig>.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "runs.csv", out / "failed.csv"]
+    write_csv(written[0], runs)
+    failed = runs[runs["status"].ne("ok")]
+    write_csv(written[1], failed)
+    index = ["# Results", "", f"{len(runs)} runs, {runs['status'].eq('ok').sum()} ok, {len(failed)} failed.", ""]
+    for fig in FIGURES:
+        per_class, averaged = summarise(runs, fig)
+        if averaged.empty:
+            continue
+        write_csv(out / f"{fig.name}.csv", averaged)
+        write_csv(out / f"{fig.name}_per_class.csv", per_class)
+        text = [f"## {fig.title}", "", "Test ROC AUC, averaged over normal classes (mean ± std over seeds):", "",
+                pivot(averaged, fig.x, [*SETTING, "n_classes"]).to_markdown(index=False), "", "Per normal class:", "",
+                pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
+        atomic_write_text(out / f"{fig.name}.md", "\n".join(text))
+        index += text
+        written += [out / f"{fig.name}.csv", out / f"{fig.name}_per_class.csv", out / f"{fig.name}.md"]
+    if len(failed):
+        index += ["## Failed runs", "", failed[["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed",
+                                               "error", "reason"]].to_markdown(index=False), ""]
+    atomic_write_text(out / "report.md", "\n".join(index))
+    written.append(out / "report.md")
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m elite_exp.report", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        runs = collect(args.runs)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    for path in write_report(runs, args.out):
+        log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()

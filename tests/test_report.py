@@ -1,0 +1,138 @@
+"""Report tables and figures on synthetic run records (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elite_exp.figures import draw_all
+from elite_exp.records import write_csv, write_json
+from elite_exp.report import FIGURES, collect, main, pivot, summarise, write_report
+
+FIG = {f.name: f for f in FIGURES}
+
+
+def fake_run(root, method="elite_svdd", data="mnist", normal_class=0, r_p=0.1, n_labels=20, eta_m=1.0, seed=0,
+             auc=0.9, status="ok", epochs=5):
+    """A run folder holding a record shaped like the runner's."""
+    run_dir = root / data / method / f"class{normal_class}" / f"rp{r_p}_nl{n_labels}_eta{eta_m}_seed{seed}_x"
+    rec = {"method": method, "data": data, "normal_class": normal_class, "r_p": r_p, "n_labels": n_labels,
+           "n_train": 5000, "eta_m": eta_m, "seed": seed, "epochs": epochs, "status": status,
+           "run_dir": str(run_dir), "config": {}}
+    if status == "ok":
+        rec.update(test_auc=auc, train_auc=auc - 0.1, train_seconds=1.0)
+    else:
+        rec.update(error="TrainingDiverged", reason="loss became nan in epoch 0")
+    write_json(run_dir / "result.json", rec)
+    return run_dir
+
+
+def auc_of(method, normal_class, r_p, seed):
+    return 0.5 + 0.1 * (method == "elite_svdd") + 0.02 * normal_class + 0.3 * r_p + 0.01 * seed
+
+
+@pytest.fixture
+def grid(tmp_path):
+    """mnist: 2 methods x 2 classes x 3 r_p x 2 seeds, all ok."""
+    for method in ("elite_svdd", "deepsad"):
+        for c in (0, 1):
+            for r_p in (0.1, 0.3, 0.5):
+                for seed in (0, 1):
+                    fake_run(tmp_path, method, normal_class=c, r_p=r_p, seed=seed, auc=auc_of(method, c, r_p, seed))
+    return tmp_path
+
+
+def test_collect_one_row_per_run(grid):
+    runs = collect([grid])
+    assert len(runs) == 24 and runs["status"].eq("ok").all()
+    # a run folder given directly and again through its root counts once
+    one = next(grid.rglob("result.json")).parent
+    assert len(collect([grid, one])) == 24
+
+
+def test_fig3_pivot_shapes_and_mean_std(grid):
+    per_class, avg = summarise(collect([grid]), FIG["fig3"])
+    assert len(per_class) == 2 * 2 * 3 and len(avg) == 2 * 3
+    assert (per_class["n_seeds"] == 2).all() and (avg["n_classes"] == 2).all()
+    cell = per_class.query("method == 'deepsad' and normal_class == 1 and r_p == 0.3").iloc[0]
+    seeds = [auc_of("deepsad", 1, 0.3, s) for s in (0, 1)]
+    assert cell["mean"] == pytest.approx(np.mean(seeds)) and cell["std"] == pytest.approx(np.std(seeds, ddof=1))
+    # averaged: class mean per seed, then mean and std over seeds
+    per_seed = [np.mean([auc_of("elite_svdd", c, 0.5, s) for c in (0, 1)]) for s in (0, 1)]
+    cell = avg.query("method == 'elite_svdd' and r_p == 0.5").iloc[0]
+    assert cell["mean"] == pytest.approx(np.mean(per_seed)) and cell["std"] == pytest.approx(np.std(per_seed, ddof=1))
+    wide = pivot(avg, "r_p", ["data", "method"])
+    assert wide.shape == (2, 2 + 3) and list(wide.columns[2:]) == ["r_p=0.1", "r_p=0.3", "r_p=0.5"]
+
+
+def test_missing_cells_stay_missing(grid):
+    for f in grid.glob("mnist/deepsad/class*/rp0.3_*/result.json"):
+        f.unlink()
+    for f in grid.glob("mnist/elite_svdd/class1/rp0.5_*_seed1_x/result.json"):
+        f.unlink()
+    per_class, avg = summarise(collect([grid]), FIG["fig3"])
+    assert avg.query("method == 'deepsad' and r_p == 0.3").empty
+    wide = pivot(avg, "r_p", ["data", "method"]).set_index("method")
+    assert wide.loc["deepsad", "r_p=0.3"] == "" and wide.loc["deepsad", "r_p=0.1"] != ""
+    # class 1 of seed 1 missing at r_p 0.5: seed 1 averages class 0 only, nothing is filled in
+    cell = per_class.query("method == 'elite_svdd' and normal_class == 1 and r_p == 0.5").iloc[0]
+    assert cell["n_seeds"] == 1 and np.isnan(cell["std"])
+    cell = avg.query("method == 'elite_svdd' and r_p == 0.5").iloc[0]
+    expected = [np.mean([auc_of("elite_svdd", c, 0.5, 0) for c in (0, 1)]), auc_of("elite_svdd", 0, 0.5, 1)]
+    assert cell["mean"] == pytest.approx(np.mean(expected))
+
+
+def test_failed_runs_listed_not_averaged(grid, tmp_path):
+    fake_run(grid, "elite_svdd", normal_class=0, r_p=0.1, seed=7, status="failed")
+    runs = collect([grid])
+    _, avg = summarise(runs, FIG["fig3"])
+    assert avg.query("method == 'elite_svdd' and r_p == 0.1").iloc[0]["n_seeds"] == 2
+    out = tmp_path / "report"
+    write_report(runs, out)
+    failed = pd.read_csv(out / "failed.csv")
+    assert len(failed) == 1 and failed.loc[0, "error"] == "TrainingDiverged"
+    assert "## Failed runs" in (out / "report.md").read_text()
+
+
+def test_figures_select_their_runs(tmp_path):
+    fake_run(tmp_path, n_labels=20, r_p=0.1)
+    fake_run(tmp_path, n_labels=60, r_p=0.1)  # Fig. 4 only: not the data set's n_labels
+    fake_run(tmp_path, n_labels=60, r_p=0.5)  # Fig. 5 only
+    fake_run(tmp_path, eta_m=50.0)  # Fig. 6 only
+    fake_run(tmp_path, "deepsad", eta_m=50.0)  # no figure: eta_M is ELITE's
+    fake_run(tmp_path, "elite_svdd", data="cifar10", n_labels=100, r_p=0.1)  # CIFAR-10's n_labels is 100
+    runs = collect([tmp_path])
+    sizes = {name: len(summarise(runs, fig)[0]) for name, fig in FIG.items()}
+    assert sizes == {"fig3": 2, "fig4": 3, "fig5": 1, "fig6": 3}
+
+
+def test_cli_writes_tables_and_rejects_missing_folder(grid, tmp_path, capsys):
+    out = tmp_path / "out"
+    main([str(grid), "--out", str(out)])
+    for name in ("runs.csv", "failed.csv", "fig3.csv", "fig3_per_class.csv", "fig3.md", "report.md"):
+        assert (out / name).stat().st_size > 0
+    assert len(pd.read_csv(out / "runs.csv")) == 24
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "nowhere")])
+    assert exc.value.code == 2 and "no such run folder" in capsys.readouterr().err
+
+
+def test_figure_files_written(grid, tmp_path):
+    run = fake_run(grid, "elite_svdd", data="fmnist", r_p=0.5)
+    write_csv(run / "curves.csv", pd.DataFrame({"iteration": [10, 20], "epoch": [0, 0], "train_loss": [1.0, 0.5],
+                                                "labeled_loss": [0.9, 0.7], "test_auc": [0.6, 0.7]}))
+    run = fake_run(grid, "elite_svdd", data="mnist", r_p=0.5, seed=5)
+    write_csv(run / "meta_scores.csv", pd.DataFrame({"sample": range(4), "anomaly": [0, 0, 1, 1],
+                                                     "meta_score": [0.5, 0.2, -0.4, -0.1],
+                                                     "flagged_fraction": [0, 0, 1, 1], "count": [3] * 4}))
+    out = tmp_path / "figs"
+    written = draw_all(collect([grid]), out)
+    names = sorted(p.name for p in written)
+    assert names == sorted(f"{f}.{ext}" for f in ("fig3", "fig4", "fig5", "fig6", "fig7") for ext in ("png", "pdf"))
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_no_runs_no_figures(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert draw_all(collect([tmp_path / "empty"]), tmp_path / "figs") == []

@@ -1,0 +1,142 @@
+"""Sweep presets, resume / force, failure isolation and crash safety of the runner, on sklearn digits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from elite_exp.config import register
+from elite_exp.methods.registry import method_name
+from elite_exp.records import atomic_write_text, is_finished, read_record
+from elite_exp.report import collect
+from elite_exp.runner import CONF_DIR, execute
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["data=digits", "train.epochs=1", "progress=false", "device=cpu"]
+
+
+def cfg_of(overrides, hydra_node=False):
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=hydra_node)
+
+
+def cli(args, out_dir, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "elite_exp", *args, f"out_dir={out_dir}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("data, labels", [("mnist", "range(20,101,10)"), ("cifar10", "range(100,501,50)")])
+def test_label_presets_follow_the_data_set(data, labels):
+    params = cfg_of(["+experiment=fig4", f"data={data}"], hydra_node=True).hydra.sweeper.params
+    assert params.n_labels == labels and params.r_p == "0.1"
+    assert params.normal_class == "range(10)" and params.seed == "0,1,2"  # experiments default to scale=paper
+
+
+def test_quick_scale_and_experiment_grids():
+    cfg = cfg_of(["+experiment=fig3", "scale=quick", "data=fmnist"], hydra_node=True)
+    params = cfg.hydra.sweeper.params
+    assert cfg.train.epochs == 3 and cfg.n_labels == 20
+    assert params.normal_class == "0,1" and params.r_p == "0.1,0.2,0.3,0.4,0.5"
+    assert set(params.method.split(",")) == {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
+    fig7 = cfg_of(["+experiment=fig7", "scale=quick"], hydra_node=True)
+    assert fig7.curves_every > 0 and fig7.hydra.sweeper.params.normal_class == "0"  # the preset beats the scale
+    assert cfg_of([]).train.epochs == 30  # a plain run is not scaled
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
+def test_method_preset_names_its_records(preset):
+    baseline = (CONF_DIR / "method" / f"{preset}.yaml").read_text().split("override /baseline: ")[1].split()[0]
+    if not (CONF_DIR / "baseline" / f"{baseline}.yaml").exists():
+        pytest.skip(f"baseline {baseline!r} has no config in conf/baseline")
+    assert method_name(cfg_of([f"method={preset}"])) == preset
+
+
+def test_rerun_skips_finished_and_force_reruns(tmp_path):
+    cfg = cfg_of(TINY)
+    run_dir = tmp_path / "run"
+    first = execute(cfg, run_dir, multirun=True)
+    assert first["status"] == "ok" and is_finished(run_dir)
+    stamp = (run_dir / "result.json").stat().st_mtime_ns
+    assert execute(cfg, run_dir, multirun=True) is None
+    assert (run_dir / "result.json").stat().st_mtime_ns == stamp
+    again = execute(cfg_of([*TINY, "force=true"]), run_dir, multirun=True)
+    assert again["status"] == "ok" and (run_dir / "result.json").stat().st_mtime_ns != stamp
+    assert again["test_auc"] == pytest.approx(first["test_auc"])  # same seed, same result
+
+
+def test_diverged_run_is_recorded_and_rerun(tmp_path):
+    run_dir = tmp_path / "run"
+    rec = execute(cfg_of([*TINY, "train.lr=1e30"]), run_dir, multirun=True)
+    assert rec["status"] == "failed" and rec["error"] == "TrainingDiverged" and "nan" in rec["reason"]
+    assert read_record(run_dir)["status"] == "failed" and not is_finished(run_dir)  # a rerun tries again
+
+
+def test_sweep_records_failures_goes_on_and_resumes(tmp_path):
+    args = ["-m", "+experiment=fig3", "scale=quick", "method=elite_svdd", "r_p=0.1", "normal_class=0,12,1", *TINY]
+    first = cli(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    runs = collect([tmp_path])
+    assert sorted(runs["normal_class"]) == [0, 1, 12]
+    bad = runs[runs["normal_class"] == 12].iloc[0]
+    assert bad["status"] == "failed" and bad["error"] == "ConfigError" and "normal_class=12" in bad["reason"]
+    assert runs[runs["normal_class"] != 12]["status"].eq("ok").all()  # the job after the failure ran
+    stamps = {d: (Path(d) / "result.json").stat().st_mtime_ns for d in runs["run_dir"]}
+    second = cli(args, tmp_path)
+    assert second.returncode == 0 and (second.stdout + second.stderr).count("skipping") == 2
+    changed = {d for d in stamps if (Path(d) / "result.json").stat().st_mtime_ns != stamps[d]}
+    assert changed == {bad["run_dir"]}  # only the failed run was tried again
+
+
+def test_killed_run_leaves_no_record(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "elite_exp", "data=digits", "train.epochs=100000", "progress=false",
+                             "device=cpu", f"out_dir={tmp_path}"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.rglob(".hydra")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # well into training
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    (run_dir,) = [p.parent for p in tmp_path.rglob(".hydra")]
+    assert not (run_dir / "result.json").exists() and not list(run_dir.glob(".*.tmp"))
+    assert not is_finished(run_dir)  # so a rerun runs it
+
+
+def test_interrupted_write_keeps_the_old_record(tmp_path, monkeypatch):
+    path = tmp_path / "result.json"
+    atomic_write_text(path, '{"status": "ok"}\n')
+
+    def crash(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(path, '{"status": "half')
+    assert path.read_text() == '{"status": "ok"}\n' and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_sweep(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    args = ["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "method=elite_svdd,elite_ae", *TINY]
+    done = cli(args, tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = collect([tmp_path])
+    assert sorted(runs["method"]) == ["elite_ae", "elite_svdd"] and runs["status"].eq("ok").all()
+    assert list(tmp_path.glob(".submitit/*/*_log.out"))  # the jobs went through submitit
