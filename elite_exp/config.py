@@ -7,6 +7,7 @@ wrong type, is rejected by Hydra before anything runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING

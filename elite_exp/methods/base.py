@@ -89,7 +89,6 @@ REQUIRED_LABELS = {-1: (2, "unlabeled samples (y=-1)"), 0: (1, "labeled normal (
 
 class DeepDetector(OutlierMixin, BaseEstimator):
     """Base of the deep detectors. Subclasses define ``__init__`` (hyper-parameters only),
-<<<<<<< HEAD
     ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``.
 
     Fitted attributes (trailing underscore) are ``module_`` (the trained score network),
@@ -99,12 +98,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     # label values fit() must see: -1 asks for at least 2 unlabeled samples (one BatchNorm batch),
     # 0 / 1 for at least one labeled normal / anomaly (e.g. (-1, 0, 1) for ELITE)
     requires_labels: tuple[int, ...] = ()
-=======
-    ``_check_params()``, ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``."""
-
-    requires_labels: tuple[int, ...] = ()  # label values fit() must see (e.g. (0, 1) for ELITE)
     uses_labels: bool = True  # False: unsupervised, fit() drops y and trains on every sample of X
->>>>>>> baselines
 
     # -- helpers for subclasses -------------------------------------------------------
     def _settings(self) -> TrainSettings:
@@ -139,31 +133,18 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y=None, monitor: Monitor | None = None):
-<<<<<<< HEAD
         """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly); returns self."""
         self._check_common()
         self._check_params()
         x = as_float_tensor(X)
         y = as_semi_labels(y, len(x))
+        if not self.uses_labels:
+            y = np.full(len(x), -1, dtype=np.int64)
         for value in self.requires_labels:
             least, what = REQUIRED_LABELS[value]
             if (y == value).sum() < least:
                 raise ConfigError(f"{type(self).__name__} needs at least {least} {what} in y; "
                                   f"got labels {np.unique(y).tolist()}")
-=======
-        """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly)."""
-        self._check_params()
-        x = as_float_tensor(X)
-        y = as_semi_labels(y, len(x))
-        if not self.uses_labels:
-            y = np.full(len(x), -1, dtype=np.int64)
-        for value, name in ((0, "labeled normal (y=0)"), (1, "labeled anomaly (y=1)")):
-            if value in self.requires_labels and not (y == value).any():
-                raise ConfigError(f"{type(self).__name__} needs at least one {name} in y")
-        if not 0.0 < self.contamination < 0.5 + 1e-12:
-            raise ConfigError(f"contamination={self.contamination} is not allowed; it must lie in (0, 0.5]")
-        self._settings()
->>>>>>> baselines
         device = resolve_device(self.device)
         self.input_shape_ = tuple(x.shape[1:])
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -222,7 +203,6 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> DeepDetector:
-<<<<<<< HEAD
         """Read a model written by :meth:`save` onto ``device`` (``DeepDetector.load`` picks the class)."""
         try:
             blob = torch.load(path, map_location="cpu", weights_only=False)
@@ -238,23 +218,10 @@ class DeepDetector(OutlierMixin, BaseEstimator):
             raise ConfigError(f"{path} holds a {name}; known detectors: {', '.join(sorted(classes))}")
         est = classes[name](**{**blob["params"], "device": device})
         vars(est).update(blob["fitted"])
-=======
-        """Read a model written by :meth:`save`."""
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if blob["class"] != cls.__name__ and cls is not DeepDetector:
-            raise ConfigError(f"{path} holds a {blob['class']}, not a {cls.__name__}")
-        klass = cls if cls is not DeepDetector else _registry()[blob["class"]]
-        est = klass(**{**blob["params"], "device": device})
-        est.input_shape_ = tuple(blob["input_shape"])
-        est.threshold_ = blob["threshold"]
->>>>>>> baselines
         module = est._build_module(est.input_shape_)
         module.load_state_dict(blob["state"])
         est.module_ = module.to(resolve_device(device))
         return est
-
-    def _check_params(self) -> None:
-        raise NotImplementedError
 
     def _build_module(self, input_shape: tuple[int, ...]) -> nn.Module:
         raise NotImplementedError
