@@ -46,13 +46,18 @@ class TrainSettings:
 
 @dataclass
 class StepInfo:
-    """What the loop reports to a monitor after every optimiser step."""
+    """What the loop reports to a monitor after every optimiser step. ``loss`` is read from the
+    device only when a monitor asks for it (no host sync per step otherwise)."""
 
     iteration: int
     epoch: int
     index: torch.Tensor
-    loss: float
+    loss_tensor: torch.Tensor
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> float:
+        return float(self.loss_tensor)
 
 
 Monitor = Callable[[StepInfo], None]
@@ -90,8 +95,8 @@ def run_training(module: torch.nn.Module, n: int, step: Callable[[torch.Tensor],
             total += loss.detach()
             iteration += 1
             if monitor is not None:
-                monitor(StepInfo(iteration, epoch, idx, float(loss.detach()), extra))
-        mean = float(total) / n_batches
+                monitor(StepInfo(iteration, epoch, idx, loss.detach(), extra))
+        mean = float(total) / n_batches  # the epoch's one host sync
         if not math.isfinite(mean):
             raise TrainingDiverged(f"{desc}: loss became {mean} in epoch {epoch}")
         epoch_losses.append(mean)
