@@ -25,6 +25,7 @@ import torch.autograd.forward_ad as fwAD
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
+from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
 from elite_exp.scores import batch_statistics
@@ -58,9 +59,9 @@ def _params(module: nn.Module) -> dict[str, torch.Tensor]:
 def _validation_gradient(module: nn.Module, params: dict[str, torch.Tensor], val_x: torch.Tensor,
                          val_anomaly: torch.Tensor, margin: float) -> tuple[list[torch.Tensor], torch.Tensor]:
     """grad L_v(theta) (zeros for parameters L_v does not reach) and L_v, with batch statistics."""
-    with batch_statistics(module):
+    with record_function("elite.validation_gradient"), batch_statistics(module):
         lv = validation_loss(module(val_x), val_anomaly, margin)
-    grads = torch.autograd.grad(lv, list(params.values()), allow_unused=True)
+        grads = torch.autograd.grad(lv, list(params.values()), allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)], lv.detach()
 
 
@@ -77,7 +78,7 @@ def meta_gradients(module: nn.Module, x: torch.Tensor, val_x: torch.Tensor, val_
     n = x.shape[0]
     if method == "forward_ad":
         grads, lv = _validation_gradient(module, params, val_x, val_anomaly, margin)
-        with fwAD.dual_level():
+        with record_function("elite.dual_forward"), fwAD.dual_level():
             duals = {k: fwAD.make_dual(p, g) for (k, p), g in zip(params.items(), grads)}
             scores, tangent = fwAD.unpack_dual(functional_call(module, duals, (x,), strict=False))
         return scores, tangent.detach().mul_(-step_size / n), lv
@@ -89,7 +90,7 @@ def meta_gradients(module: nn.Module, x: torch.Tensor, val_x: torch.Tensor, val_
             p_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(params.values()))))
             h = FD_STEP * p_norm / g_norm.clamp_min(torch.finfo(g_norm.dtype).tiny)
             shifted = dict(zip(params, torch._foreach_add(list(params.values()), torch._foreach_mul(grads, h))))
-            with batch_statistics(module):
+            with record_function("elite.shifted_forward"), batch_statistics(module):
                 ahead = functional_call(module, shifted, (x,), strict=False)
             m = (ahead - scores.detach()).mul_(-step_size / n / h)
         return scores, m, lv

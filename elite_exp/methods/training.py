@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from elite_exp.errors import ConfigError
@@ -88,10 +89,12 @@ def run_training(module: torch.nn.Module, n: int, step: Callable[[torch.Tensor],
         total = torch.zeros((), device=device)
         for b in range(n_batches):
             idx = perm[b * bs:(b + 1) * bs]
-            loss, extra = step(idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with record_function("train.step"):
+                loss, extra = step(idx)
+            with record_function("train.update"):
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             total += loss.detach()
             iteration += 1
             if monitor is not None:
