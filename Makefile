@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test test-slow lint clean
+.PHONY: install run test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)  ## the default test suite (slow tests excluded)
 
 test-slow: $(STAMP)  ## only the slow tests
 	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)  ## per-epoch cost of ELITE vs its base detectors, inference throughput (a few minutes on CPU)
+	$(PY) scripts/bench.py $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check elite_exp tests scripts

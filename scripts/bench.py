@@ -66,11 +66,15 @@ SETUPS = {
 }
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
 def now(device: torch.device) -> float:
-    """Wall-clock seconds after the device finished its queued work."""
+    """Seconds on the chosen clock after the device finished its queued work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter()
+    return clock()
 
 
 class IterationTimer:
@@ -185,7 +189,7 @@ def run(args) -> dict:
     inf = pd.DataFrame([{"setup": n, "score": sc, "samples/s": statistics.median(v)}
                         for (n, sc), v in inference.items()])
     print()
-    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.clock} clock, batch {args.batch_size}, "
           f"{args.iterations} timed iterations after {args.warmup} warm-up, {args.repeats} interleaved rounds")
     for name in args.setups:
         print(f"  {name}: {SETUPS[name].input_shape}, {SETUPS[name].spec}, {SETUPS[name].n_labels} labels, "
@@ -194,7 +198,8 @@ def run(args) -> dict:
     print(f"\ninference (eval mode, batches of {args.inference_batch}, {args.inference_samples} samples)")
     print(inf.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
-    result = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+    result = {"device": str(device), "threads": torch.get_num_threads(), "clock": args.clock,
+              "batch_size": args.batch_size,
               "repeats": args.repeats, "iterations": args.iterations, "default_meta_grad": DEFAULT_META_GRAD,
               "data": {name: data[name][3] for name in args.setups},
               "s_per_epoch": {f"{r['setup']}/{r['method']}" + (f"/{r['meta_grad']}" if r["meta_grad"] else ""):
@@ -264,6 +269,9 @@ def main() -> None:
     p.add_argument("--inference-samples", type=int, default=8192)
     p.add_argument("--inference-batch", type=int, default=2048)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall time, or this process's CPU time (CPU device, with --threads 1: robust to other "
+                        "processes sharing the cores)")
     p.add_argument("--profile", choices=sorted(SETUPS), help="print torch.profiler tables for this setup instead")
     p.add_argument("--profile-rows", type=int, default=20)
     args = p.parse_args()
@@ -273,6 +281,10 @@ def main() -> None:
     if bad or args.repeats < 1 or args.iterations < 1 or args.warmup < 1:
         p.error(f"bad value(s) {bad or ''}: setups from {list(SETUPS)}, meta-grads from {list(META_GRADIENTS)}, "
                 "repeats/iterations/warmup >= 1")
+    if args.clock == "cpu" and args.device != "cpu":
+        p.error("--clock cpu measures CPU work; use it with --device cpu")
+    global clock
+    clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.profile:
