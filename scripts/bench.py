@@ -263,10 +263,10 @@ def main() -> None:
     p.add_argument("--meta-grads", default="forward_ad,finite_diff",
                    help="ELITE variants: " + ", ".join(META_GRADIENTS))
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
-    p.add_argument("--iterations", type=int, default=6, help="timed iterations per measurement")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations before them")
+    p.add_argument("--iterations", type=int, default=4, help="timed iterations per measurement")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations before them")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--inference-samples", type=int, default=8192)
+    p.add_argument("--inference-samples", type=int, default=4096)
     p.add_argument("--inference-batch", type=int, default=2048)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
