@@ -7,7 +7,7 @@ ARGS ?=
 RUNS ?= outputs
 REPORT_DIR ?= outputs/report
 
-.PHONY: install run test test-slow lint report figures clean
+.PHONY: install run test test-slow lint report figures bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)  ## the default test suite (slow tests excluded), one worker per 
 
 test-slow: $(STAMP)  ## only the slow tests
 	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)  ## per-epoch cost of ELITE vs its base detectors, inference throughput (a few minutes on CPU)
+	$(PY) scripts/bench.py $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check elite_exp tests scripts

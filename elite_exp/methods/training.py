@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from elite_exp.errors import ConfigError
@@ -46,13 +47,18 @@ class TrainSettings:
 
 @dataclass
 class StepInfo:
-    """What the loop reports to a monitor after every optimiser step."""
+    """What the loop reports to a monitor after every optimiser step. ``loss`` is read from the
+    device only when a monitor asks for it (no host sync per step otherwise)."""
 
     iteration: int
     epoch: int
     index: torch.Tensor
-    loss: float
+    loss_tensor: torch.Tensor
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> float:
+        return float(self.loss_tensor)
 
 
 Monitor = Callable[[StepInfo], None]
@@ -83,15 +89,17 @@ def run_training(module: torch.nn.Module, n: int, step: Callable[[torch.Tensor],
         total = torch.zeros((), device=device)
         for b in range(n_batches):
             idx = perm[b * bs:(b + 1) * bs]
-            loss, extra = step(idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with record_function("train.step"):
+                loss, extra = step(idx)
+            with record_function("train.update"):
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             total += loss.detach()
             iteration += 1
             if monitor is not None:
-                monitor(StepInfo(iteration, epoch, idx, float(loss.detach()), extra))
-        mean = float(total) / n_batches
+                monitor(StepInfo(iteration, epoch, idx, loss.detach(), extra))
+        mean = float(total) / n_batches  # the epoch's one host sync
         if not math.isfinite(mean):
             raise TrainingDiverged(f"{desc}: loss became {mean} in epoch {epoch}")
         epoch_losses.append(mean)

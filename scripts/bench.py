@@ -1,0 +1,297 @@
+"""Training cost of ELITE against its base detector, and inference throughput, in one process.
+
+Every training measurement runs the real code path: ELITE through ``EliteDetector.fit`` and
+the base detectors (Deep SVDD without pre-training: mean score loss; the plain auto-encoder:
+mean reconstruction error) through the same ``run_training`` loop, on the same network, data
+and batch size. A monitor times the iterations after the warm-up ones. Repeats are
+interleaved (every variant once per round, in a rotated order), so machine noise hits all
+variants alike; ratios are the medians of the per-round ratios.
+
+Setups: ``mnist`` (1x28x28, Deep SVDD's 8-4 LeNet, 20 labels), ``cifar`` (3x32x32, the
+32-64-128 LeNet, 100 labels as in the paper) and ``official`` (the official ELITE code's MNIST
+network: 1x32x32, 32-64-128 bias-free 5x5 convs, BatchNorm without affine, 128-d output; its
+Deep SVDD variant took 0.47 s per iteration on a 2-core machine).
+
+    python scripts/bench.py                        # CPU, all setups
+    python scripts/bench.py --device cuda --repeats 5
+    python scripts/bench.py --profile mnist        # where ELITE's step spends its time
+
+MNIST-shaped setups use real MNIST when ``ELITE_DATA_DIR`` is set, else random tensors of
+the same shape (the cost does not depend on pixel values); CIFAR-shaped inputs are random.
+The last output line is one JSON object with the medians and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from elite_exp.data.datasets import load_dataset
+from elite_exp.methods.elite import EliteDetector
+from elite_exp.methods.meta_gradient import META_GRADIENTS
+from elite_exp.methods.training import StepInfo, TrainSettings, run_training
+from elite_exp.networks import NetworkSpec
+from elite_exp.scores import build_score, score_in_batches
+
+OFFICIAL_S_PER_ITERATION = 0.47  # the official ELITE code, Deep SVDD variant, MNIST, batch 128, 2 CPU cores
+EPOCH_SAMPLES = 5000  # the protocol's n_train: one epoch = 5000 // batch_size iterations
+DEFAULT_META_GRAD = EliteDetector().meta_grad
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    input_shape: tuple[int, int, int]
+    spec: NetworkSpec
+    n_labels: int
+    scores: tuple[str, ...]
+    real_mnist_size: int | None  # image size to load real MNIST at, None = random inputs
+
+
+SETUPS = {
+    "mnist": Setup("mnist", (1, 28, 28), NetworkSpec(kind="conv", channels=(8, 4), rep_dim=32), 20, ("svdd", "ae"),
+                   28),
+    "cifar": Setup("cifar", (3, 32, 32), NetworkSpec(kind="conv", channels=(32, 64, 128), rep_dim=128), 100,
+                   ("svdd", "ae"), None),
+    "official": Setup("official", (1, 32, 32), NetworkSpec(kind="conv", channels=(32, 64, 128), rep_dim=128), 20,
+                      ("svdd",), 32),
+}
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
+def now(device: torch.device) -> float:
+    """Seconds on the chosen clock after the device finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return clock()
+
+
+class IterationTimer:
+    """A training monitor: seconds per iteration over the iterations after ``warmup``."""
+
+    def __init__(self, warmup: int, total: int, device: torch.device):
+        self.warmup, self.total, self.device = warmup, total, device
+        self.start = 0.0
+        self.seconds = float("nan")
+
+    def __call__(self, info: StepInfo) -> None:
+        if info.iteration == self.warmup:
+            self.start = now(self.device)
+        elif info.iteration == self.total:
+            self.seconds = (now(self.device) - self.start) / (self.total - self.warmup)
+
+
+def load_inputs(setup: Setup, n_unlabeled: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """(unlabeled x, labeled x, labeled is-anomaly, data description); labeled: half class 0, half other."""
+    half = setup.n_labels // 2
+    if setup.real_mnist_size is not None and os.environ.get("ELITE_DATA_DIR"):
+        ds = load_dataset("mnist", download=False, image_size=setup.real_mnist_size)
+        rest = np.arange(n_unlabeled, len(ds.y_train))
+        lab = np.concatenate([rest[ds.y_train[rest] == 0][:half], rest[ds.y_train[rest] != 0][:half]])
+        return (ds.x_train[:n_unlabeled], ds.x_train[lab], torch.from_numpy(ds.y_train[lab] != 0),
+                f"MNIST ({os.environ['ELITE_DATA_DIR']})")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n_unlabeled + 2 * half, *setup.input_shape, generator=g)
+    return x[:n_unlabeled], x[n_unlabeled:], torch.arange(2 * half) >= half, "random tensors"
+
+
+def time_base(setup: Setup, score: str, x: torch.Tensor, s: TrainSettings, warmup: int,
+              device: torch.device) -> tuple[float, torch.nn.Module]:
+    """The base detector's step: mean score of the batch (Deep SVDD without pre-training / the AE)."""
+    torch.manual_seed(0)
+    module = build_score(score, setup.spec, setup.input_shape).to(device)
+    x = x.to(device)
+    module.prepare(x, batch_size=s.batch_size)
+    timer = IterationTimer(warmup, len(x) // s.batch_size, device)
+    run_training(module, len(x), lambda idx: (module(x[idx]).mean(), {}), s, torch.Generator().manual_seed(0),
+                 monitor=timer)
+    return timer.seconds, module
+
+
+def time_elite(setup: Setup, score: str, meta_grad: str, x: torch.Tensor, x_lab: torch.Tensor,
+               lab_anomaly: torch.Tensor, s: TrainSettings, warmup: int, device: torch.device) -> float:
+    est = EliteDetector(score=score, meta_grad=meta_grad, network=setup.spec, epochs=s.epochs,
+                        batch_size=s.batch_size, lr=s.lr, device=str(device), random_state=0)
+    y = np.concatenate([np.full(len(x), -1), lab_anomaly.numpy().astype(np.int64)])
+    timer = IterationTimer(warmup, len(x) // s.batch_size, device)
+    est.fit(torch.cat([x, x_lab]), y, monitor=timer)
+    return timer.seconds
+
+
+def time_inference(module: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> float:
+    """Samples per second of eval-mode scoring in large no-grad batches."""
+    x = x.to(device)
+    score_in_batches(module, x[:batch_size], batch_size)
+    start = now(device)
+    score_in_batches(module, x, batch_size)
+    return len(x) / (now(device) - start)
+
+
+def variants(setup: Setup, meta_grads: list[str]) -> list[tuple[str, str]]:
+    """(score, meta_grad or 'base') pairs; the official net also runs the double backward (its own algorithm)."""
+    extra = ["double_backward"] if setup.name == "official" and "double_backward" not in meta_grads else []
+    return [(score, mg) for score in setup.scores for mg in ["base", *meta_grads, *extra]]
+
+
+def base_name(score: str) -> str:
+    return "deepsvdd" if score == "svdd" else "ae"
+
+
+def run(args) -> dict:
+    device = torch.device(args.device)
+    s = TrainSettings(epochs=1, batch_size=args.batch_size)
+    n_unlabeled = (args.warmup + args.iterations) * args.batch_size
+    data = {name: load_inputs(SETUPS[name], n_unlabeled, seed=0) for name in args.setups}
+    times: dict[tuple[str, str, str], list[float]] = {}
+    inference: dict[tuple[str, str], list[float]] = {}
+    for r in range(args.repeats):
+        for name in args.setups:
+            setup = SETUPS[name]
+            x, x_lab, lab_anomaly, _ = data[name]
+            todo = variants(setup, args.meta_grads)
+            todo = todo[r % len(todo):] + todo[:r % len(todo)]  # rotate the order every round
+            for score, mg in todo:
+                if mg == "base":
+                    sec, module = time_base(setup, score, x, s, args.warmup, device)
+                    x_inf = x.repeat((args.inference_samples + len(x) - 1) // len(x), 1, 1, 1)[:args.inference_samples]
+                    inference.setdefault((name, score), []).append(
+                        time_inference(module, x_inf, args.inference_batch, device))
+                else:
+                    sec = time_elite(setup, score, mg, x, x_lab, lab_anomaly, s, args.warmup, device)
+                times.setdefault((name, score, mg), []).append(sec)
+                print(f"round {r + 1}/{args.repeats} {name:8s} {score:4s} {mg:15s} {sec * 1000:8.1f} ms/iteration",
+                      flush=True)
+
+    iters_per_epoch = EPOCH_SAMPLES // args.batch_size
+    rows = []
+    ratios = {}
+    for (name, score, mg), secs in times.items():
+        base = times[(name, score, "base")]
+        ratio = statistics.median(e / b for e, b in zip(secs, base))
+        ratios[f"{name}/{score}/{mg}"] = ratio
+        sec = statistics.median(secs)
+        rows.append({"setup": name, "method": base_name(score) if mg == "base" else f"elite_{score}",
+                     "meta_grad": "" if mg == "base" else mg, "ms/iteration": 1000 * sec,
+                     "iterations/s": 1 / sec, f"s/epoch ({iters_per_epoch} it)": sec * iters_per_epoch,
+                     "x base": ratio})
+    table = pd.DataFrame(rows)
+    inf = pd.DataFrame([{"setup": n, "score": sc, "samples/s": statistics.median(v)}
+                        for (n, sc), v in inference.items()])
+    print()
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.clock} clock, batch {args.batch_size}, "
+          f"{args.iterations} timed iterations after {args.warmup} warm-up, {args.repeats} interleaved rounds")
+    for name in args.setups:
+        print(f"  {name}: {SETUPS[name].input_shape}, {SETUPS[name].spec}, {SETUPS[name].n_labels} labels, "
+              f"data: {data[name][3]}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\ninference (eval mode, batches of {args.inference_batch}, {args.inference_samples} samples)")
+    print(inf.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+    result = {"device": str(device), "threads": torch.get_num_threads(), "clock": args.clock,
+              "batch_size": args.batch_size,
+              "repeats": args.repeats, "iterations": args.iterations, "default_meta_grad": DEFAULT_META_GRAD,
+              "data": {name: data[name][3] for name in args.setups},
+              "s_per_epoch": {f"{r['setup']}/{r['method']}" + (f"/{r['meta_grad']}" if r["meta_grad"] else ""):
+                              r[f"s/epoch ({iters_per_epoch} it)"] for r in rows},
+              "inference_samples_per_s": {f"{n}/{sc}": statistics.median(v) for (n, sc), v in inference.items()},
+              "ratios": ratios}
+    main = "mnist" if "mnist" in args.setups else args.setups[0]
+    for key, score in (("elite_svdd_over_deepsvdd", "svdd"), ("elite_ae_over_ae", "ae")):
+        if (main, score, DEFAULT_META_GRAD) in times:
+            result[key] = ratios[f"{main}/{score}/{DEFAULT_META_GRAD}"]
+    if "official" in args.setups:
+        official = {mg: statistics.median(secs) for (n, _, mg), secs in times.items() if n == "official"}
+        result["official_net"] = {mg: {"s_per_iteration": sec, "iterations_per_s": 1 / sec,
+                                       "speedup_vs_official_code": OFFICIAL_S_PER_ITERATION / sec}
+                                  for mg, sec in official.items()}
+    return result
+
+
+def profile(args) -> None:
+    """torch.profiler view of the training iterations: the time per iteration of each region
+    (``train.step`` = the method's forward work incl. ELITE's meta-gradients, ``train.update`` =
+    backward + optimiser, ``elite.*`` = the meta-gradient parts) and the top operators."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    device = torch.device(args.device)
+    setup = SETUPS[args.profile]
+    s = TrainSettings(epochs=1, batch_size=args.batch_size)
+    n_iter = args.warmup + args.iterations
+    x, x_lab, lab_anomaly, _ = load_inputs(setup, n_iter * args.batch_size, seed=0)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+
+    def fit(score, mg):
+        if mg == "base":
+            time_base(setup, score, x, s, args.warmup, device)
+        else:
+            time_elite(setup, score, mg, x, x_lab, lab_anomaly, s, args.warmup, device)
+
+    todo = [(score, mg) for score in setup.scores for mg in ["base", *args.meta_grads]]
+    for score, mg in todo:  # warm-up: first calls load kernels and forward-AD formulas
+        fit(score, mg)
+    rows = []
+    for score, mg in todo:
+        with torch_profile(activities=activities) as prof:
+            fit(score, mg)
+        events = prof.key_averages()
+        row = {"score": score, "meta_grad": mg}
+        row.update({e.key: e.cpu_time_total / 1000 / n_iter for e in events
+                    if e.key.startswith(("train.", "elite."))})
+        rows.append(row)
+        print(f"\n== {setup.name} {score} {mg}: top operators over {n_iter} iterations and the fit around them ==")
+        print(events.table(sort_by="self_cpu_time_total", row_limit=args.profile_rows))
+    print(f"\n{setup.name}: CPU ms per iteration by region")
+    print(pd.DataFrame(rows).fillna(0).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--setups", default="mnist,cifar,official", help="comma list of: " + ", ".join(SETUPS))
+    p.add_argument("--meta-grads", default="forward_ad,finite_diff",
+                   help="ELITE variants: " + ", ".join(META_GRADIENTS))
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--iterations", type=int, default=4, help="timed iterations per measurement")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations before them")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--inference-samples", type=int, default=4096)
+    p.add_argument("--inference-batch", type=int, default=2048)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall time, or this process's CPU time (CPU device, with --threads 1: robust to other "
+                        "processes sharing the cores)")
+    p.add_argument("--profile", choices=sorted(SETUPS), help="print torch.profiler tables for this setup instead")
+    p.add_argument("--profile-rows", type=int, default=20)
+    args = p.parse_args()
+    args.setups = [x for x in args.setups.split(",") if x]
+    args.meta_grads = [x for x in args.meta_grads.split(",") if x]
+    bad = [x for x in args.setups if x not in SETUPS] + [x for x in args.meta_grads if x not in META_GRADIENTS]
+    if bad or args.repeats < 1 or args.iterations < 1 or args.warmup < 1:
+        p.error(f"bad value(s) {bad or ''}: setups from {list(SETUPS)}, meta-grads from {list(META_GRADIENTS)}, "
+                "repeats/iterations/warmup >= 1")
+    if args.clock == "cpu" and args.device != "cpu":
+        p.error("--clock cpu measures CPU work; use it with --device cpu")
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.profile:
+        profile(args)
+        return
+    print(json.dumps(run(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""ELITE's fast meta-gradients against the double-backward definition, on scikit-learn's digits."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from elite_exp.data import load_dataset, make_split
+from elite_exp.methods.elite import EliteDetector
+from elite_exp.methods.meta_gradient import meta_gradients
+from elite_exp.networks import NetworkSpec
+from elite_exp.scores import build_score
+
+NETS = {  # digits as 64-d vectors (MLP) and as 1x8x8 images (LeNet-type conv net); both with BatchNorm
+    "mlp": (NetworkSpec(kind="mlp", hidden=(32, 16), rep_dim=8), (64,)),
+    "conv": (NetworkSpec(kind="conv", channels=(4, 2), rep_dim=8), (1, 8, 8)),
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _batch(digits, shape, n=64, n_val=10):
+    """A training batch (all classes) and a labeled set: half class 0 (normal), half other digits."""
+    x = digits.x_train
+    val = np.concatenate([np.flatnonzero(digits.y_train == 0)[:n_val // 2],
+                          np.flatnonzero(digits.y_train != 0)[:n_val // 2]])
+    return (x[-n:].reshape(n, *shape), x[val].reshape(len(val), *shape),
+            torch.from_numpy(digits.y_train[val] != 0))
+
+
+def _module(score, spec, shape, x, dtype):
+    torch.manual_seed(0)
+    module = build_score(score, spec, shape).to(dtype)
+    module.prepare(x.to(dtype))
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)  # move away from the initialisation a little
+    for _ in range(3):
+        loss = module(x.to(dtype)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return module
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("score", ["svdd", "ae"])
+def test_forward_ad_equals_double_backward_float64(digits, score, net):
+    spec, shape = NETS[net]
+    x, xv, yv = _batch(digits, shape)
+    module = _module(score, spec, shape, x, torch.float64)
+    out = {}
+    for method in ("forward_ad", "double_backward"):
+        m = copy.deepcopy(module)
+        scores, meta, lv = meta_gradients(m, x.double(), xv.double(), yv, margin=5.0, step_size=1e-3, method=method)
+        out[method] = (scores.detach(), meta, lv, [b.clone() for b in m.buffers()])
+    (s1, m1, l1, b1), (s2, m2, l2, b2) = out["forward_ad"], out["double_backward"]
+    assert m1.abs().max() > 0 and (m1 > 0).any() and (m1 < 0).any()
+    torch.testing.assert_close(m1, m2, rtol=1e-9, atol=1e-12 * float(m2.abs().max()))
+    torch.testing.assert_close(s1, s2, rtol=1e-12, atol=0)
+    torch.testing.assert_close(l1, l2, rtol=1e-12, atol=0)
+    for a, b in zip(b1, b2):  # one running-statistics update, from the training forward only
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("score", ["svdd", "ae"])
+def test_finite_diff_close_to_exact_float32(digits, score, net):
+    spec, shape = NETS[net]
+    x, xv, yv = _batch(digits, shape)
+    module = _module(score, spec, shape, x, torch.float32)
+    exact = meta_gradients(copy.deepcopy(module).double(), x.double(), xv.double(), yv, 5.0, 1e-3, "forward_ad")[1]
+    fast = copy.deepcopy(module)
+    scores, approx, _ = meta_gradients(fast, x, xv, yv, 5.0, 1e-3, "finite_diff")
+    rel = float((approx.double() - exact).norm() / exact.norm())
+    assert rel < 2e-2, f"finite-difference meta-gradients off by {rel:.2e} (relative)"
+    big = exact.abs() > 0.1 * exact.abs().max()  # the samples that carry weight agree in sign
+    assert ((approx > 0) == (exact > 0))[big].all()
+    assert fast.training and scores.requires_grad
+    for a, b in zip(fast.buffers(), module.buffers()):  # running stats updated once, as by a plain step
+        if a.dtype == torch.int64:
+            assert int(a) == int(b) + 1
+
+
+def _fit(digits, meta_grad):
+    split = make_split(digits.y_train, 0, r_p=0.2, n_train=120, n_labels=10, seed=0, dataset="digits")
+    X = torch.cat([digits.x_train[split.unlabeled], digits.x_train[split.labeled]])
+    y = np.concatenate([np.full(len(split.unlabeled), -1), split.labeled_anomaly])
+    est = EliteDetector(score="svdd", meta_grad=meta_grad, epochs=10, batch_size=32, lr=1e-3, device="cpu",
+                        random_state=0).fit(X, y)
+    auc = roc_auc_score(digits.y_test != 0, est.decision_function(digits.x_test))
+    return est, auc
+
+
+def test_same_weights_and_auc_fast_vs_definition(digits):
+    fast, auc_fast = _fit(digits, "forward_ad")
+    ref, auc_ref = _fit(digits, "double_backward")
+    approx, auc_fd = _fit(digits, "finite_diff")
+    assert auc_ref > 0.8
+    for a, b in zip(fast.module_.parameters(), ref.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert abs(auc_fast - auc_ref) < 1e-4
+    assert abs(auc_fd - auc_ref) < 0.01, f"finite_diff AUC {auc_fd:.4f} vs exact {auc_ref:.4f}"
