@@ -49,7 +49,7 @@ class ModelConf:
 class EliteConf:
     update: str = "reweight"  # reweight | paper (measured: reweight is better, see README)
     margin: str = "auto_mean"  # auto_mean | auto_max | a number
-    meta_grad: str = "forward_ad"  # forward_ad | double_backward
+    meta_grad: str = "forward_ad"  # forward_ad | finite_diff | double_backward
     normalize: bool = True  # divide M by its batch mean magnitude
 
 
