@@ -35,7 +35,7 @@ from elite_exp.report import (  # noqa: E402
 log = logging.getLogger(__name__)
 
 DATA_ORDER = ["mnist", "fmnist", "cifar10"]
-FIG7_METHODS = ("elite_svdd", "deepsad")
+FIG7_METHODS = ("elite_svdd", "deepsad_every_batch")
 
 
 def _rank(name: str, order: list[str]) -> tuple[int, str]:

@@ -29,7 +29,8 @@ RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "n_train", "
 SETTING = ["data", "method", "epochs", "n_train"]
 # display names as in the paper's legends
 METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd": "DeepSVDD", "deepsad": "DeepSAD",
-                 "ssad": "SSAD", "rsrae": "RSRAE", "ae": "AE", "labels_svdd": "Labels only (SVDD)",
+                 "deepsad_every_batch": "DeepSAD (labels in every batch)", "ssad": "SSAD",
+                 "ssad_hybrid": "SSAD hybrid", "rsrae": "RSRAE", "ae": "AE", "labels_svdd": "Labels only (SVDD)",
                  "labels_ae": "Labels only (AE)"}
 DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits"}
 

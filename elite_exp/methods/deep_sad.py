@@ -61,7 +61,12 @@ class DeepSAD(DeepSVDD):
 
         def step(idx):
             x, t = batch(idx)
-            return deep_sad_loss(module(x), t, self.eta), {}
+            d = module(x)
+            if not self.labeled_every_batch:
+                return deep_sad_loss(d, t, self.eta), {}
+            # the whole labeled set is in every batch: report its loss (Fig. 7b's labeled loss)
+            n_lab = len(x_lab)
+            return deep_sad_loss(d, t, self.eta), {"val_loss": deep_sad_loss(d[-n_lab:], t[-n_lab:], self.eta).detach()}
 
         self.epoch_losses_ = run_training(module, n, step, self._settings(), self._generator(), desc="Deep SAD",
                                           progress=self.progress, monitor=monitor)
