@@ -116,6 +116,7 @@ class Config:
     eta_m: float = 1.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads per run; 0 = torch's default (one per core)
     out_dir: str = "outputs"
     force: bool = False  # rerun even if the run folder holds a finished record
     progress: bool = True  # tqdm bars

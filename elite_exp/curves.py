@@ -32,13 +32,17 @@ class TrainingRecorder:
 
     def __call__(self, info: StepInfo) -> None:
         m = info.extra.get("meta_gradient")
+        record_meta = m is not None and info.iteration <= self.meta_iterations
+        record_row = self.every and info.iteration % self.every == 0
+        if not (record_meta or record_row):
+            return  # nothing to copy off the device on this step
         idx = info.index.cpu()
-        if m is not None and info.iteration <= self.meta_iterations:
+        if record_meta:
             # y_hat * |M| = -sign(M) * |M| = -M: positive for samples ELITE takes as normal
             self._meta_sum.index_add_(0, idx, (-m).double().cpu())
             self._meta_count.index_add_(0, idx, torch.ones_like(idx))
             self._flag_sum.index_add_(0, idx, info.extra["anomaly_hat"].double().cpu())
-        if self.every and info.iteration % self.every == 0:
+        if record_row:
             row = {"iteration": info.iteration, "epoch": info.epoch, "train_loss": info.loss}
             if "val_loss" in info.extra:
                 row["labeled_loss"] = float(info.extra["val_loss"])

@@ -39,7 +39,7 @@ log = logging.getLogger("elite_exp")
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # settings that do not change a run's result: left out of its folder's hash
-NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device")
+NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads")
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
@@ -80,6 +80,10 @@ def validate(cfg: DictConfig) -> tuple[str, object]:
                           f"allowed: 0..{cfg.data.n_classes - 1}")
     if cfg.curves_every < 0:
         raise ConfigError(f"curves_every={cfg.curves_every} is not allowed; it must be >= 0")
+    if cfg.threads < 0:
+        raise ConfigError(f"threads={cfg.threads} is not allowed; it must be >= 0 (0 = one per core)")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     return device, build_method(cfg, device)
 
