@@ -10,7 +10,6 @@ Fig. 7: (a) test AUC and (b) labeled loss over iterations, ELITE vs Deep SAD on 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import zlib
 from pathlib import Path
@@ -27,8 +26,8 @@ from elite_exp.report import (  # noqa: E402
     FIGURES,
     METHOD_LABELS,
     Figure,
-    collect,
     default_labels,
+    run_cli,
     summarise,
 )
 
@@ -164,17 +163,7 @@ def draw_all(runs: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m elite_exp.figures", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
-    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        runs = collect(args.runs)
-    except FileNotFoundError as err:
-        parser.error(str(err))
-    for path in draw_all(runs, args.out):
-        log.info("wrote %s", path)
+    run_cli(argv, "python -m elite_exp.figures", __doc__.splitlines()[0], draw_all)
 
 
 if __name__ == "__main__":

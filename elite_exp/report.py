@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,8 +165,10 @@ def write_report(runs: pd.DataFrame, out: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m elite_exp.report", description=__doc__.splitlines()[0])
+def run_cli(argv: list[str] | None, prog: str, description: str,
+            write: Callable[[pd.DataFrame, Path], list[Path]]) -> None:
+    """The command line of ``elite_exp.report`` and ``elite_exp.figures``: run folders in, files out."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
     parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder")
     args = parser.parse_args(argv)
@@ -174,8 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         runs = collect(args.runs)
     except FileNotFoundError as err:
         parser.error(str(err))
-    for path in write_report(runs, args.out):
+    for path in write(runs, args.out):
         log.info("wrote %s", path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(argv, "python -m elite_exp.report", __doc__.splitlines()[0], write_report)
 
 
 if __name__ == "__main__":
