@@ -51,12 +51,11 @@ def data_root(root: str | os.PathLike | None) -> Path:
     return Path(os.environ.get("ELITE_DATA_DIR", "data")).expanduser()
 
 
-def _missing(name: str, searched: list[Path]) -> ConfigError:
+def _missing(name: str, searched: list[Path], download: bool) -> ConfigError:
     where = ", ".join(str(p) for p in searched)
-    return ConfigError(
-        f"data set {name!r} not found (searched {where}); set data.root or ELITE_DATA_DIR "
-        "to the folder that holds it, or allow data.download=true when online"
-    )
+    fix = "download failed (offline?)" if download else "data.download=true fetches it when online"
+    return ConfigError(f"data set {name!r} not found (searched {where}) and {fix}; "
+                       "set data.root or ELITE_DATA_DIR to the folder that holds it")
 
 
 def _resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:
@@ -73,7 +72,7 @@ def _load_mnist_like(cls_name: str, root: Path, download: bool, image_size: int 
         train = cls(root=str(root), train=True, download=download)
         test = cls(root=str(root), train=False, download=download)
     except RuntimeError as err:  # torchvision: "Dataset not found. You can use download=True ..."
-        raise _missing(cls_name, [root / cls_name / "raw"]) from err
+        raise _missing(cls_name, [root / cls_name / "raw"], download) from err
     except OSError as err:  # download attempted without a network
         raise ConfigError(f"could not download {cls_name} into {root}: {err}") from err
 
@@ -189,12 +188,12 @@ def load_cifar10(root: Path, download: bool = True, image_size: int | None = Non
         x_te, y_te, _ = _cached_image_folder(folder / "test")
     else:
         if not download and not (root / "cifar-10-batches-py").is_dir():
-            raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"])
+            raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"], download)
         try:
             train = tvd.CIFAR10(root=str(root), train=True, download=download)
             test = tvd.CIFAR10(root=str(root), train=False, download=download)
         except (RuntimeError, OSError) as err:
-            raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"]) from err
+            raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"], download) from err
         x_tr = torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous()
         x_te = torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous()
         y_tr, y_te = np.asarray(train.targets, np.int64), np.asarray(test.targets, np.int64)
