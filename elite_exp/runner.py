@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -33,7 +34,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
 from elite_exp.methods.registry import build_method, method_name
 from elite_exp.methods.training import TrainingDiverged
-from elite_exp.records import environment, is_finished, write_csv, write_json
+from elite_exp.records import RESULT_FILE, environment, is_finished, write_csv, write_json
 
 log = logging.getLogger("elite_exp")
 
@@ -73,6 +74,10 @@ def pick_device(device: str) -> str:
 
 def validate(cfg: DictConfig) -> tuple[str, object]:
     """Every check that needs no data: raises ConfigError naming the bad value."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"no value for {', '.join(missing)}; choose a complete option "
+                          f"(e.g. baseline=deepsvdd|deepsad|ssad|rsrae|ae|labels|none)")
     check_protocol(cfg.r_p, cfg.n_train, cfg.n_labels)
     check_normal_class(cfg.normal_class)
     if cfg.data.n_classes is not None and isinstance(cfg.normal_class, int) and cfg.normal_class >= cfg.data.n_classes:
@@ -114,7 +119,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
     test_auc = roc_auc_score(test_anomaly, estimator.decision_function(ds.x_test))
-    train_auc = roc_auc_score(split.unlabeled_anomaly, estimator.decision_function(x_unl))
+    # r_p = 0 leaves no anomaly in the training set: its AUC is undefined (null in the record)
+    train_auc = (roc_auc_score(split.unlabeled_anomaly, estimator.decision_function(x_unl))
+                 if 0 < split.unlabeled_anomaly.sum() < len(x_unl) else None)
     seconds["evaluate"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
 
@@ -125,7 +132,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
         write_csv(run_dir / "meta_scores.csv", meta)
     digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
     return {
-        "status": "ok", "test_auc": float(test_auc), "train_auc": float(train_auc),
+        "status": "ok", "test_auc": float(test_auc), "train_auc": None if train_auc is None else float(train_auc),
         "train_seconds": seconds["train"], "seconds": seconds,
         "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1),
         "split_digest": digest, "n_test": len(ds.y_test), "normal_class_name": ds.class_names[normal],
@@ -153,6 +160,8 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     except Exception as err:  # every failure is recorded; a sweep goes on
         if isinstance(err, ConfigError) and not multirun:
             print(f"error: {err}", file=sys.stderr)
+            if not (run_dir / RESULT_FILE).exists():  # nothing ran: leave no folder behind
+                shutil.rmtree(run_dir, ignore_errors=True)
             sys.exit(2)
         record.update(status="failed", error=type(err).__name__, reason=str(err))
         if not isinstance(err, ConfigError | TrainingDiverged):
@@ -163,9 +172,10 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)
         return record
     write_json(run_dir / "result.json", record)
-    log.info("%s %s class %s r_p %s: test AUC %.4f, train AUC %.4f, %.1f s; record: %s",
+    log.info("%s %s class %s r_p %s: test AUC %.4f, train AUC %s, %.1f s; record: %s",
              record["method"], record["data"], record["normal_class"], record["r_p"], record["test_auc"],
-             record["train_auc"], record["seconds"]["total"], run_dir / "result.json")
+             "n/a" if record["train_auc"] is None else f"{record['train_auc']:.4f}", record["seconds"]["total"],
+             run_dir / "result.json")
     return record
 
 

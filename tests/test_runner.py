@@ -42,6 +42,13 @@ def test_tiny_run_writes_a_complete_record_and_resumes(tmp_path):
     assert records(tmp_path)[0]["seconds"] == rec["seconds"]
 
 
+def composed(tmp_path, *overrides):
+    register()
+    _register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["data=digits", f"out_dir={tmp_path}", "progress=false", *overrides])
+
+
 @pytest.mark.parametrize("override, message", [
     ("r_p=1.5", "r_p=1.5 is not allowed"),
     ("n_labels=7", "n_labels=7 is not allowed"),
@@ -53,18 +60,31 @@ def test_tiny_run_writes_a_complete_record_and_resumes(tmp_path):
     ("elite.update=both", "update='both' is not allowed"),
     ("elite.margin=-1", "margin='-1' is not allowed"),
     ("model=svdd model.name=knn", "score='knn' is not allowed"),
+    ("train.epochs=0", "epochs=0 is not allowed; it must be >= 1"),
+    ("baseline=schema_ssad", "no value for baseline.c_labeled"),
 ])
 def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys, override, message):
-    register()
-    _register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["data=digits", f"out_dir={tmp_path}", *override.split()])
+    cfg = composed(tmp_path, *override.split())
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)  # as Hydra leaves it before the job starts
     with pytest.raises(SystemExit) as exc:
-        execute(cfg, tmp_path / "run", multirun=False)
+        execute(cfg, run_dir, multirun=False)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert records(tmp_path) == [] and not run_dir.exists()
+
+
+def test_unknown_method_preset_is_rejected(tmp_path):
+    proc = run_cli("data=digits", "method=nonsense", out_dir=tmp_path)
+    assert proc.returncode == 1 and "Could not find 'method/nonsense'" in proc.stderr
     assert records(tmp_path) == []
+
+
+def test_clean_training_set_records_null_train_auc(tmp_path):
+    record = execute(composed(tmp_path, "r_p=0", "train.epochs=1"), tmp_path / "run", multirun=False)
+    assert record["status"] == "ok" and record["train_auc"] is None
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["train_auc"] is None
 
 
 def test_cli_error_has_no_traceback(tmp_path):

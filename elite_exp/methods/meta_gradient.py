@@ -20,6 +20,8 @@ kept as the reference the fast paths are tested against.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn as nn
@@ -29,6 +31,10 @@ from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
 from elite_exp.scores import batch_statistics
+
+# torch's forward-mode AD scripts a helper on first use and warns that scripting is deprecated:
+# an internal matter of torch that users cannot act on
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
 META_GRADIENTS = ("forward_ad", "finite_diff", "double_backward")
 # finite-difference step, relative: ||h g|| = FD_STEP * ||theta|| (in float32 the best trade-off between

@@ -35,8 +35,8 @@ class TrainSettings:
     momentum: float = 0.9
 
     def check(self) -> None:
-        if self.epochs < 0:
-            raise ConfigError(f"epochs={self.epochs} is not allowed; it must be >= 0")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs} is not allowed; it must be >= 1")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size={self.batch_size} is not allowed; it must be >= 2 (BatchNorm needs 2)")
         if not self.lr > 0:
@@ -83,7 +83,8 @@ def run_training(module: torch.nn.Module, n: int, step: Callable[[torch.Tensor],
     n_batches = n // bs  # drop the last partial batch: BatchNorm needs full-size batches
     epoch_losses: list[float] = []
     iteration = 0
-    bar = tqdm(range(s.epochs), desc=desc, disable=not progress, leave=False)
+    # disable=None: tqdm switches itself off when the output is not a terminal
+    bar = tqdm(range(s.epochs), desc=desc, disable=None if progress else True, leave=False)
     for epoch in bar:
         perm = torch.randperm(n, generator=generator).to(device)
         total = torch.zeros((), device=device)
