@@ -88,8 +88,9 @@ def collect(paths: list[Path]) -> pd.DataFrame:
             continue
         row = {k: rec.get(k) for k in RUN_COLUMNS}
         row["run_dir"] = str(f.parent)
+        row["written"] = f.stat().st_mtime
         rows.append(row)
-    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "written"])
     for col in ("r_p", "eta_m", "test_auc", "train_auc", "train_seconds"):
         runs[col] = pd.to_numeric(runs[col], errors="coerce")
     return runs.sort_values(["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed"],
@@ -107,7 +108,15 @@ def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
         keep &= runs["n_labels"].astype(float) == runs["data"].map(default_labels)
     if fig.methods is not None:
         keep &= runs["method"].isin(fig.methods)
-    return runs[keep]
+    sel = runs[keep].sort_values("written")
+    # runs whose settings differ only in what no figure shows (say a key the method ignores)
+    # would count twice: the newest one stands for its (cell, class, seed)
+    cell = [*SETTING, "r_p", "n_labels", "eta_m", "normal_class", "seed"]
+    dup = sel.duplicated(cell, keep="last")
+    if dup.any():
+        log.warning("%s: %d run(s) superseded by a newer run of the same cell, class and seed: %s",
+                    fig.name, int(dup.sum()), ", ".join(sel.loc[dup, "run_dir"]))
+    return sel[~dup]
 
 
 def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc") -> tuple[pd.DataFrame, pd.DataFrame]:

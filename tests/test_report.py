@@ -136,3 +136,15 @@ def test_figure_files_written(grid, tmp_path):
 def test_no_runs_no_figures(tmp_path):
     (tmp_path / "empty").mkdir()
     assert draw_all(collect([tmp_path / "empty"]), tmp_path / "figs") == []
+
+
+def test_a_newer_run_of_the_same_cell_supersedes_the_older(tmp_path):
+    import os
+
+    old = fake_run(tmp_path, auc=0.7)
+    new = fake_run(tmp_path / "again", auc=0.9)  # same cell, class and seed, another folder
+    os.utime(old / "result.json", (1, 1))
+    per_class, averaged = summarise(collect([tmp_path]), FIG["fig3"])
+    assert len(per_class) == 1 and per_class["n_seeds"].iloc[0] == 1
+    assert averaged["mean"].iloc[0] == pytest.approx(0.9)
+    assert new.exists()
