@@ -41,9 +41,22 @@ def _rank(name: str, order: list[str]) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
+COLORS = [f"C{i}" for i in range(10)] + ["black", "gold", "navy", "lime"]
+MARKERS = "os^vDPX*h<>p"
+
+
+def _slot(name: str, order: list[str]) -> int:
+    return order.index(name) if name in order else len(order) + zlib.crc32(name.encode())
+
+
 def _color(name: str, order: list[str]) -> str:
     """The same colour for a method (or data set) in every panel and figure."""
-    return f"C{(order.index(name) if name in order else len(order) + zlib.crc32(name.encode())) % 10}"
+    return COLORS[_slot(name, order) % len(COLORS)]
+
+
+def _marker(name: str, order: list[str]) -> str:
+    """A marker per method, so methods with equal values stay visible."""
+    return MARKERS[_slot(name, order) % len(MARKERS)]
 
 
 def _no_runs(ax: plt.Axes) -> None:
@@ -75,14 +88,16 @@ def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
         groups = sorted(part.groupby(["data", "method", "epochs", "n_train"]),
                         key=lambda g: (_rank(g[0][1], list(METHOD_LABELS)), g[0]))
         for (d, method, _epochs, _n_train), line in groups:
-            line = line.set_index(spec.x).reindex(xs)
+            # markers at the measured cells only; the line joins them (no marker: no run)
+            line = line.set_index(spec.x).sort_index()
             label = METHOD_LABELS.get(method, method)
             color = _color(method, list(METHOD_LABELS))
             if one_panel:
                 label = f"{DATA_LABELS.get(d, d)} {label}"
                 color = _color(d, DATA_ORDER)
-            ax.errorbar(xs, line["mean"], yerr=line["std"].fillna(0), marker="o", ms=4, capsize=2, label=label,
-                        color=color, ls="-" if method.endswith("svdd") or not one_panel else "--")
+            dashed = method.startswith("labels") if not one_panel else not method.endswith("svdd")
+            ax.errorbar(line.index, line["mean"], yerr=line["std"].fillna(0), label=label, color=color,
+                        marker=_marker(method, list(METHOD_LABELS)), ms=4, capsize=2, ls="--" if dashed else "-")
         ax.set_xlabel(spec.x_label)
         ax.set_ylabel("ROC AUC")
         ax.set_title("all data sets" if data is None else DATA_LABELS.get(data, data))
