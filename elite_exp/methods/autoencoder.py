@@ -39,16 +39,7 @@ class AutoEncoder(DeepDetector):
     def __init__(self, network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
-        self.network = network
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.contamination = contamination
-        self.device = device
-        self.random_state = random_state
-        self.progress = progress
+        self._keep_params(locals())
 
     def _check_params(self) -> None:
         """Only the training settings, checked by the base class."""

@@ -101,6 +101,12 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     uses_labels: bool = True  # False: unsupervised, fit() drops y and trains on every sample of X
 
     # -- helpers for subclasses -------------------------------------------------------
+    def _keep_params(self, arguments: dict) -> None:
+        """Store every constructor argument unchanged under its own name (scikit-learn's rule);
+        a subclass's ``__init__`` calls ``self._keep_params(locals())``."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
+
     def _settings(self) -> TrainSettings:
         s = TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                           optimizer=self.optimizer, weight_decay=self.weight_decay)

@@ -31,11 +31,7 @@ class DeepSAD(DeepSVDD):
                  pretrain_epochs: int = 30, network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
-        super().__init__(pretrain=pretrain, pretrain_epochs=pretrain_epochs, network=network, epochs=epochs,
-                         batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                         contamination=contamination, device=device, random_state=random_state, progress=progress)
-        self.eta = eta
-        self.labeled_every_batch = labeled_every_batch
+        self._keep_params(locals())
 
     def _check_params(self) -> None:
         super()._check_params()

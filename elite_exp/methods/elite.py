@@ -44,23 +44,7 @@ class EliteDetector(DeepDetector):
                  network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
-        self.score = score
-        self.squared = squared
-        self.update = update
-        self.margin = margin
-        self.eta_m = eta_m
-        self.meta_grad = meta_grad
-        self.normalize = normalize
-        self.network = network
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.contamination = contamination
-        self.device = device
-        self.random_state = random_state
-        self.progress = progress
+        self._keep_params(locals())
 
     def _check_params(self) -> None:
         if self.score not in SCORES:
