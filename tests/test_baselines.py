@@ -97,6 +97,16 @@ def test_deep_sad_loss_terms():
     assert float(deep_sad_loss(d, t, eta=2.0)) == pytest.approx((4.0 + 2 * 4.0 + 2 / 4.0) / 3, rel=1e-5)
 
 
+def test_deep_sad_with_labels_in_every_batch_reports_its_labeled_loss(digits_task):
+    """Fig. 7b's Deep SAD curve: the loss of the labeled part of every batch, falling over training."""
+    X, y, _, _ = digits_task
+    losses = []
+    DeepSAD(epochs=10, pretrain=False, labeled_every_batch=True, **FAST).fit(
+        X, y, monitor=lambda info: losses.append(float(info.extra["val_loss"])))
+    assert len(losses) == 30 and np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
 def test_ssad_exact_kernel_matches_the_dense_dual_qp(digits_task):
     """The (alpha, w) formulation with the exact kernel gives the centre of the textbook dense dual."""
     X, y, x_test, _ = digits_task
