@@ -64,7 +64,7 @@ def _resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:
     return F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
 
 
-def _load_mnist_like(cls_name: str, root: Path, download: bool, image_size: int | None) -> ArrayDataset:
+def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, image_size: int | None) -> ArrayDataset:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
@@ -82,17 +82,15 @@ def _load_mnist_like(cls_name: str, root: Path, download: bool, image_size: int 
 
     x_tr, y_tr = prep(train)
     x_te, y_te = prep(test)
-    return ArrayDataset(cls_name.lower(), x_tr, y_tr, x_te, y_te, tuple(train.classes))
+    return ArrayDataset(name, x_tr, y_tr, x_te, y_te, tuple(train.classes))
 
 
 def load_mnist(root: Path, download: bool = True, image_size: int | None = None) -> ArrayDataset:
-    ds = _load_mnist_like("MNIST", root, download, image_size)
-    return ArrayDataset("mnist", ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.class_names)
+    return _load_mnist_like("mnist", "MNIST", root, download, image_size)
 
 
 def load_fmnist(root: Path, download: bool = True, image_size: int | None = None) -> ArrayDataset:
-    ds = _load_mnist_like("FashionMNIST", root, download, image_size)
-    return ArrayDataset("fmnist", ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.class_names)
+    return _load_mnist_like("fmnist", "FashionMNIST", root, download, image_size)
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
