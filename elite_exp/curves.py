@@ -12,7 +12,6 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from elite_exp.methods.training import StepInfo
-from elite_exp.scores import score_in_batches
 
 
 class TrainingRecorder:
@@ -51,7 +50,7 @@ class TrainingRecorder:
                 neg_m = (-m).cpu()
                 row["meta_normal_mean"] = float(neg_m[~truth].mean()) if (~truth).any() else np.nan
                 row["meta_anomaly_mean"] = float(neg_m[truth].mean()) if truth.any() else np.nan
-            scores = score_in_batches(self.estimator.module_, self.x_test.to(info.index.device)).cpu().numpy()
+            scores = self.estimator.score_while_fitting(self.x_test)
             row["test_auc"] = float(roc_auc_score(self.test_anomaly, scores))
             self.rows.append(row)
 

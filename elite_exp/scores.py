@@ -37,10 +37,15 @@ class SVDDScore(nn.Module):
         return d2 if self.squared else torch.sqrt(d2 + 1e-12)
 
     @torch.no_grad()
-    def prepare(self, x: torch.Tensor, batch_size: int = 1024, eps: float = 0.1) -> None:
-        """Set c to the mean embedding of ``x`` under the initial weights."""
+    def prepare(self, x: torch.Tensor, batch_size: int = 1024, eps: float = 0.1,
+                among: torch.Tensor | None = None) -> None:
+        """Set c to the mean embedding of ``x`` (``(N, ...)``, N >= 2) under the current weights,
+        normalised with batch statistics over :func:`even_batches` of ``batch_size``; ``among``
+        (bool ``(N,)``) averages only those samples (e.g. the labeled normals) while every sample
+        of ``x`` takes part in the batch statistics."""
         with batch_statistics(self):
-            c = torch.cat([self.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).mean(0)
+            z = torch.cat([self.embed(b) for b in even_batches(x, batch_size)])
+        c = (z if among is None else z[among]).mean(0)
         small = c.abs() < eps
         c[small & (c < 0)] = -eps
         c[small & (c >= 0)] = eps
@@ -61,7 +66,7 @@ class AEScore(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.reconstruct(x) - x).pow(2).flatten(1).sum(dim=1)
 
-    def prepare(self, x: torch.Tensor, batch_size: int = 1024) -> None:
+    def prepare(self, x: torch.Tensor, batch_size: int = 1024, among: torch.Tensor | None = None) -> None:
         """Nothing to initialise from data."""
 
 
@@ -99,9 +104,93 @@ def batch_statistics(module: nn.Module):
                 m.num_batches_tracked.copy_(tracked)
 
 
+def even_batches(x: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """``x`` cut into ``max(1, N // batch_size)`` consecutive chunks of nearly equal size (they differ by
+    at most one sample): every chunk holds at least ``min(N, batch_size)`` samples, so a train-mode
+    BatchNorm pass over the chunks never meets a chunk of one sample (for N >= 2), and every sample
+    is used (unlike the training loop, nothing is dropped)."""
+    return torch.tensor_split(x, max(1, len(x) // max(batch_size, 1)))
+
+
+@torch.no_grad()
+def recompute_bn_statistics(module: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Set every BatchNorm's running mean and variance to the exact population statistics of ``x``
+    under the current weights, as the network is scored ("precise BN": Wu and Johnson, "Rethinking
+    'Batch' in BatchNorm", 2021): the statistics a network is scored with are those of its training
+    data, not BatchNorm's running average over earlier weights.
+
+    Layer by layer in the order they run: every earlier layer normalises with its new statistics
+    (eval mode, as when scoring), the measured layer's batch means and variances over the
+    :func:`even_batches` of ``batch_size`` are combined, weighted by the values they cover (samples
+    x spatial positions), into the mean and unbiased variance of all its inputs. So the result does
+    not depend on ``batch_size`` (unlike ``torch.optim.swa_utils.update_bn``, which averages
+    per-batch variances with equal weights, normalising earlier layers with batch statistics).
+    Costs one no-grad pass over ``x`` per BatchNorm layer. ``x``: ``(N, ...)`` with N >= 2.
+    Parameters, and a module without BatchNorm, are left as they are.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    if len(x) < 2:
+        raise ConfigError(f"BatchNorm statistics need at least 2 samples; got {len(x)}")
+    batches = even_batches(x, batch_size)
+    order: list[nn.Module] = []  # the layers in the order the forward pass reaches them
+    counts: dict[nn.Module, int] = {}  # values per channel in the last batch (samples x positions)
+
+    def seen(m, inputs):
+        counts[m] = inputs[0].numel() // inputs[0].shape[1]
+        if m not in order:
+            order.append(m)
+
+    hooks = [m.register_forward_pre_hook(seen) for m in norms]
+    saved = [(m.training, m.momentum) for m in norms]
+    was_training = module.training
+    try:
+        module.eval()
+        module(batches[0])  # finds the order
+        for layer in order:
+            layer.train()
+            layer.momentum = 1.0  # its running stats become each batch's mean and unbiased variance
+            n_all, s1, s2 = 0, 0.0, 0.0
+            for batch in batches:
+                module(batch)
+                n = counts[layer]
+                mean = layer.running_mean.double()
+                n_all += n
+                s1 = s1 + n * mean
+                s2 = s2 + n * (layer.running_var.double() * (n - 1) / n + mean.pow(2))
+            mean = s1 / n_all
+            layer.running_mean.copy_(mean)
+            layer.running_var.copy_((s2 / n_all - mean.pow(2)).clamp_min(0) * n_all / max(n_all - 1, 1))
+            layer.eval()
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, (training, momentum) in zip(norms, saved):
+            m.train(training)
+            m.momentum = momentum
+        module.train(was_training)
+
+
+@contextmanager
+def statistics_of(module: nn.Module, x: torch.Tensor, batch_size: int):
+    """Within the block, BatchNorm running statistics are those of ``x`` (:func:`recompute_bn_statistics`);
+    afterwards the module's buffers are restored exactly. For scoring in the middle of training
+    (curves) without touching what training does next."""
+    saved = {k: v.clone() for k, v in module.named_buffers()}
+    recompute_bn_statistics(module, x, batch_size)
+    try:
+        yield module
+    finally:
+        with torch.no_grad():
+            for k, v in module.named_buffers():
+                v.copy_(saved[k])
+
+
 @torch.no_grad()
 def score_in_batches(module: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Scores of ``x`` in eval mode (running BatchNorm statistics), in large no-grad batches."""
+    """Scores ``(N,)`` of ``x`` in eval mode (the running BatchNorm statistics, which the estimators set to
+    their training data's after training: :func:`recompute_bn_statistics`), in large no-grad batches."""
     was_training = module.training
     module.eval()
     try:

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from elite_exp.errors import ConfigError
 from elite_exp.methods.training import Monitor, TrainSettings
 from elite_exp.networks import NetworkSpec, default_spec
-from elite_exp.scores import score_in_batches
+from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
 
 def resolve_device(device: str) -> torch.device:
@@ -99,6 +99,9 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     # 0 / 1 for at least one labeled normal / anomaly (e.g. (-1, 0, 1) for ELITE)
     requires_labels: tuple[int, ...] = ()
     uses_labels: bool = True  # False: unsupervised, fit() drops y and trains on every sample of X
+    # the samples whose BatchNorm statistics the trained network is scored with: the ones it trained on,
+    # "unlabeled" (y = -1; every sample when y is dropped), "labeled" (y = 0 / 1) or "all"
+    trains_on: str = "unlabeled"
 
     # -- helpers for subclasses -------------------------------------------------------
     def _keep_params(self, arguments: dict) -> None:
@@ -146,6 +149,9 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         y = as_semi_labels(y, len(x))
         if not self.uses_labels:
             y = np.full(len(x), -1, dtype=np.int64)
+        if len(x) < 2:
+            raise ConfigError(f"{type(self).__name__} needs at least 2 training samples in X (BatchNorm "
+                              f"normalises over a batch); got {len(x)}")
         for value in self.requires_labels:
             least, what = REQUIRED_LABELS[value]
             if (y == value).sum() < least:
@@ -159,10 +165,26 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         x = x.to(device)
         yt = torch.from_numpy(y).to(device)
         self.module_ = module
-        self._train(module, x[yt == -1], x[yt >= 0], yt[yt >= 0] == 1, monitor)
-        train_scores = self._scores(x[yt == -1] if (yt == -1).any() else x)
+        x_unl, x_lab = x[yt == -1], x[yt >= 0]
+        trained_on = {"unlabeled": x_unl, "labeled": x_lab, "all": x}[self.trains_on]
+        self._fit_statistics_data = trained_on
+        try:
+            self._train(module, x_unl, x_lab, yt[yt >= 0] == 1, monitor)
+        finally:
+            del self._fit_statistics_data
+        # score with the trained network's statistics on its training data, not BatchNorm's running
+        # average of earlier weights (which a short fit has barely moved from its initial values)
+        recompute_bn_statistics(module, trained_on, self.batch_size)
+        train_scores = self._scores(x_unl if len(x_unl) else x)
         self.threshold_ = float(np.quantile(train_scores, 1.0 - self.contamination))
         return self
+
+    def score_while_fitting(self, X: torch.Tensor) -> np.ndarray:
+        """Anomaly scores ``(N,)`` of ``X`` in the middle of :meth:`fit` (for a monitor, e.g. the
+        curves of Fig. 7): with BatchNorm statistics of the current weights on the training data,
+        as the finished model is scored; the module's buffers are left exactly as they were."""
+        with statistics_of(self.module_, self._fit_statistics_data, self.batch_size):
+            return self._scores(X)
 
     def _scores(self, x: torch.Tensor) -> np.ndarray:
         device = next(iter(self.module_.state_dict().values())).device

@@ -26,6 +26,7 @@ class DeepSAD(DeepSVDD):
     from the unlabeled samples and appends the whole labeled set to each (as ELITE sees it)."""
 
     uses_labels = True
+    trains_on = "all"
 
     def __init__(self, eta: float = 1.0, labeled_every_batch: bool = False, pretrain: bool = True,
                  pretrain_epochs: int = 30, network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,

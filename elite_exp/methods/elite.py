@@ -10,7 +10,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.base import DeepDetector
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import run_training
-from elite_exp.scores import SCORES, batch_statistics, build_score
+from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class EliteDetector(DeepDetector):
         with batch_statistics(module):
             if margin == "auto_max":
                 return float(module(x_lab).max())
-            return float(torch.cat([module(x_unl[i:i + bs]) for i in range(0, len(x_unl), bs)]).mean())
+            return float(torch.cat([module(b) for b in even_batches(x_unl, bs)]).mean())
 
     def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
         s = self._settings()

@@ -19,10 +19,11 @@ class LabelsOnly(DeepDetector):
     """Trains ``score`` (``svdd`` / ``ae``) on the labeled set only: every optimiser step uses
     the whole labeled set, ``steps_per_epoch`` steps per epoch (the runner sets it to ELITE's
     step count, ``n_train // batch_size``). c is the mean initial embedding of the labeled
-    normals; the margin C is ``auto_mean`` (mean initial labeled score), ``auto_max`` (largest
+    normals (normalised with the whole labeled set's batch statistics, as every training step is); the margin C is ``auto_mean`` (mean initial labeled score), ``auto_max`` (largest
     initial labeled score) or a number, as in ELITE. Unlabeled samples in X are ignored."""
 
     requires_labels = (0, 1)
+    trains_on = "labeled"
 
     def __init__(self, score: str = "svdd", squared: bool = False, margin="auto_mean", steps_per_epoch: int = 39,
                  network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4, optimizer: str = "adam",
@@ -50,7 +51,7 @@ class LabelsOnly(DeepDetector):
         return float(scores.max() if margin == "auto_max" else scores.mean())
 
     def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        module.prepare(x_lab[~y_lab])
+        module.prepare(x_lab, among=~y_lab)  # batch statistics of the whole labeled set, as in training
         self.margin_ = self._margin(module, x_lab)
         # one "sample" of the shared loop = one step on the whole labeled set
         s = dataclasses.replace(self._settings(), batch_size=1)

@@ -124,6 +124,8 @@ class SSAD(DeepDetector):
     settings (``epochs``, ``lr``, ...) and ``network`` are used only by the auto-encoder of the
     ``hybrid`` variant."""
 
+    trains_on = "all"
+
     def __init__(self, kappa: float = 1.0, nu: float = 0.1, c_labeled: float = 1.0, hybrid: bool = False,
                  n_landmarks: int = 500, network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
