@@ -19,8 +19,10 @@ class LabelsOnly(DeepDetector):
     """Trains ``score`` (``svdd`` / ``ae``) on the labeled set only: every optimiser step uses
     the whole labeled set, ``steps_per_epoch`` steps per epoch (the runner sets it to ELITE's
     step count, ``n_train // batch_size``). c is the mean initial embedding of the labeled
-    normals (normalised with the whole labeled set's batch statistics, as every training step is); the margin C is ``auto_mean`` (mean initial labeled score), ``auto_max`` (largest
-    initial labeled score) or a number, as in ELITE. Unlabeled samples in X are ignored."""
+    normals (normalised with the whole labeled set's batch statistics, as every training step
+    is); the margin C is ``auto_mean`` (mean initial labeled score), ``auto_max`` (largest
+    initial labeled score) or a number, as in ELITE. Unlabeled samples in X are ignored; the
+    finished network is scored with BatchNorm statistics of the labeled set it trained on."""
 
     requires_labels = (0, 1)
     trains_on = "labeled"
