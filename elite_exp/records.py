@@ -12,6 +12,9 @@ from typing import Any
 import pandas as pd
 
 RESULT_FILE = "result.json"
+# what a record's numbers mean; a record of another format is never taken as done.
+# 1: scored with BatchNorm's running averages; 2: with statistics recomputed on the training data
+RECORD_FORMAT = 2
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -45,9 +48,16 @@ def read_record(run_dir: Path) -> dict | None:
         return None
 
 
-def is_finished(run_dir: Path) -> bool:
+def is_finished(run_dir: Path, identity: dict | None = None) -> bool:
+    """The folder holds an ``ok`` record; with ``identity``, one made with exactly that identity
+    (record format, config hash, data fingerprint: see ``runner.run_identity``)."""
     rec = read_record(run_dir)
-    return rec is not None and rec.get("status") == "ok"
+    return rec is not None and rec.get("status") == "ok" and (identity is None or rec.get("identity") == identity)
+
+
+def record_format(rec: dict) -> int:
+    """The format a record was written in (records before formats were numbered are 1)."""
+    return int(rec.get("identity", {}).get("format", 1))
 
 
 def environment(device: str) -> dict[str, Any]:

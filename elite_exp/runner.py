@@ -30,11 +30,21 @@ from sklearn.metrics import roc_auc_score
 from elite_exp.config import register
 from elite_exp.curves import TrainingRecorder
 from elite_exp.data import check_normal_class, check_protocol, class_index, load_dataset, make_split
+from elite_exp.data.datasets import data_fingerprint
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
 from elite_exp.methods.registry import build_method, method_name
 from elite_exp.methods.training import TrainingDiverged
-from elite_exp.records import RESULT_FILE, environment, is_finished, write_csv, write_json
+from elite_exp.records import (
+    RECORD_FORMAT,
+    RESULT_FILE,
+    environment,
+    is_finished,
+    read_record,
+    record_format,
+    write_csv,
+    write_json,
+)
 
 log = logging.getLogger("elite_exp")
 
@@ -141,20 +151,71 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     }
 
 
+def run_identity(cfg: DictConfig) -> dict:
+    """What makes a record the result of this run: the record format, the hash of every setting that
+    changes the result, and for your own data (csv, folder) a fingerprint of the files."""
+    options = OmegaConf.to_container(cfg.data, resolve=True)
+    return {"format": RECORD_FORMAT, "config_hash": config_hash(cfg),
+            "data_fingerprint": data_fingerprint(cfg.data.name, **{k: options[k] for k in DATA_OPTIONS})}
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
+    """``key: old -> new`` for settings that change the result and that both configs hold."""
+    a = _flat({k: v for k, v in old.items() if k not in NOT_HASHED})
+    b = _flat({k: v for k, v in OmegaConf.to_container(new, resolve=True).items() if k not in NOT_HASHED})
+    diff = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
+    return diff[:most] + ([f"... ({len(diff) - most} more)"] if len(diff) > most else [])
+
+
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     return {"method": method_name(cfg), "data": cfg.data.name, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
             "n_labels": cfg.n_labels, "n_train": cfg.n_train, "eta_m": cfg.eta_m, "seed": cfg.seed,
-            "epochs": cfg.train.epochs, "run_dir": str(run_dir),
+            "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),
             "config": OmegaConf.to_container(cfg, resolve=True)}
+
+
+def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: bool) -> bool:
+    """True when ``run_dir`` already holds this run's finished record (skip it). A record of other
+    settings is never replaced without ``force``: one line names the conflict (exit 2; in a sweep the
+    job is left out). A record of this run made from other data files or by an older version is
+    stale: the run is done again."""
+    previous = read_record(run_dir)
+    if previous is None or cfg.force:
+        return False
+    differences = config_differences(previous.get("config") or {}, cfg)
+    if differences:
+        message = (f"{run_dir} holds the record of other settings ({'; '.join(differences)}); it is kept: give "
+                   "this run its own folder (hydra.run.dir / hydra.sweep.subdir) or force=true to replace it")
+        if multirun:
+            log.error("not run: %s", message)
+            return True
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    if is_finished(run_dir, identity):
+        log.info("skipping %s: finished record present (force=true reruns it)", run_dir)
+        return True
+    if previous.get("status") == "ok":
+        old = previous.get("identity", {})
+        why = (f"an older version of elite-exp (record format {record_format(previous)}, now {RECORD_FORMAT})"
+               if record_format(previous) != RECORD_FORMAT else
+               "other data files under data.path" if old.get("data_fingerprint") != identity["data_fingerprint"]
+               else "other settings")
+        log.warning("rerunning %s: its record was made by %s", run_dir, why)
+    return False
 
 
 def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     """Run, record and report one job. A user error in a single run exits with code 2;
     in a sweep every failure is recorded and the sweep goes on."""
-    if not cfg.force and is_finished(run_dir):
-        log.info("skipping %s: finished record present (force=true reruns it)", run_dir)
-        return None
     record = base_record(cfg, run_dir)
+    if _previous_record(cfg, run_dir, record["identity"], multirun):
+        return None
     try:
         record.update(run_experiment(cfg, run_dir))
     except Exception as err:  # every failure is recorded; a sweep goes on

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +63,20 @@ def test_image_size_resizes(tmp_path, monkeypatch):
     _write_cifar_like(tmp_path / "data", per_class=1)
     ds = load_dataset("cifar10", tmp_path / "data", download=False, image_size=16)
     assert ds.x_train.shape == (3, 3, 16, 16)
+
+
+def test_truncated_mnist_file_is_named_as_corrupt(tmp_path, mnist):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    source = Path(os.environ["ELITE_DATA_DIR"]) / "MNIST" / "raw"
+    for f in source.iterdir():
+        (raw / f.name).write_bytes(f.read_bytes())
+    cut = raw / "train-images-idx3-ubyte"
+    cut.write_bytes(cut.read_bytes()[:1_000_000])
+    with pytest.raises(ConfigError, match=r"train-images-idx3-ubyte is corrupt or truncated \(1000000 bytes where "
+                                          r"its header says 47040016\)"):
+        load_dataset("mnist", tmp_path, download=False)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"not an idx file")
+    cut.write_bytes((source / cut.name).read_bytes())
+    with pytest.raises(ConfigError, match="t10k-labels-idx1-ubyte is corrupt or truncated .no valid IDX header"):
+        load_dataset("mnist", tmp_path, download=False)

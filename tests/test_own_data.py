@@ -75,7 +75,77 @@ def test_csv_with_test_file_feature_columns_and_numeric_labels(tmp_path):
     expected = (test[["a", "b"]] - train[["a", "b"]].mean()) / train[["a", "b"]].std(ddof=0)
     np.testing.assert_allclose(ds.x_test.numpy(), expected.to_numpy(), rtol=1e-5)
     assert class_index(7, ds.class_names) == 1 and class_index("9", ds.class_names) == 2
-    assert class_index(0, ds.class_names) == 0  # not a label value: the index
+    # numeric class names: a number is always a name, so 0 (a valid position) is not silently the index
+    with pytest.raises(ConfigError, match=r"normal_class=0 is not a class of this data set; its class names are "
+                                          r"numbers \(3, 7, 9\)"):
+        class_index(0, ds.class_names)
+
+
+@pytest.mark.parametrize("value, expected", [(1, 0), (1.0, 0), ("1", 0), ("1.0", 0), (2, 1), ("2.00", 1)])
+def test_numeric_class_names_match_by_value(value, expected):
+    assert class_index(value, ("1.0", "2.0")) == expected
+
+
+@pytest.mark.parametrize("value, names, message", [
+    (0, ("1.0", "2.0"), "its class names are numbers"),
+    (3, ("1.0", "2.0"), "its class names are numbers"),
+    (1, ("1", "1.0"), None),  # the exact text wins
+    (1.0, ("1", "1.00"), "equals several class names"),
+    (2, ("good", "bad"), r"allowed: a class name \(good, bad\) or an index 0..1"),
+    (1.5, ("good", "bad"), "is not a class of this data set"),
+])
+def test_ambiguous_or_unknown_classes_fail_with_one_line(value, names, message):
+    if message is None:
+        assert class_index(value, names) == 0
+        return
+    with pytest.raises(ConfigError, match=message):
+        class_index(value, names)
+
+
+def test_csv_with_float_labels_runs_the_class_named_by_value(tmp_path):
+    frame = breast_cancer_frame()
+    frame["diagnosis"] = np.where(frame["diagnosis"] == "benign", 1.0, 2.0)
+    path = _write(tmp_path / "float_labels.csv", frame)
+    rec = run(tmp_path, "data=csv", f"data.path={path}", "data.label_column=diagnosis", "normal_class=1",
+              "n_train=150", "n_labels=10", "train.epochs=1", "train.batch_size=32")
+    assert rec["normal_class_name"] == "1.0"
+
+
+def test_sixteen_bit_images_keep_their_contrast(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "deep" / cls).mkdir(parents=True)
+        (tmp_path / "flat" / cls).mkdir(parents=True)
+        for i in range(6):
+            twelve_bit = (rng.random((8, 8)) * 4095).astype(np.uint16)  # a 12-bit sensor in a 16-bit PNG
+            Image.fromarray(twelve_bit).save(tmp_path / "deep" / cls / f"{i}.png")
+            Image.fromarray((twelve_bit >> 4).astype(np.uint8)).save(tmp_path / "flat" / cls / f"{i}.png")
+    deep = load_dataset("folder", path=str(tmp_path / "deep"), test_fraction=0.5)
+    flat = load_dataset("folder", path=str(tmp_path / "flat"), test_fraction=0.5)
+    x = torch.cat([deep.x_train, deep.x_test])
+    assert (x == 1.0).float().mean() < 0.01  # was 91% clipped to 1.0
+    assert 0 < x.max() <= 4095 / 65535 + 1e-6  # scaled by the bit depth
+    # same pictures, same contrast: the 16-bit decode is the 8-bit one rescaled (up to the 4 dropped bits)
+    x8 = torch.cat([flat.x_train, flat.x_test])
+    assert np.corrcoef(x.flatten(), x8.flatten())[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("mode, dtype, scale", [("I", np.int32, 2.0 ** 31 - 1), ("F", np.float32, 1.0)])
+def test_deep_integer_and_float_images_are_scaled_by_their_mode(tmp_path, mode, dtype, scale):
+    from PIL import Image
+
+    values = np.arange(64, dtype=np.float64).reshape(8, 8) / 64
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            img = Image.fromarray((values * (1 << 20 if mode == "I" else 1)).astype(dtype))
+            assert img.mode == mode
+            img.save(tmp_path / cls / f"{i}.tif")
+    ds = load_dataset("folder", path=str(tmp_path), test_fraction=0.5)
+    expected = values * (1 << 20 if mode == "I" else 1) / scale
+    np.testing.assert_allclose(ds.x_train[0, 0].numpy(), expected, rtol=1e-5)
 
 
 def test_folder_single_layout_is_split_resized_and_decoded_once(tmp_path, monkeypatch):
@@ -189,7 +259,7 @@ def test_runner_on_an_image_folder(tmp_path):
     (["data=csv", "data.path=CSV", "data.label_column=target"], "has no label column 'target'"),
     (["data=folder", "data.path=EMPTY"], "holds no images"),
     (["data=breast_cancer", "normal_class=dog"], "normal_class='dog' is not a class of this data set"),
-    (["data=breast_cancer", "normal_class=1.5"], "normal_class=1.5 is not allowed"),
+    (["data=breast_cancer", "normal_class=1.5"], "normal_class=1.5 is not a class of this data set"),
 ])
 def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsys, overrides, message):
     (tmp_path / "empty" / "x").mkdir(parents=True)

@@ -64,10 +64,32 @@ def _resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:
     return F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
 
 
+def check_idx_file(path: Path) -> None:
+    """An IDX file (MNIST's format: magic 0 0 8 ndim, ndim big-endian sizes, then the bytes) whose
+    length differs from what its header says is a ConfigError naming it; a missing file passes
+    (the loader then downloads it or says it is missing)."""
+    if not path.is_file():
+        return
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        ndim = head[3] if len(head) == 4 and head[:3] == b"\0\0\x08" else 0
+        dims = np.frombuffer(fh.read(4 * ndim), dtype=">u4") if ndim else np.zeros(0)
+    expected = 4 + 4 * ndim + int(np.prod(dims)) if ndim and len(dims) == ndim else None
+    if expected != size:
+        what = (f"{size} bytes where its header says {expected}" if expected is not None
+                else "no valid IDX header")
+        raise ConfigError(f"{path} is corrupt or truncated ({what}); delete it (data.download=true fetches it "
+                          "again when online) or replace it with the original file")
+
+
 def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, image_size: int | None) -> ArrayDataset:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        check_idx_file(root / cls_name / "raw" / stem)
     try:
         train = cls(root=str(root), train=True, download=download)
         test = cls(root=str(root), train=False, download=download)
@@ -109,7 +131,33 @@ def _image_files(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]
     return classes, files
 
 
+# single-channel image modes deeper than 8 bits (Pillow's names) and the value that maps to 1.0:
+# 16-bit unsigned, 32-bit signed integer, 32-bit float (taken as already scaled)
+DEEP_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 2.0 ** 31 - 1, "F": 1.0}
+GREY_MODES = ("L", "1", "LA", "La", *DEEP_MODES)
+
+
+def _pixels(img, grey: bool, size: tuple[int, int]) -> np.ndarray:
+    """One image as float32 ``(H, W, C)`` scaled by its bit depth: 8-bit modes / 255, 16-bit / 65535,
+    32-bit integer / (2^31 - 1), float as it is; grey (``C = 1``) or RGB (``C = 3``, a deep grey
+    image repeated), resized bilinearly to ``size`` = (W, H)."""
+    from PIL import Image
+
+    if img.mode in DEEP_MODES:  # Pillow's convert() would clip these to 8 bits
+        channel = Image.fromarray(np.asarray(img, dtype=np.float32) / np.float32(DEEP_MODES[img.mode]))
+        if channel.size != size:
+            channel = channel.resize(size, Image.BILINEAR)
+        a = np.asarray(channel, dtype=np.float32)[..., None]
+        return a if grey else np.repeat(a, 3, axis=2)
+    img = img.convert("L" if grey else "RGB")
+    if img.size != size:
+        img = img.resize(size, Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32).reshape(size[1], size[0], -1) / np.float32(255.0)
+
+
 def _decode(files: list[tuple[Path, int]], image_size: int | None, mode: str | None) -> tuple[torch.Tensor, np.ndarray]:
+    """Decode every image to ``(N, C, H, W)`` in [0, 1] (see :func:`_pixels`): uint8 (value / 255) when
+    every image has 8 bits per channel, else float32."""
     from PIL import Image, UnidentifiedImageError
 
     def open_image(path: Path):
@@ -119,22 +167,28 @@ def _decode(files: list[tuple[Path, int]], image_size: int | None, mode: str | N
             raise ConfigError(f"could not read image {path}: {err}") from err
 
     with open_image(files[0][0]) as first:
-        mode = mode or ("L" if first.mode in ("L", "1", "I", "I;16", "LA") else "RGB")
+        mode = mode or ("L" if first.mode in GREY_MODES else "RGB")
         size = (image_size, image_size) if image_size else first.size
-    arrays = np.empty((len(files), size[1], size[0], 1 if mode == "L" else 3), dtype=np.uint8)
+    arrays = np.empty((len(files), size[1], size[0], 1 if mode == "L" else 3), dtype=np.float32)
+    deep = False
     for i, (path, _) in enumerate(files):
         with open_image(path) as img:
-            img = img.convert(mode)
-            if img.size != size:
-                img = img.resize(size, Image.BILINEAR)
-            arrays[i] = np.asarray(img).reshape(arrays.shape[1:])
+            deep |= img.mode in DEEP_MODES
+            arrays[i] = _pixels(img, mode == "L", size)
     labels = np.array([k for _, k in files], dtype=np.int64)
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous(), labels
+    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
+    return (x if deep else x.mul_(255.0).round_().to(torch.uint8)), labels
+
+
+def as_unit_float(x: torch.Tensor) -> torch.Tensor:
+    """Decoded images as float32 in [0, 1]: uint8 / 255, float as it is."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
 def read_image_folder(folder: Path, image_size: int | None = None,
                       mode: str | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
-    """Decode ``folder/<class>/*`` into a uint8 tensor ``(N, C, H, W)``, labels and class names.
+    """Decode ``folder/<class>/*`` into a tensor ``(N, C, H, W)`` (uint8 for 8-bit images, float32 in
+    [0, 1] when any is deeper: :func:`_decode`), labels and class names.
 
     Classes are the sub-folders in sorted order (as ``torchvision.datasets.ImageFolder``).
     Images are converted to ``mode`` (``L`` grey or ``RGB``; default: grey if the first image
@@ -144,6 +198,36 @@ def read_image_folder(folder: Path, image_size: int | None = None,
     classes, files = _image_files(folder)
     x, y = _decode(files, image_size, mode)
     return x, y, classes
+
+
+def _listing(folder: Path, files: list[tuple[Path, int]]) -> list[tuple[str, int, int]]:
+    """Every image file's name under ``folder``, size and modification time: changes when any file does."""
+    return [(str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files]
+
+
+def data_fingerprint(name: str, *, path: str | None = None, test_path: str | None = None, **_) -> str | None:
+    """A digest of the files behind your own data (``folder``: every image's name, size and time;
+    ``csv``: the bytes of the table(s)), so a record made from other files is not taken as done;
+    ``None`` for the fixed benchmark data sets, or when the files are missing (loading then says so)."""
+    import hashlib
+
+    try:
+        if name == "folder" and path:
+            root = Path(path).expanduser()
+            split = (root / "train").is_dir() and (root / "test").is_dir()
+            parts = [root / "train", root / "test"] if split else [root]
+            body = repr([_listing(p, _image_files(p)[1]) for p in parts]).encode()
+        elif name == "csv" and path:
+            body = b"".join(Path(p).expanduser().read_bytes() + b"\0" for p in (path, test_path) if p)
+        else:
+            return None
+    except (ConfigError, OSError):
+        return None
+    return hashlib.sha1(body).hexdigest()[:16]
+
+
+# part of the cache key: 2 = images deeper than 8 bits scaled by their bit depth (1 clipped them to 8 bits)
+DECODE_VERSION = 2
 
 
 def _cache_dir() -> Path:
@@ -157,8 +241,8 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
     import hashlib
 
     classes, files = _image_files(folder)
-    listing = [(str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files]
-    key = hashlib.sha1(repr((str(folder.resolve()), image_size, mode, listing)).encode()).hexdigest()[:16]
+    body = (DECODE_VERSION, str(folder.resolve()), image_size, mode, _listing(folder, files))
+    key = hashlib.sha1(repr(body).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"imagefolder-{key}.pt"
     if cache.exists():
         blob = torch.load(cache, weights_only=False)
@@ -196,7 +280,7 @@ def load_cifar10(root: Path, download: bool = True, image_size: int | None = Non
         x_te = torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous()
         y_tr, y_te = np.asarray(train.targets, np.int64), np.asarray(test.targets, np.int64)
         classes = tuple(train.classes)
-    x_tr, x_te = x_tr.float().div_(255.0), x_te.float().div_(255.0)
+    x_tr, x_te = as_unit_float(x_tr), as_unit_float(x_te)
     mean = x_tr.mean(dim=(0, 2, 3), keepdim=True)
     std = x_tr.std(dim=(0, 2, 3), keepdim=True)
     x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
@@ -248,7 +332,8 @@ def _merge_classes(names_a: tuple[str, ...], y_a: np.ndarray, names_b: tuple[str
 
 def load_folder(image_size: int | None = None, *, path: str | None = None,
                 test_fraction: float = 1 / 3) -> ArrayDataset:
-    """Your own images, ``<path>/<class>/*`` or ``<path>/{train,test}/<class>/*``, scaled to [0, 1].
+    """Your own images, ``<path>/<class>/*`` or ``<path>/{train,test}/<class>/*``, scaled to [0, 1] by
+    their bit depth (8-bit / 255, 16-bit / 65535, 32-bit integer / (2^31 - 1), float as is).
 
     With ``train/`` and ``test/`` sub-folders those are the splits; otherwise the class folders
     are split by :func:`split_train_test`. Images are decoded once (cached, see
@@ -271,7 +356,7 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
         x, y, classes = _cached_image_folder(folder, image_size)
         train, test = split_train_test(y, test_fraction)
         x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
-    return ArrayDataset("folder", x_tr.float().div_(255.0), y_tr, x_te.float().div_(255.0), y_te, classes)
+    return ArrayDataset("folder", as_unit_float(x_tr), y_tr, as_unit_float(x_te), y_te, classes)
 
 
 def _read_csv(path: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ Every method run on the same arguments therefore sees byte-identical data.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,23 +57,51 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
 
 
 def check_normal_class(normal_class) -> None:
-    """``normal_class`` is a class index (int >= 0) or a class name (non-empty text)."""
-    is_index = isinstance(normal_class, int) and not isinstance(normal_class, bool) and normal_class >= 0
-    if not (is_index or (isinstance(normal_class, str) and normal_class)):
+    """``normal_class`` is a class index (int >= 0) or a class name: non-empty text, or a number
+    (a numeric class name such as a CSV label 1.0 or -1)."""
+    number = _as_number(normal_class)
+    is_number = number is not None and not isinstance(normal_class, bool | str)
+    if not (is_number or (isinstance(normal_class, str) and normal_class)):
         raise ConfigError(f"normal_class={normal_class!r} is not allowed; give a class index (int >= 0) "
                           "or a class name")
 
 
-def class_index(normal_class: int | str, class_names: Sequence[str]) -> int:
-    """The normal class as an index into ``class_names``: a value whose text is a class name
-    (a folder name, a CSV label value) is that class; otherwise an int is the index."""
+def _as_number(value) -> float | None:
+    """``value`` (a number or its text) as a finite float, else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def class_index(normal_class: int | float | str, class_names: Sequence[str]) -> int:
+    """The normal class as an index into ``class_names``.
+
+    A value whose text is a class name is that class; a number equal to exactly one numeric class
+    name is that class (``1`` is the class ``1.0``). When any class name is a number, a number is
+    always read as a name, never as an index, so a value that could be both fails instead of
+    silently picking the class at that position. Otherwise an int is the index.
+    Raises ConfigError naming the classes when nothing matches.
+    """
     check_normal_class(normal_class)
     names = [str(c) for c in class_names]
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
     if str(normal_class) in names:
         return names.index(str(normal_class))
-    if isinstance(normal_class, int) and normal_class < len(names):
+    value = _as_number(normal_class)
+    numeric = [i for i, n in enumerate(names) if _as_number(n) is not None]
+    if value is not None and numeric:
+        same = [i for i in numeric if _as_number(names[i]) == value]
+        if len(same) == 1:
+            return same[0]
+        if len(same) > 1:
+            raise ConfigError(f"normal_class={normal_class!r} equals several class names "
+                              f"({', '.join(names[i] for i in same)}); give the exact name")
+        raise ConfigError(f"normal_class={normal_class!r} is not a class of this data set; its class names are "
+                          f"numbers ({shown}), so a number names a class, never an index: give one of them")
+    if isinstance(normal_class, int) and not isinstance(normal_class, bool) and 0 <= normal_class < len(names):
         return normal_class
-    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
     raise ConfigError(f"normal_class={normal_class!r} is not a class of this data set; allowed: a class name "
                       f"({shown}) or an index 0..{len(names) - 1}")
 

@@ -1,0 +1,73 @@
+"""Resume never trusts a record made by other settings, other data files or an older record format."""
+
+import json
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from elite_exp.records import read_record, write_json
+from elite_exp.runner import execute
+from tests.test_runner import composed, run_cli
+from tests.test_sweep import cli
+
+TINY = ["data=digits", "train.epochs=1", "device=cpu"]
+
+
+def test_same_run_dir_with_other_settings_is_a_conflict_not_a_skip(tmp_path):
+    run_dir = tmp_path / "fixed"
+    first = run_cli(*TINY, "r_p=0.1", f"hydra.run.dir={run_dir}", out_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run_cli(*TINY, "r_p=0.3", f"hydra.run.dir={run_dir}", out_dir=tmp_path)
+    assert second.returncode == 2
+    err = second.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "r_p: 0.1 -> 0.3" in err[0], second.stderr
+    assert "skipping" not in second.stdout + second.stderr
+    assert read_record(run_dir)["r_p"] == 0.1  # kept, not overwritten
+    forced = run_cli(*TINY, "r_p=0.3", "force=true", f"hydra.run.dir={run_dir}", out_dir=tmp_path)
+    assert forced.returncode == 0 and read_record(run_dir)["r_p"] == 0.3
+
+
+def test_sweep_into_numbered_folders_runs_what_another_sweep_left(tmp_path):
+    sweep = [f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweep.subdir=${hydra.job.num}"]
+    assert cli(["-m", *TINY, "r_p=0.1,0.2", *sweep], tmp_path).returncode == 0
+    again = cli(["-m", *TINY, "r_p=0.2,0.3", *sweep], tmp_path)
+    assert again.returncode == 0
+    assert "holds the record of other settings (r_p: 0.1 -> 0.2" in again.stdout + again.stderr
+    assert [read_record(tmp_path / "s" / str(i))["r_p"] for i in (0, 1)] == [0.1, 0.2]  # nothing overwritten
+
+
+def test_changed_csv_under_the_same_path_is_rerun(tmp_path):
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.data.iloc[:, :5].assign(diagnosis=bunch.target_names[bunch.target.to_numpy()])
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    args = ["data=csv", f"data.path={path}", "data.label_column=diagnosis", "normal_class=benign", "n_train=100",
+            "n_labels=10", "train.epochs=1", "train.batch_size=32", "device=cpu"]
+    assert run_cli(*args, out_dir=tmp_path).returncode == 0
+    skipped = run_cli(*args, out_dir=tmp_path)
+    assert "skipping" in skipped.stdout + skipped.stderr
+    [record] = list(tmp_path.rglob("result.json"))
+    before = json.loads(record.read_text())
+    pd.concat([frame, frame.iloc[:30]]).to_csv(path, index=False)  # the same path, other rows
+    proc = run_cli(*args, out_dir=tmp_path)
+    assert proc.returncode == 0 and "skipping" not in proc.stdout + proc.stderr
+    assert "other data files under data.path" in proc.stdout + proc.stderr
+    after = json.loads(record.read_text())
+    assert after["identity"]["data_fingerprint"] != before["identity"]["data_fingerprint"]
+
+
+@pytest.mark.parametrize("edit", ["no identity", "old format"])
+def test_records_of_an_older_format_are_not_done(tmp_path, caplog, edit):
+    cfg = composed(tmp_path, *TINY)
+    run_dir = tmp_path / "run"
+    rec = execute(cfg, run_dir, multirun=True)
+    assert execute(cfg, run_dir, multirun=True) is None  # finished: skipped
+    if edit == "no identity":
+        del rec["identity"]
+    else:
+        rec["identity"]["format"] = 1
+    write_json(run_dir / "result.json", rec)
+    again = execute(cfg, run_dir, multirun=True)
+    assert again is not None and again["status"] == "ok"
+    assert "an older version of elite-exp (record format 1, now 2)" in caplog.text
