@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+DEMO ?= outputs/demo
 RUNS ?= outputs
 REPORT_DIR ?= outputs/report
 
@@ -16,8 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the package with its dev tools
 
-run: $(STAMP)  ## the main job: ELITE (Deep SVDD score) on MNIST, normal class 0, r_p 0.1, 20 labels
-	$(PY) -m elite_exp $(ARGS)
+run: $(STAMP)  ## the main job, offline: every method on one digits split at r_p 0.1/0.3/0.5, its table and Fig. 3
+	$(PY) -m elite_exp -m +experiment=demo out_dir=$(DEMO) $(ARGS)
+	$(PY) -m elite_exp.report $(DEMO) --out $(DEMO)/report --only fig3
+	$(PY) -m elite_exp.figures $(DEMO) --out $(DEMO)/report --only fig3
+	@sed '/^Per normal class/,$$d' $(DEMO)/report/fig3.md
 
 test: $(STAMP)  ## the default test suite (slow tests excluded), one worker per core
 	$(PY) -m pytest -q -n auto

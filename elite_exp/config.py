@@ -55,8 +55,9 @@ class EliteConf:
 
 @dataclass
 class BaselineConf:
-    """``baseline=`` group: ``none`` = ELITE. Each option's schema below is stored in the group
-    as ``schema_<name>``; its values live in ``conf/baseline/<name>.yaml``."""
+    """``baseline=`` group: ``none`` = ELITE. Each option's schema below is stored outside the group
+    as ``baseline_schema_<name>`` (so it is no choice of ``baseline=``); its values live in
+    ``conf/baseline/<name>.yaml``, which extends it."""
 
     name: str = "none"
 
@@ -128,4 +129,4 @@ def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for name, schema in BASELINE_SCHEMAS.items():
-        cs.store(group="baseline", name=f"schema_{name}", node=schema)
+        cs.store(name=f"baseline_schema_{name}", node=schema)

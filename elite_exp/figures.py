@@ -21,11 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from elite_exp.records import RECORD_FORMAT  # noqa: E402
 from elite_exp.report import (  # noqa: E402
     DATA_LABELS,
-    FIGURES,
     METHOD_LABELS,
     Figure,
+    chosen,
     default_labels,
     run_cli,
     summarise,
@@ -171,10 +172,12 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "fig7")
 
 
-def draw_all(runs: pd.DataFrame, out: Path) -> list[Path]:
+def draw_all(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -> list[Path]:
+    """Draw Figures 3-7 (or those named in ``only``) from the finished runs of the current record format."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [p for spec in FIGURES for p in draw_auc_figure(runs, spec, out)]
-    return written + draw_fig7(runs, out)
+    runs = runs[runs["record_format"].eq(RECORD_FORMAT)]
+    written = [p for spec in chosen(only) for p in draw_auc_figure(runs, spec, out)]
+    return written + (draw_fig7(runs, out) if only is None or "fig7" in only else [])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,13 +19,13 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from elite_exp.config import Config
-from elite_exp.records import RESULT_FILE, atomic_write_text, read_record, write_csv
+from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write_text, read_record, record_format, write_csv
 
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "n_train", "eta_m", "seed", "epochs",
-               "status", "test_auc", "train_auc", "train_seconds", "error", "reason", "run_dir"]
+               "status", "test_auc", "train_auc", "train_seconds", "error", "reason", "record_format", "run_dir"]
 # a summary cell averages runs that agree on these (plus the figure's x axis)
 SETTING = ["data", "method", "epochs", "n_train"]
 # display names as in the paper's legends
@@ -87,6 +87,7 @@ def collect(paths: list[Path]) -> pd.DataFrame:
             log.warning("unreadable record skipped: %s", f)
             continue
         row = {k: rec.get(k) for k in RUN_COLUMNS}
+        row["record_format"] = record_format(rec)
         row["run_dir"] = str(f.parent)
         row["written"] = f.stat().st_mtime
         rows.append(row)
@@ -98,8 +99,9 @@ def collect(paths: list[Path]) -> pd.DataFrame:
 
 
 def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
-    """The finished runs that belong to ``fig``."""
-    keep = runs["status"].eq("ok")
+    """The finished runs of the current record format that belong to ``fig`` (records of an older
+    format are listed in runs.csv only: their numbers were computed differently)."""
+    keep = runs["status"].eq("ok") & runs["record_format"].eq(RECORD_FORMAT)
     if fig.r_p is not None:
         keep &= np.isclose(runs["r_p"], fig.r_p)
     if fig.eta_m is not None:
@@ -146,15 +148,40 @@ def pivot(summary: pd.DataFrame, x: str, rows: list[str]) -> pd.DataFrame:
     return wide.fillna("").reset_index()
 
 
-def write_report(runs: pd.DataFrame, out: Path) -> list[Path]:
-    """Write runs.csv, failed.csv and per figure <fig>.csv, <fig>_per_class.csv and <fig>.md."""
+def old_format_note(runs: pd.DataFrame) -> str | None:
+    """A warning when some records are of an older format (and so left out of every summary)."""
+    old = runs["record_format"].ne(RECORD_FORMAT)
+    if not old.any():
+        return None
+    return (f"{int(old.sum())} record(s) of an older format (scored with BatchNorm running averages instead of "
+            f"statistics recomputed on the training data) are left out of every summary; runs.csv lists them")
+
+
+def chosen(names: list[str] | None) -> tuple[Figure, ...]:
+    """The figures named in ``names`` (all when None); an unknown name is a ValueError naming the choices."""
+    if names is None:
+        return FIGURES
+    known = {f.name: f for f in FIGURES}
+    unknown = [n for n in names if n not in known and n != "fig7"]
+    if unknown:
+        raise ValueError(f"unknown figure {unknown[0]!r}; allowed: {', '.join([*known, 'fig7'])}")
+    return tuple(known[n] for n in names if n in known)
+
+
+def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -> list[Path]:
+    """Write runs.csv, failed.csv and per figure (all, or those named in ``only``) <fig>.csv,
+    <fig>_per_class.csv and <fig>.md."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "failed.csv"]
     write_csv(written[0], runs)
     failed = runs[runs["status"].ne("ok")]
     write_csv(written[1], failed)
     index = ["# Results", "", f"{len(runs)} runs, {runs['status'].eq('ok').sum()} ok, {len(failed)} failed.", ""]
-    for fig in FIGURES:
+    note = old_format_note(runs)
+    if note:
+        log.warning(note)
+        index += [f"**Note:** {note}.", ""]
+    for fig in chosen(only):
         per_class, averaged = summarise(runs, fig)
         if averaged.empty:
             continue
@@ -175,18 +202,21 @@ def write_report(runs: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def run_cli(argv: list[str] | None, prog: str, description: str,
-            write: Callable[[pd.DataFrame, Path], list[Path]]) -> None:
+            write: Callable[[pd.DataFrame, Path, list[str] | None], list[Path]]) -> None:
     """The command line of ``elite_exp.report`` and ``elite_exp.figures``: run folders in, files out."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
     parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder")
+    parser.add_argument("--only", type=lambda v: v.split(","), default=None, metavar="FIGS",
+                        help="comma-separated figures to write (fig3,...,fig7; default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        chosen(args.only)
         runs = collect(args.runs)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
-    for path in write(runs, args.out):
+    for path in write(runs, args.out, args.only):
         log.info("wrote %s", path)
 
 

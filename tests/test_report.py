@@ -7,19 +7,19 @@ import pandas as pd
 import pytest
 
 from elite_exp.figures import draw_all
-from elite_exp.records import write_csv, write_json
+from elite_exp.records import RECORD_FORMAT, write_csv, write_json
 from elite_exp.report import FIGURES, collect, main, pivot, summarise, write_report
 
 FIG = {f.name: f for f in FIGURES}
 
 
 def fake_run(root, method="elite_svdd", data="mnist", normal_class=0, r_p=0.1, n_labels=20, eta_m=1.0, seed=0,
-             auc=0.9, status="ok", epochs=5):
+             auc=0.9, status="ok", epochs=5, record_format=RECORD_FORMAT):
     """A run folder holding a record shaped like the runner's."""
     run_dir = root / data / method / f"class{normal_class}" / f"rp{r_p}_nl{n_labels}_eta{eta_m}_seed{seed}_x"
     rec = {"method": method, "data": data, "normal_class": normal_class, "r_p": r_p, "n_labels": n_labels,
            "n_train": 5000, "eta_m": eta_m, "seed": seed, "epochs": epochs, "status": status,
-           "run_dir": str(run_dir), "config": {}}
+           "run_dir": str(run_dir), "config": {}, "identity": {"format": record_format}}
     if status == "ok":
         rec.update(test_auc=auc, train_auc=auc - 0.1, train_seconds=1.0)
     else:
@@ -148,3 +148,22 @@ def test_a_newer_run_of_the_same_cell_supersedes_the_older(tmp_path):
     assert len(per_class) == 1 and per_class["n_seeds"].iloc[0] == 1
     assert averaged["mean"].iloc[0] == pytest.approx(0.9)
     assert new.exists()
+
+
+def test_older_record_formats_stay_out_of_every_summary_and_are_named(tmp_path):
+    fake_run(tmp_path, normal_class=0, auc=0.9)
+    fake_run(tmp_path, normal_class=1, auc=0.1, record_format=1)
+    runs = collect([tmp_path])
+    assert sorted(runs["record_format"]) == [1, RECORD_FORMAT]
+    _, averaged = summarise(runs, FIGURES[0])
+    assert averaged["mean"].tolist() == [0.9] and averaged["n_classes"].tolist() == [1]
+    write_report(runs, tmp_path / "report")
+    assert "1 record(s) of an older format" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_only_writes_the_named_figures_and_rejects_unknown_ones(grid, tmp_path, capsys):
+    main([str(grid), "--out", str(tmp_path / "r"), "--only", "fig3"])
+    assert (tmp_path / "r" / "fig3.md").exists() and not (tmp_path / "r" / "fig4.md").exists()
+    with pytest.raises(SystemExit):
+        main([str(grid), "--out", str(tmp_path / "r"), "--only", "fig9"])
+    assert "unknown figure 'fig9'; allowed: fig3, fig4, fig5, fig6, fig7" in capsys.readouterr().err

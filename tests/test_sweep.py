@@ -140,3 +140,22 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     runs = collect([tmp_path])
     assert sorted(runs["method"]) == ["elite_ae", "elite_svdd"] and runs["status"].eq("ok").all()
     assert list(tmp_path.glob(".submitit/*/*_log.out"))  # the jobs went through submitit
+
+
+def test_the_main_job_runs_every_method_offline_and_reports_fig3(tmp_path):
+    """``make run``: the demo multirun on digits, then its table and Fig. 3 (as the Makefile runs them)."""
+    out = tmp_path / "demo"
+    proc = cli(["-m", "+experiment=demo", "train.epochs=5"], out)
+    assert proc.returncode == 0, proc.stderr
+    runs = collect([out])
+    assert len(runs) == 33 and runs["status"].eq("ok").all()
+    assert set(runs["method"]) == {"elite_svdd", "elite_ae", "labels_svdd", "labels_ae", "deepsvdd", "deepsad",
+                                   "deepsad_every_batch", "ssad", "ssad_hybrid", "rsrae", "ae"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    for module in ("elite_exp.report", "elite_exp.figures"):
+        done = subprocess.run([sys.executable, "-m", module, str(out), "--out", str(out / "report"), "--only", "fig3"],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    table = (out / "report" / "fig3.md").read_text()
+    assert "| digits | elite_svdd" in table and "r_p=0.5" in table
+    assert (out / "report" / "fig3.png").stat().st_size > 10_000
