@@ -32,7 +32,7 @@ from elite_exp.curves import TrainingRecorder
 from elite_exp.data import check_normal_class, check_protocol, class_index, load_dataset, make_split
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
-from elite_exp.methods.registry import build_method, method_name
+from elite_exp.methods.registry import build_method, method_name, method_record
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import RESULT_FILE, environment, is_finished, write_csv, write_json
 
@@ -144,7 +144,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     return {"method": method_name(cfg), "data": cfg.data.name, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
             "n_labels": cfg.n_labels, "n_train": cfg.n_train, "eta_m": cfg.eta_m, "seed": cfg.seed,
-            "epochs": cfg.train.epochs, "run_dir": str(run_dir),
+            "epochs": cfg.train.epochs, "run_dir": str(run_dir), **method_record(cfg),
             "config": OmegaConf.to_container(cfg, resolve=True)}
 
 
