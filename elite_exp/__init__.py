@@ -1,7 +1,18 @@
 """elite-exp: ELITE (robust deep anomaly detection with meta gradients) and its experiment runner."""
 
-from elite_exp.methods import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
+from elite_exp.methods import (
+    LOE,
+    RSRAE,
+    SOEL,
+    SSAD,
+    AutoEncoder,
+    DeepDetector,
+    DeepSAD,
+    DeepSVDD,
+    EliteDetector,
+    LabelsOnly,
+)
 
 __version__ = "0.1.0"
-__all__ = ["RSRAE", "SSAD", "AutoEncoder", "DeepDetector", "DeepSAD", "DeepSVDD", "EliteDetector", "LabelsOnly",
-           "__version__"]
+__all__ = ["LOE", "RSRAE", "SOEL", "SSAD", "AutoEncoder", "DeepDetector", "DeepSAD", "DeepSVDD", "EliteDetector",
+           "LabelsOnly", "__version__"]

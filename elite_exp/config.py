@@ -90,8 +90,22 @@ class RSRAEConf(BaselineConf):
     lambda2: float = MISSING
 
 
+@dataclass
+class LatentLabelsConf(BaselineConf):
+    """SOEL's keys (and LOE's, which adds ``mode``)."""
+
+    alpha: float | None = None  # assumed contamination in [0, 0.5]; None: the run's true r_p (alpha_source oracle)
+    warmup_epochs: int = MISSING  # first epochs on the normal loss only
+
+
+@dataclass
+class LOEConf(LatentLabelsConf):
+    mode: str = MISSING  # hard (LOE_H) | soft (LOE_S)
+
+
 BASELINE_SCHEMAS = {"none": BaselineConf, "deepsvdd": DeepSVDDConf, "deepsad": DeepSADConf, "ssad": SSADConf,
-                    "rsrae": RSRAEConf, "ae": BaselineConf, "labels": BaselineConf}
+                    "rsrae": RSRAEConf, "ae": BaselineConf, "labels": BaselineConf, "loe": LOEConf,
+                    "soel": LatentLabelsConf}
 
 
 @dataclass
@@ -122,7 +136,7 @@ class Config:
     force: bool = False  # rerun even if the run folder holds a finished record
     progress: bool = True  # tqdm bars
     curves_every: int = 0  # >0: record test AUC / losses every this many iterations (curves.csv)
-    meta_iterations: int = 500  # ELITE: average -M per training sample over this many first iterations
+    meta_iterations: int = 500  # ELITE / LOE / SOEL: average inferred labels (ELITE: and -M) over the first iterations
 
 
 def register() -> None:

@@ -33,7 +33,7 @@ from elite_exp.data import check_normal_class, check_protocol, class_index, load
 from elite_exp.data.datasets import data_fingerprint
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
-from elite_exp.methods.registry import build_method, method_name
+from elite_exp.methods.registry import build_method, method_name, method_record
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
     RECORD_FORMAT,
@@ -176,7 +176,7 @@ def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     return {"method": method_name(cfg), "data": cfg.data.name, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
             "n_labels": cfg.n_labels, "n_train": cfg.n_train, "eta_m": cfg.eta_m, "seed": cfg.seed,
-            "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),
+            "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg), **method_record(cfg),
             "config": OmegaConf.to_container(cfg, resolve=True)}
 
 

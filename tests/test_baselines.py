@@ -161,7 +161,7 @@ def test_baseline_files_select_their_model_and_name_the_method():
 
 def test_every_method_gets_the_identical_split_and_writes_an_ok_record(tmp_path):
     digests = {}
-    for b in ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels"):
+    for b in ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels", "loe", "soel"):
         cfg = compose_cfg(f"baseline={b}", "train.epochs=1", f"out_dir={tmp_path}")
         run_dir = tmp_path / b
         execute(cfg, run_dir, multirun=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from elite_exp import RSRAE, SSAD, AutoEncoder, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
+from elite_exp import LOE, RSRAE, SOEL, SSAD, AutoEncoder, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
 from elite_exp.errors import ConfigError
 from elite_exp.networks import NetworkSpec
 from elite_exp.scores import SVDDScore, even_batches, recompute_bn_statistics, score_in_batches, statistics_of
@@ -135,6 +135,8 @@ ESTIMATORS = {
     "ae": lambda: AutoEncoder(epochs=1, batch_size=32, device="cpu"),
     "rsrae": lambda: RSRAE(epochs=1, batch_size=32, device="cpu"),
     "ssad_hybrid": lambda: SSAD(hybrid=True, epochs=1, batch_size=32, device="cpu"),
+    "loe_hard": lambda: LOE(epochs=1, batch_size=32, device="cpu"),
+    "soel_ae": lambda: SOEL(score="ae", epochs=1, batch_size=32, device="cpu"),
 }
 
 
@@ -152,7 +154,7 @@ def test_labels_only_with_a_single_labeled_normal(digits):
     assert np.isfinite(est.decision_function(digits.x_test[:10])).all()
 
 
-@pytest.mark.parametrize("cls", [DeepSVDD, AutoEncoder, RSRAE, DeepSAD, SSAD, EliteDetector, LabelsOnly])
+@pytest.mark.parametrize("cls", [DeepSVDD, AutoEncoder, RSRAE, DeepSAD, SSAD, EliteDetector, LabelsOnly, LOE, SOEL])
 def test_one_sample_is_a_clear_config_error(digits, cls):
     with pytest.raises(ConfigError, match="needs at least 2 training samples in X.*got 1"):
         cls(epochs=1, device="cpu").fit(digits.x_train[:1])

@@ -148,9 +148,10 @@ def test_the_main_job_runs_every_method_offline_and_reports_fig3(tmp_path):
     proc = cli(["-m", "+experiment=demo", "train.epochs=5"], out)
     assert proc.returncode == 0, proc.stderr
     runs = collect([out])
-    assert len(runs) == 33 and runs["status"].eq("ok").all()
+    assert len(runs) == 42 and runs["status"].eq("ok").all()
     assert set(runs["method"]) == {"elite_svdd", "elite_ae", "labels_svdd", "labels_ae", "deepsvdd", "deepsad",
-                                   "deepsad_every_batch", "ssad", "ssad_hybrid", "rsrae", "ae"}
+                                   "deepsad_every_batch", "ssad", "ssad_hybrid", "rsrae", "ae", "loe_hard_svdd",
+                                   "loe_soft_svdd", "soel_svdd"}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     for module in ("elite_exp.report", "elite_exp.figures"):
         done = subprocess.run([sys.executable, "-m", module, str(out), "--out", str(out / "report"), "--only", "fig3"],

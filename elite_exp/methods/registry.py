@@ -1,6 +1,6 @@
 """From a run config to an estimator: the one place that maps config keys onto method parameters.
 
-``model=`` chooses the score of ELITE and of the labels-only ablation. Deep SVDD and Deep SAD
+``model=`` chooses the score of ELITE, of the labels-only ablation and of LOE / SOEL. Deep SVDD and Deep SAD
 train the Deep SVDD score and RSRAE / AE are auto-encoders: their ``baseline=`` files select the
 matching ``model=`` by default and any other explicit choice is a ConfigError. SSAD is a kernel
 method and does not use ``model=``.
@@ -17,27 +17,46 @@ from elite_exp.methods.deep_sad import DeepSAD
 from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.labels_only import LabelsOnly
+from elite_exp.methods.loe import LOE, SOEL
 from elite_exp.methods.rsrae import RSRAE
 from elite_exp.methods.ssad import SSAD
 
-BASELINES = ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels")
+BASELINES = ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels", "loe", "soel")
 # the one model= each fixed-score baseline allows
 FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 
 def method_name(cfg: DictConfig) -> str:
     """``elite_svdd`` / ``elite_ae`` for ELITE, ``labels_svdd`` / ``labels_ae`` for the ablation,
-    ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants, else the baseline's name."""
+    ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_svdd``, ... for LOE / SOEL (every method that takes
+    ``model=`` names its score), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
+    else the baseline's name."""
     b = cfg.baseline
     if b.name == "none":
         return f"elite_{cfg.model.name}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
+    if b.name == "loe":
+        return f"loe_{b.mode}_{cfg.model.name}"
+    if b.name == "soel":
+        return f"soel_{cfg.model.name}"
     if b.name == "deepsad" and b.labeled_every_batch:
         return "deepsad_every_batch"
     if b.name == "ssad" and b.hybrid:
         return "ssad_hybrid"
     return str(b.name)
+
+
+def method_record(cfg: DictConfig) -> dict:
+    """Record fields beyond the common ones: for LOE / SOEL the contamination ``alpha`` they assume
+    and its ``alpha_source``: ``oracle`` (``baseline.alpha`` unset: the run's true r_p, the LOE
+    paper's setting) or ``config`` (``baseline.alpha`` given). Other methods: none."""
+    b = cfg.baseline
+    if b.name not in ("loe", "soel"):
+        return {}
+    if b.alpha is None:
+        return {"alpha": cfg.r_p, "alpha_source": "oracle"}
+    return {"alpha": b.alpha, "alpha_source": "config"}
 
 
 def common_params(cfg: DictConfig) -> dict:
@@ -63,6 +82,9 @@ def build_method(cfg: DictConfig, device: str) -> DeepDetector:
     elif b.name == "labels":
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
+    elif b.name in ("loe", "soel"):
+        latent = dict(alpha=method_record(cfg)["alpha"], warmup_epochs=b.warmup_epochs, score=cfg.model.name)
+        est = LOE(mode=b.mode, **latent, **common) if b.name == "loe" else SOEL(**latent, **common)
     elif b.name == "deepsvdd":
         est = DeepSVDD(pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "deepsad":
