@@ -36,7 +36,8 @@ class DataConf:
     label_column: str | None = None  # csv: the column holding the class labels
     feature_columns: list[str] | None = None  # csv: feature columns (default: every column but the label)
     network: NetworkConf = field(default_factory=NetworkConf)
-    label_grid: str = ""  # n_labels sweep of Fig. 4/5 (a Hydra sweep value, e.g. range(20,101,10))
+    # the label ratios of sweep=r_l (Fig. 4/5); MNIST's file gives the paper's 20-100 labels of 5,000
+    r_l_grid: str = "0.02,0.04,0.06,0.08,0.1"
 
 
 @dataclass
@@ -126,7 +127,8 @@ class Config:
     train: TrainConf = field(default_factory=TrainConf)
     normal_class: Any = 0  # a class index, or a class name (folder name, CSV label value)
     r_p: float = 0.1
-    n_labels: int = 20
+    n_labels: int = 20  # labeled examples, half normal, half anomalies
+    r_l: float | None = None  # the paper's label ratio n_labels / n_train: when set, it gives n_labels
     n_train: int = 5000
     eta_m: float = 1.0
     seed: int = 0

@@ -24,8 +24,11 @@ from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write_text, rea
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "n_train", "eta_m", "seed", "epochs",
-               "status", "test_auc", "train_auc", "train_seconds", "error", "reason", "record_format", "run_dir"]
+RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "r_l", "n_train", "eta_m", "seed", "epochs",
+               "status", "test_auc", "train_auc", "test_aupr", "train_aupr", "train_seconds", "error", "reason",
+               "record_format", "run_dir"]
+# the summarised metrics (anomaly = positive class), their names in tables and their file suffix
+METRICS = {"test_auc": ("Test ROC AUC", ""), "test_aupr": ("Test average precision (AUPR)", "_aupr")}
 # a summary cell averages runs that agree on these (plus the figure's x axis)
 SETTING = ["data", "method", "epochs", "n_train"]
 # display names as in the paper's legends
@@ -92,7 +95,7 @@ def collect(paths: list[Path]) -> pd.DataFrame:
         row["written"] = f.stat().st_mtime
         rows.append(row)
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "written"])
-    for col in ("r_p", "eta_m", "test_auc", "train_auc", "train_seconds"):
+    for col in ("r_p", "eta_m", *METRICS, "train_auc", "train_aupr", "train_seconds"):
         runs[col] = pd.to_numeric(runs[col], errors="coerce")
     return runs.sort_values(["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed"],
                             ignore_index=True)
@@ -169,8 +172,9 @@ def chosen(names: list[str] | None) -> tuple[Figure, ...]:
 
 
 def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -> list[Path]:
-    """Write runs.csv, failed.csv and per figure (all, or those named in ``only``) <fig>.csv,
-    <fig>_per_class.csv and <fig>.md."""
+    """Write runs.csv, failed.csv and per figure (all, or those named in ``only``) <fig>.csv and
+    <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv and <fig>_aupr_per_class.csv (average precision)
+    and <fig>.md with both."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "failed.csv"]
     write_csv(written[0], runs)
@@ -182,17 +186,24 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
         log.warning(note)
         index += [f"**Note:** {note}.", ""]
     for fig in chosen(only):
-        per_class, averaged = summarise(runs, fig)
-        if averaged.empty:
+        text = [f"## {fig.title}", ""]
+        for metric, (label, suffix) in METRICS.items():
+            per_class, averaged = summarise(runs, fig, metric)
+            if averaged["mean"].isna().all():
+                continue
+            files = [out / f"{fig.name}{suffix}.csv", out / f"{fig.name}{suffix}_per_class.csv"]
+            write_csv(files[0], averaged)
+            write_csv(files[1], per_class)
+            written += files
+            text += [f"{label}, averaged over normal classes (mean ± std over seeds):", "",
+                     pivot(averaged, fig.x, [*SETTING, "n_classes"]).to_markdown(index=False), "",
+                     f"{label} per normal class:", "",
+                     pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
+        if len(text) == 2:
             continue
-        write_csv(out / f"{fig.name}.csv", averaged)
-        write_csv(out / f"{fig.name}_per_class.csv", per_class)
-        text = [f"## {fig.title}", "", "Test ROC AUC, averaged over normal classes (mean ± std over seeds):", "",
-                pivot(averaged, fig.x, [*SETTING, "n_classes"]).to_markdown(index=False), "", "Per normal class:", "",
-                pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
         atomic_write_text(out / f"{fig.name}.md", "\n".join(text))
         index += text
-        written += [out / f"{fig.name}.csv", out / f"{fig.name}_per_class.csv", out / f"{fig.name}.md"]
+        written.append(out / f"{fig.name}.md")
     if len(failed):
         index += ["## Failed runs", "", failed[["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed",
                                                "error", "reason"]].to_markdown(index=False), ""]

@@ -25,11 +25,19 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from elite_exp.config import register
 from elite_exp.curves import TrainingRecorder
-from elite_exp.data import check_normal_class, check_protocol, class_index, load_dataset, make_split
+from elite_exp.data import (
+    check_label_ratio,
+    check_normal_class,
+    check_protocol,
+    class_index,
+    labels_from_ratio,
+    load_dataset,
+    make_split,
+)
 from elite_exp.data.datasets import data_fingerprint
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
@@ -51,20 +59,39 @@ log = logging.getLogger("elite_exp")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # settings that do not change a run's result: left out of its folder's hash
 NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads")
+# data.* keys that only hold sweep grids (the values a sweep gives to r_p, r_l, ...): not hashed
+GRIDS = ("r_l_grid",)
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
 
+def n_labels_of(cfg: DictConfig) -> int:
+    """The run's number of labels: from the label ratio ``r_l`` (= n_labels / n_train) when it is
+    set, else ``n_labels`` (``validate`` checks that r_l gives an even whole number)."""
+    return cfg.n_labels if cfg.r_l is None else labels_from_ratio(cfg.r_l, cfg.n_train)
+
+
+def _without_none(tree):
+    if isinstance(tree, dict):
+        return {k: _without_none(v) for k, v in tree.items() if v is not None}
+    return tree
+
+
 def config_hash(cfg: DictConfig) -> str:
+    """Hash of every setting that changes the result: the config without ``NOT_HASHED`` and the
+    sweep grids, with n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000 are one
+    run), leaving out unset (None) keys so an optional key added later moves no folder."""
     body = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in NOT_HASHED}
-    return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    body["n_labels"], body["r_l"] = n_labels_of(cfg), None
+    body["data"] = {k: v for k, v in body["data"].items() if k not in GRIDS}
+    return hashlib.sha1(json.dumps(_without_none(body), sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def run_path(cfg: DictConfig) -> str:
     """The run's folder relative to ``out_dir``; equal configs give equal folders (resume)."""
     cls = re.sub(r"[^\w.-]+", "_", str(cfg.normal_class))  # a class name may hold any character
     return (f"{cfg.data.name}/{method_name(cfg)}/class{cls}/"
-            f"rp{cfg.r_p}_nl{cfg.n_labels}_eta{cfg.eta_m}_seed{cfg.seed}_{config_hash(cfg)}")
+            f"rp{cfg.r_p}_nl{n_labels_of(cfg)}_eta{cfg.eta_m}_seed{cfg.seed}_{config_hash(cfg)}")
 
 
 def _register_resolvers() -> None:
@@ -88,7 +115,9 @@ def validate(cfg: DictConfig) -> tuple[str, object]:
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}; choose a complete option "
                           f"(e.g. baseline=deepsvdd|deepsad|ssad|rsrae|ae|labels|none)")
-    check_protocol(cfg.r_p, cfg.n_train, cfg.n_labels)
+    if cfg.r_l is not None:
+        check_label_ratio(cfg.r_l, cfg.n_train)
+    check_protocol(cfg.r_p, cfg.n_train, n_labels_of(cfg))
     check_normal_class(cfg.normal_class)
     if cfg.data.n_classes is not None and isinstance(cfg.normal_class, int) and cfg.normal_class >= cfg.data.n_classes:
         raise ConfigError(f"normal_class={cfg.normal_class} is not a class of {cfg.data.name}; "
@@ -103,6 +132,12 @@ def validate(cfg: DictConfig) -> tuple[str, object]:
     return device, build_method(cfg, device)
 
 
+def ranking_metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """ROC AUC and average precision (AUPR) of anomaly ``scores`` (higher = more anomalous), with
+    anomaly (1) as the positive class; ``is_anomaly`` and ``scores`` are ``(N,)``."""
+    return {"auc": float(roc_auc_score(is_anomaly, scores)), "aupr": float(average_precision_score(is_anomaly, scores))}
+
+
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one experiment and write its record into ``run_dir``; returns the record."""
     t_start = time.perf_counter()
@@ -115,7 +150,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
                       **{k: options[k] for k in DATA_OPTIONS})
     seconds["load"] = time.perf_counter() - t
     normal = class_index(cfg.normal_class, ds.class_names)
-    split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, cfg.n_labels, cfg.seed, ds.name)
+    split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, n_labels_of(cfg), cfg.seed, ds.name)
 
     x_unl, x_lab = ds.x_train[split.unlabeled], ds.x_train[split.labeled]
     X = torch.cat([x_unl, x_lab])
@@ -128,10 +163,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     estimator.fit(X, y, monitor=recorder)
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    test_auc = roc_auc_score(test_anomaly, estimator.decision_function(ds.x_test))
-    # r_p = 0 leaves no anomaly in the training set: its AUC is undefined (null in the record)
-    train_auc = (roc_auc_score(split.unlabeled_anomaly, estimator.decision_function(x_unl))
-                 if 0 < split.unlabeled_anomaly.sum() < len(x_unl) else None)
+    test = ranking_metrics(test_anomaly, estimator.decision_function(ds.x_test))
+    # r_p = 0 leaves no anomaly in the training set: its metrics are undefined (null in the record)
+    train = (ranking_metrics(split.unlabeled_anomaly, estimator.decision_function(x_unl))
+             if 0 < split.unlabeled_anomaly.sum() < len(x_unl) else {"auc": None, "aupr": None})
     seconds["evaluate"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
 
@@ -142,7 +177,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
         write_csv(run_dir / "meta_scores.csv", meta)
     digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
     return {
-        "status": "ok", "test_auc": float(test_auc), "train_auc": None if train_auc is None else float(train_auc),
+        "status": "ok", "test_auc": test["auc"], "test_aupr": test["aupr"], "train_auc": train["auc"],
+        "train_aupr": train["aupr"],
         "train_seconds": seconds["train"], "seconds": seconds,
         "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1),
         "split_digest": digest, "n_test": len(ds.y_test), "normal_class_name": ds.class_names[normal],
@@ -174,10 +210,11 @@ def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
 
 
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
+    n_labels = n_labels_of(cfg)
     return {"method": method_name(cfg), "data": cfg.data.name, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
-            "n_labels": cfg.n_labels, "n_train": cfg.n_train, "eta_m": cfg.eta_m, "seed": cfg.seed,
-            "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg), **method_record(cfg),
-            "config": OmegaConf.to_container(cfg, resolve=True)}
+            "n_labels": n_labels, "r_l": n_labels / cfg.n_train, "n_train": cfg.n_train, "eta_m": cfg.eta_m,
+            "seed": cfg.seed, "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),
+            **method_record(cfg), "config": OmegaConf.to_container(cfg, resolve=True)}
 
 
 def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: bool) -> bool:
@@ -233,8 +270,9 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)
         return record
     write_json(run_dir / "result.json", record)
-    log.info("%s %s class %s r_p %s: test AUC %.4f, train AUC %s, %.1f s; record: %s",
+    log.info("%s %s class %s r_p %s: test AUC %.4f (AUPR %.4f), train AUC %s, %.1f s; record: %s",
              record["method"], record["data"], record["normal_class"], record["r_p"], record["test_auc"],
+             record["test_aupr"],
              "n/a" if record["train_auc"] is None else f"{record['train_auc']:.4f}", record["seconds"]["total"],
              run_dir / "result.json")
     return record

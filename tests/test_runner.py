@@ -61,6 +61,8 @@ def composed(tmp_path, *overrides):
     ("elite.margin=-1", "margin='-1' is not allowed"),
     ("model=svdd model.name=knn", "score='knn' is not allowed"),
     ("train.epochs=0", "epochs=0 is not allowed; it must be >= 1"),
+    ("r_l=0.15", "r_l=0.15 is not allowed with n_train=100: it gives 15 labels"),
+    ("r_l=1.5", "r_l=1.5 is not allowed; the label ratio n_labels / n_train must lie in (0, 1)"),
 ])
 def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys, override, message):
     cfg = composed(tmp_path, *override.split())
@@ -101,3 +103,14 @@ def test_help_says_what_the_program_does_and_lists_only_real_choices(tmp_path):
     baselines = next(line for line in proc.stdout.splitlines() if line.startswith("baseline: "))
     assert baselines == "baseline: " + ", ".join(sorted(p.stem for p in (CONF_DIR / "baseline").glob("*.yaml")))
     assert "python -m elite_exp -m +experiment=fig3" in proc.stdout
+
+
+def test_label_ratio_and_label_count_name_the_same_run(tmp_path):
+    from elite_exp.runner import config_hash, run_path
+
+    by_ratio, by_count = composed(tmp_path, "r_l=0.2"), composed(tmp_path, "n_labels=20")
+    assert run_path(by_ratio) == run_path(by_count) and "_nl20_" in run_path(by_ratio)
+    assert config_hash(by_ratio) != config_hash(composed(tmp_path, "n_labels=30"))
+    record = execute(composed(tmp_path, "r_l=0.2", "train.epochs=1"), tmp_path / "run", multirun=False)
+    assert record["n_labels"] == 20 and record["r_l"] == 0.2
+    assert 0 < record["test_aupr"] <= 1 and 0 < record["train_aupr"] <= 1

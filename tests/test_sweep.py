@@ -36,11 +36,32 @@ def cli(args, out_dir, **kwargs):
                           capture_output=True, text=True, **kwargs)
 
 
-@pytest.mark.parametrize("data, labels", [("mnist", "range(20,101,10)"), ("cifar10", "range(100,501,50)")])
+@pytest.mark.parametrize("data, labels", [("mnist", range(20, 101, 10)), ("cifar10", range(100, 501, 50))])
 def test_label_presets_follow_the_data_set(data, labels):
-    params = cfg_of(["+experiment=fig4", f"data={data}"], hydra_node=True).hydra.sweeper.params
-    assert params.n_labels == labels and params.r_p == "0.1"
+    cfg = cfg_of(["+experiment=fig4", f"data={data}"], hydra_node=True)
+    params = cfg.hydra.sweeper.params
+    assert [round(float(r) * cfg.n_train) for r in params.r_l.split(",")] == list(labels) and params.r_p == "0.1"
     assert params.normal_class == "range(10)" and params.seed == "0,1,2"  # experiments default to scale=paper
+
+
+@pytest.mark.parametrize("axis, key, grid", [("r_p", "r_p", "0.1,0.2,0.3,0.4,0.5"),
+                                             ("eta_m", "eta_m", "1,10,25,50,75,100"),
+                                             ("r_l", "r_l", "0.1,0.2,0.3")])
+@pytest.mark.parametrize("method", ["elite_svdd", "deepsad", "loe_hard_ae"])
+def test_sweep_group_sweeps_one_axis_for_any_method_and_scale(axis, key, grid, method):
+    cfg = cfg_of([f"sweep={axis}", f"method={method}", "data=digits", "scale=quick"], hydra_node=True)
+    params = cfg.hydra.sweeper.params
+    assert params[key] == grid and params.normal_class == "0,1" and cfg.train.epochs == 3
+    assert method_name(cfg) == method
+
+
+def test_every_sweep_option_runs_at_tiny_scale(tmp_path):
+    for axis, count in (("r_p", 5), ("r_l", 3), ("eta_m", 6)):
+        proc = cli(["-m", f"sweep={axis}", *TINY], tmp_path / axis)
+        assert proc.returncode == 0, proc.stderr
+        runs = collect([tmp_path / axis])
+        assert len(runs) == count and runs["status"].eq("ok").all()
+    assert sorted(collect([tmp_path / "r_l"])["n_labels"]) == [10, 20, 30]
 
 
 def test_quick_scale_and_experiment_grids():

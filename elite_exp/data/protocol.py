@@ -56,6 +56,23 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
         raise ConfigError(f"n_train={n_train} is not allowed; it must be > 0")
 
 
+def labels_from_ratio(r_l: float, n_train: int) -> int:
+    """The number of labels for the paper's label ratio r_l = n_labels / n_train (e.g. 0.004 of
+    5,000 = 20); the nearest whole number (``check_label_ratio`` says whether it is exact)."""
+    return round(r_l * n_train)
+
+
+def check_label_ratio(r_l: float, n_train: int) -> None:
+    """r_l must lie in (0, 1) and give an even whole number of labels of ``n_train`` (ConfigError)."""
+    if not 0.0 < r_l < 1.0:
+        raise ConfigError(f"r_l={r_l} is not allowed; the label ratio n_labels / n_train must lie in (0, 1)")
+    exact = r_l * n_train
+    n = labels_from_ratio(r_l, n_train)
+    if abs(exact - n) > 1e-6 * exact or n % 2 or n == 0:
+        raise ConfigError(f"r_l={r_l} is not allowed with n_train={n_train}: it gives {exact:g} labels, and "
+                          f"n_labels must be an even whole number > 0 (multiples of {2 / n_train:g})")
+
+
 def check_normal_class(normal_class) -> None:
     """``normal_class`` is a class index (int >= 0) or a class name: non-empty text, or a number
     (a numeric class name such as a CSV label 1.0 or -1)."""
