@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The reproduction of the paper's Section 5 at its scale (docs/results/paper/), stage by stage in
+# priority order: every stage is a resumable Hydra multirun into OUT (rerunning this script skips
+# every finished run), one thread per run, one run per core (hydra/launcher=parallel).
+#   OUT=/path/to/runs JOBS=2 bash scripts/paper_sweep.sh [STAGE ...]     (default: every stage)
+# Then: python scripts/publish_records.py OUT   (copies the records, rebuilds docs/results/paper)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-outputs/paper}
+JOBS=${JOBS:-2}
+PY=${PY:-python}
+CLASSES="range(10)"
+KEY="elite_svdd,labels_svdd,deepsad_every_batch,ssad"   # the methods with seeds 1, 2 (and CIFAR-10)
+
+sweep() {  # one multirun; a failed run is recorded and the sweep goes on
+  echo "== $(date -u +%H:%M:%S) $*"
+  $PY -m elite_exp -m hydra/launcher=parallel hydra.launcher.n_jobs="$JOBS" threads=1 progress=false \
+    out_dir="$OUT" normal_class="$CLASSES" "$@" || echo "stage exited with $?"
+}
+
+stage() {
+  case "$1" in
+    fig3_key)      for d in mnist fmnist; do sweep data=$d sweep=r_p r_p=0.1,0.5 seed=0 method=$KEY,deepsvdd; done ;;
+    fig3_key_0.3)  for d in mnist fmnist; do sweep data=$d sweep=r_p r_p=0.3 seed=0 method=$KEY,deepsvdd; done ;;
+    fig3_rest)     for d in mnist fmnist; do
+                     sweep data=$d sweep=r_p r_p=0.1,0.3,0.5 seed=0 method=elite_ae,labels_ae,deepsad,rsrae; done ;;
+    fig3_seeds)    for d in mnist fmnist; do sweep data=$d sweep=r_p r_p=0.1,0.5 seed=1,2 method=$KEY; done ;;
+    fig6)          for d in mnist fmnist; do sweep data=$d sweep=eta_m r_p=0.1 seed=0 method=elite_svdd; done ;;
+    fig45)         for d in mnist fmnist; do
+                     sweep data=$d sweep=r_l r_l=0.004,0.012,0.02 r_p=0.1,0.5 seed=0 \
+                       method=elite_svdd,labels_svdd,deepsad,deepsad_every_batch; done ;;
+    fig7)          $PY -m elite_exp -m +experiment=fig7 threads=1 progress=false out_dir="$OUT" \
+                     hydra/launcher=parallel hydra.launcher.n_jobs="$JOBS" || echo "stage exited with $?" ;;
+    cifar10)       sweep data=cifar10 sweep=r_p r_p=0.1,0.5 seed=0 train.epochs="${CIFAR_EPOCHS:-30}" \
+                     method=elite_svdd,labels_svdd,deepsad_every_batch,ssad,deepsvdd ;;
+    *) echo "unknown stage $1" >&2; return 2 ;;
+  esac
+}
+
+STAGES=${*:-fig3_key fig3_key_0.3 fig3_rest fig3_seeds fig6 fig45 fig7 cifar10}
+for s in $STAGES; do stage "$s"; done
+echo "== $(date -u +%H:%M:%S) done"

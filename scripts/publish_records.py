@@ -1,0 +1,58 @@
+"""Copy finished run records into a committed results folder and rebuild its report and figures.
+
+    python scripts/publish_records.py RUNS [RUNS ...] [--dest docs/results/paper]
+
+Copies every ``ok`` record of the current record format found under RUNS to
+``DEST/records/<same relative path>/result.json`` (the per-sample files only for runs with curves,
+which Fig. 7 draws: ``curves.csv``, ``meta_scores.csv``), with ``run_dir`` and ``config.out_dir``
+rewritten to the copy, so the folder is self-contained; then writes ``python -m elite_exp.report``
+and ``python -m elite_exp.figures`` over ``DEST/records`` into DEST. Records already there are
+replaced by newer ones of the same run; nothing else is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from elite_exp.figures import draw_all
+from elite_exp.records import RECORD_FORMAT, RESULT_FILE, read_record, record_format, write_json
+from elite_exp.report import collect, write_report
+
+CURVE_FILES = ("curves.csv", "meta_scores.csv")
+
+
+def publish(roots: list[Path], dest: Path) -> int:
+    """Copy the records under ``roots`` into ``dest / "records"``; returns how many were copied."""
+    copied = 0
+    for root in roots:
+        for f in sorted(root.rglob(RESULT_FILE)):
+            rec = read_record(f.parent)
+            if rec is None or rec.get("status") != "ok" or record_format(rec) != RECORD_FORMAT:
+                continue
+            target = dest / "records" / f.parent.relative_to(root)
+            rec["run_dir"] = str(target)
+            rec["config"]["out_dir"] = str(dest / "records")
+            write_json(target / RESULT_FILE, rec)
+            if rec["config"].get("curves_every", 0) > 0:
+                for name in CURVE_FILES:
+                    if (f.parent / name).exists():
+                        shutil.copyfile(f.parent / name, target / name)
+            copied += 1
+    return copied
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run roots (a sweep's out_dir)")
+    parser.add_argument("--dest", type=Path, default=Path("docs/results/paper"))
+    args = parser.parse_args()
+    n = publish(args.runs, args.dest)
+    runs = collect([args.dest / "records"])
+    written = write_report(runs, args.dest) + draw_all(runs, args.dest)
+    print(f"{n} records copied; {len(runs)} in {args.dest / 'records'}; wrote {len(written)} files")
+
+
+if __name__ == "__main__":
+    main()
