@@ -61,4 +61,5 @@ def save_run_figure(path: Path, test_anomaly: np.ndarray, test_scores: np.ndarra
         axes[2].set(xlabel="mean y_hat * |M| (> 0: taken as normal)", ylabel="density",
                     title="(c) ELITE on the training set")
         axes[2].legend(fontsize="small")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

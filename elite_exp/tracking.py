@@ -52,6 +52,7 @@ from elite_exp.records import RESULT_FILE
 
 log = logging.getLogger(__name__)
 
+ARTIFACT_DIR = "mlartifacts"  # a SQLite store's artifacts: next to the database (report.py skips it)
 ARTIFACTS = (RESULT_FILE, "curves.csv", "meta_scores.csv", "scores.png")
 # an HTTP store that does not answer costs one 10 s try, not MLflow's minutes of retries (env vars override)
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
@@ -154,7 +155,7 @@ class MlflowTracking(Callback):
             return found.experiment_id
         location = None
         if self.uri.startswith("sqlite:///"):
-            location = (Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+            location = (Path(self.uri.removeprefix("sqlite:///")).resolve().parent / ARTIFACT_DIR).as_uri()
         return client.create_experiment(self.experiment, artifact_location=location)
 
     def _guarded(self, action) -> None:
