@@ -4,7 +4,7 @@ Panels: (a) histograms of the test scores of normals and anomalies (densities, s
 with the ``predict`` threshold; (b) the test ROC curve with its AUC; (c, ELITE only) the
 histogram of each training sample's mean y_hat * |M| (``meta_scores.csv``) for true normals
 and anomalies, Fig. 7 (c) of the paper for this run. Drawn with matplotlib's object API (no
-pyplot, no global state); about 0.2 s per figure on one CPU core.
+pyplot, no global state); 0.15-0.3 s per figure on one CPU core.
 """
 
 from __future__ import annotations
