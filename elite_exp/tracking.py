@@ -56,8 +56,9 @@ ARTIFACT_DIR = "mlartifacts"  # a SQLite store's artifacts: next to the database
 ARTIFACTS = (RESULT_FILE, "curves.csv", "meta_scores.csv", "scores.png")
 # an HTTP store that does not answer costs one 10 s try, not MLflow's minutes of retries (env vars override)
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-# record keys that repeat the run's settings (params) or describe the machine: not metrics
-NOT_METRICS = ("config", "environment", "normal_class", "r_p", "n_labels", "n_train", "eta_m", "seed", "epochs")
+# record keys that repeat the run's settings (params), identify it or describe the machine: not metrics
+NOT_METRICS = ("config", "environment", "identity",
+               "normal_class", "r_p", "n_labels", "n_train", "eta_m", "seed", "epochs")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

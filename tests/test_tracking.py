@@ -62,6 +62,7 @@ def test_sweep_runs_are_tracked_with_the_records_metrics_once(tmp_path):
         assert metrics["seconds_per_epoch"] == rec["seconds_per_epoch"]
         assert {k: metrics[f"seconds.{k}"] for k in rec["seconds"]} == rec["seconds"]
         assert "seed" not in metrics and "r_p" not in metrics  # settings are params
+        assert not [k for k in metrics if k.split(".")[0] in ("identity", "config", "environment")]
         assert run.data.params["train.epochs"] == "1" and run.data.params["seed"] == "0"
         assert run.data.params["normal_class"] == str(rec["normal_class"])
         curve = client.get_metric_history(run.info.run_id, "curve.test_auc")
