@@ -105,7 +105,7 @@ class MlflowTracking(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Create the store and the experiment once, in the sweep's process, before any worker starts."""
-        self._guarded(lambda client: self._experiment_id(client))
+        self._guarded(self._experiment_id)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.runtime.output_dir)
