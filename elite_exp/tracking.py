@@ -58,7 +58,7 @@ ARTIFACTS = (RESULT_FILE, "curves.csv", "meta_scores.csv", "scores.png")
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 # record keys that repeat the run's settings (params), identify it or describe the machine: not metrics
 NOT_METRICS = ("config", "environment", "identity",
-               "normal_class", "r_p", "n_labels", "n_train", "eta_m", "seed", "epochs")
+               "normal_class", "r_p", "n_labels", "r_l", "n_train", "eta_m", "seed", "epochs", "alpha")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
