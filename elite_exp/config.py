@@ -119,6 +119,14 @@ class TrainConf:
 
 
 @dataclass
+class TrackingConf:
+    """``tracking=mlflow`` logs every run to MLflow (elite_exp/tracking.py); these pick the store."""
+
+    uri: str | None = None  # MLflow tracking URI; None: sqlite:///<absolute out_dir>/mlflow.db
+    experiment: str | None = None  # experiment name; None: the absolute out_dir
+
+
+@dataclass
 class Config:
     data: DataConf = field(default_factory=DataConf)
     model: ModelConf = field(default_factory=ModelConf)
@@ -139,6 +147,8 @@ class Config:
     progress: bool = True  # tqdm bars
     curves_every: int = 0  # >0: record test AUC / losses every this many iterations (curves.csv)
     meta_iterations: int = 500  # ELITE / LOE / SOEL: average inferred labels (ELITE: and -M) over the first iterations
+    plots: bool = True  # draw scores.png (test-score histograms, ROC; ELITE: y_hat * |M|) in each run folder
+    tracking: TrackingConf = field(default_factory=TrackingConf)
 
 
 def register() -> None:

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from elite_exp.config import Config
 from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write_text, read_record, record_format, write_csv
+from elite_exp.tracking import ARTIFACT_DIR
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,14 @@ def default_labels(data: str) -> float:
 
 
 def record_files(paths: list[Path]) -> list[Path]:
-    """Every result.json at or below the given run folders / roots, each once."""
+    """Every result.json at or below the given run folders / roots, each once; MLflow's copies
+    (under ``mlartifacts/``, see tracking.py) are not runs."""
     found = set()
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"no such run folder: {p}")
-        found.update(f.resolve() for f in ([p] if p.is_file() else p.rglob(RESULT_FILE)))
+        found.update(f.resolve() for f in ([p] if p.is_file() else p.rglob(RESULT_FILE))
+                     if ARTIFACT_DIR not in f.parts)
     return sorted(found)
 
 

@@ -3,8 +3,9 @@
 ``python -m elite_exp [overrides]`` or ``elite-exp [overrides]``. Each run writes, in its own
 folder ``<out_dir>/<data>/<method>/class<k>/rp<r_p>_nl<n_labels>_eta<eta_M>_seed<seed>_<hash>``:
 ``result.json`` (the record), ``curves.csv`` (with ``curves_every>0``), ``meta_scores.csv``
-(ELITE) and Hydra's ``.hydra/`` config copy. A folder whose record says ``ok`` is skipped on
-a rerun unless ``force=true``; the hash covers every setting that changes the result.
+(ELITE), ``scores.png`` (unless ``plots=false``) and Hydra's ``.hydra/`` config copy. A folder
+whose record says ``ok`` is skipped on a rerun unless ``force=true``; the hash covers every
+setting that changes the result.
 """
 
 from __future__ import annotations
@@ -53,12 +54,13 @@ from elite_exp.records import (
     write_csv,
     write_json,
 )
+from elite_exp.run_figure import save_run_figure
 
 log = logging.getLogger("elite_exp")
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # settings that do not change a run's result: left out of its folder's hash
-NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads")
+NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads", "plots", "tracking")
 # data.* keys that only hold sweep grids (the values a sweep gives to r_p, r_l, ...): not hashed
 GRIDS = ("r_l_grid",)
 # data.* keys that only some loaders take (passed as load_dataset options)
@@ -163,7 +165,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     estimator.fit(X, y, monitor=recorder)
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    test = ranking_metrics(test_anomaly, estimator.decision_function(ds.x_test))
+    test_scores = estimator.decision_function(ds.x_test)
+    test = ranking_metrics(test_anomaly, test_scores)
     # r_p = 0 leaves no anomaly in the training set: its metrics are undefined (null in the record)
     train = (ranking_metrics(split.unlabeled_anomaly, estimator.decision_function(x_unl))
              if 0 < split.unlabeled_anomaly.sum() < len(x_unl) else {"auc": None, "aupr": None})
@@ -175,6 +178,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     meta = recorder.meta_scores()
     if len(meta):
         write_csv(run_dir / "meta_scores.csv", meta)
+    if cfg.plots:
+        save_run_figure(run_dir / "scores.png", test_anomaly, test_scores, estimator.threshold_, meta)
     digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
     return {
         "status": "ok", "test_auc": test["auc"], "test_aupr": test["aupr"], "train_auc": train["auc"],
