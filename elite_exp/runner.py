@@ -48,6 +48,7 @@ from elite_exp.records import (
     RECORD_FORMAT,
     RESULT_FILE,
     environment,
+    flatten,
     is_finished,
     read_record,
     record_format,
@@ -200,16 +201,10 @@ def run_identity(cfg: DictConfig) -> dict:
             "data_fingerprint": data_fingerprint(cfg.data.name, **{k: options[k] for k in DATA_OPTIONS})}
 
 
-def _flat(tree, prefix: str = "") -> dict:
-    if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: tree}
-
-
 def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
     """``key: old -> new`` for settings that change the result and that both configs hold."""
-    a = _flat({k: v for k, v in old.items() if k not in NOT_HASHED})
-    b = _flat({k: v for k, v in OmegaConf.to_container(new, resolve=True).items() if k not in NOT_HASHED})
+    a = flatten({k: v for k, v in old.items() if k not in NOT_HASHED})
+    b = flatten({k: v for k, v in OmegaConf.to_container(new, resolve=True).items() if k not in NOT_HASHED})
     diff = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
     return diff[:most] + ([f"... ({len(diff) - most} more)"] if len(diff) > most else [])
 

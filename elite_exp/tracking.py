@@ -48,7 +48,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from elite_exp.records import RESULT_FILE
+from elite_exp.records import RESULT_FILE, flatten
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,6 @@ HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIME
 # record keys that repeat the run's settings (params), identify it or describe the machine: not metrics
 NOT_METRICS = ("config", "environment", "identity",
                "normal_class", "r_p", "n_labels", "r_l", "n_train", "eta_m", "seed", "epochs", "alpha")
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to one level with dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def record_metrics(record: dict) -> dict[str, float]:
