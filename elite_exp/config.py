@@ -52,6 +52,9 @@ class EliteConf:
     margin: str = "auto_mean"  # auto_mean | auto_max | a number
     meta_grad: str = "forward_ad"  # forward_ad | finite_diff | double_backward
     normalize: bool = True  # divide M by its batch mean magnitude
+    # beyond the paper; null = off (unset keys leave run folders where they were)
+    pretrain: bool | None = None  # auto-encoder pre-training of the encoder (svdd score)
+    labeled_weight: float | None = None  # weight of L_v on the labeled set as a direct training term
 
 
 @dataclass

@@ -45,3 +45,32 @@ def test_same_seed_same_model(digits):
     b = EliteDetector(**DIGITS, random_state=7).fit(X, y).decision_function(digits.x_test)
     c = EliteDetector(**DIGITS, random_state=8).fit(X, y).decision_function(digits.x_test)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_options_beyond_the_paper_change_training_and_still_learn(digits):
+    X, y, _ = semi_supervised(digits, 0, r_p=0.5, n_train=100, n_labels=10)
+    plain = EliteDetector(**DIGITS).fit(X, y).decision_function(digits.x_test)
+    for params in (dict(pretrain=True), dict(labeled_weight=1.0), dict(pretrain=True, labeled_weight=1.0)):
+        scores = EliteDetector(**DIGITS, **params).fit(X, y).decision_function(digits.x_test)
+        assert not np.allclose(scores, plain), params
+        assert roc_auc_score(digits.y_test != 0, scores) > 0.85, params
+    ae = EliteDetector(**DIGITS, score="ae")
+    assert np.array_equal(ae.fit(X, y).decision_function(digits.x_test),
+                          EliteDetector(**DIGITS, score="ae", pretrain=True).fit(X, y).decision_function(digits.x_test))
+
+
+def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
+    from elite_exp.errors import ConfigError
+    from elite_exp.methods.registry import method_name
+    from elite_exp.runner import run_path
+    from tests.test_sweep import cfg_of
+
+    plain = cfg_of(["data=digits"])
+    assert method_name(plain) == "elite_svdd"
+    assert method_name(cfg_of(["data=digits", "elite.pretrain=true"])) == "elite_svdd_pretrain"
+    assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.labeled_weight=0.5"])) == \
+        "elite_svdd_pretrain_labeled0.5"
+    # unset options leave the folder (and so finished runs) of plain ELITE where it was
+    assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=null"]))
+    with pytest.raises(ConfigError, match="labeled_weight=-1 is not allowed"):
+        EliteDetector(labeled_weight=-1)._check_params()

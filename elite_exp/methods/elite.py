@@ -7,8 +7,9 @@ import logging
 import torch
 
 from elite_exp.errors import ConfigError
+from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
+from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients, validation_loss
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 
@@ -35,13 +36,20 @@ class EliteDetector(DeepDetector):
 
     The labeled examples (y = 0 / 1) are used only as ELITE's validation set; the network
     trains on the unlabeled samples (y = -1) with labels inferred from meta-gradients.
+
+    Beyond the paper (off by default): ``pretrain`` starts the encoder from an auto-encoder trained
+    on the unlabeled samples for ``epochs`` epochs (Deep SVDD's pre-training; the ``ae`` score is an
+    auto-encoder already, so it has no effect there); ``labeled_weight`` > 0 adds that weight times
+    the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
+    beside the meta-gradient weights.
     """
 
     requires_labels = (-1, 0, 1)
 
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
-                 network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
+                 pretrain: bool = False, labeled_weight: float = 0.0, network=None, epochs: int = 30,
+                 batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
         self._keep_params(locals())
@@ -56,6 +64,8 @@ class EliteDetector(DeepDetector):
         if not self.eta_m > 0:
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
+        if not self.labeled_weight >= 0:
+            raise ConfigError(f"labeled_weight={self.labeled_weight} is not allowed; it must be >= 0")
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
@@ -74,6 +84,9 @@ class EliteDetector(DeepDetector):
 
     def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
         s = self._settings()
+        if self.pretrain and self.score == "svdd":
+            module.encoder.load_state_dict(pretrained_encoder(
+                self._spec(self.input_shape_), self.input_shape_, x_unl, s, int(self.random_state), self.progress))
         module.prepare(x_unl, batch_size=s.batch_size)
         self.margin_ = self._margin(module, x_unl, x_lab, s.batch_size)
         log.debug("ELITE margin C = %.4g", self.margin_)
@@ -81,6 +94,9 @@ class EliteDetector(DeepDetector):
         def step(idx):
             scores, m, lv = meta_gradients(module, x_unl[idx], x_lab, y_lab, self.margin_, s.lr, self.meta_grad)
             loss, y_hat = elite_loss(scores, m, self.margin_, self.update, self.eta_m, self.normalize)
+            if self.labeled_weight:
+                with batch_statistics(module):  # the labeled set normalised on its own, as for L_v
+                    loss = loss + self.labeled_weight * validation_loss(module(x_lab), y_lab, self.margin_)
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
         self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),

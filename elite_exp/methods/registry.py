@@ -27,13 +27,16 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 
 def method_name(cfg: DictConfig) -> str:
-    """``elite_svdd`` / ``elite_ae`` for ELITE, ``labels_svdd`` / ``labels_ae`` for the ablation,
+    """``elite_svdd`` / ``elite_ae`` for ELITE (``elite_svdd_pretrain_labeled1`` with the options
+    beyond the paper), ``labels_svdd`` / ``labels_ae`` for the ablation,
     ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_svdd``, ... for LOE / SOEL (every method that takes
     ``model=`` names its score), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
     else the baseline's name."""
     b = cfg.baseline
     if b.name == "none":
-        return f"elite_{cfg.model.name}"
+        variant = ("_pretrain" if cfg.elite.pretrain else "") + (
+            f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "")
+        return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
     if b.name == "loe":
@@ -78,7 +81,8 @@ def build_method(cfg: DictConfig, device: str) -> DeepDetector:
     if b.name == "none":
         est = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                             margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
-                            normalize=cfg.elite.normalize, **common)
+                            normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
+                            labeled_weight=cfg.elite.labeled_weight or 0.0, **common)
     elif b.name == "labels":
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
