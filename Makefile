@@ -21,7 +21,7 @@ run: $(STAMP)  ## the main job, offline: every method on one digits split at r_p
 	$(PY) -m elite_exp -m +experiment=demo out_dir=$(DEMO) $(ARGS)
 	$(PY) -m elite_exp.report $(DEMO) --out $(DEMO)/report --only fig3
 	$(PY) -m elite_exp.figures $(DEMO) --out $(DEMO)/report --only fig3
-	@sed '/^Per normal class/,$$d' $(DEMO)/report/fig3.md
+	@sed '/per normal class:/,$$d' $(DEMO)/report/fig3.md
 
 test: $(STAMP)  ## the default test suite (slow tests excluded), one worker per core
 	$(PY) -m pytest -q -n auto

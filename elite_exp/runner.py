@@ -64,6 +64,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads", "plots", "tracking")
 # data.* keys that only hold sweep grids (the values a sweep gives to r_p, r_l, ...): not hashed
 GRIDS = ("r_l_grid",)
+# options beyond the paper whose false / 0 means off: the same run (and folder) as leaving them unset
+OFF_WHEN_FALSE = {"elite": ("pretrain", "labeled_weight")}
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
@@ -80,14 +82,25 @@ def _without_none(tree):
     return tree
 
 
+def result_settings(config: dict) -> dict:
+    """The settings of a config (a plain dict, resolved or not) that change the result, in one
+    normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
+    added later moves no folder); ``OFF_WHEN_FALSE`` keys set to false / 0 count as unset; n_labels
+    as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000 are one run)."""
+    body = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    if body.get("r_l") is not None:
+        body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
+    body["r_l"] = None
+    body["data"] = {k: v for k, v in body.get("data", {}).items() if k not in GRIDS}
+    for group, keys in OFF_WHEN_FALSE.items():
+        body[group] = {k: (None if k in keys and not v else v) for k, v in body.get(group, {}).items()}
+    return _without_none(body)
+
+
 def config_hash(cfg: DictConfig) -> str:
-    """Hash of every setting that changes the result: the config without ``NOT_HASHED`` and the
-    sweep grids, with n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000 are one
-    run), leaving out unset (None) keys so an optional key added later moves no folder."""
-    body = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in NOT_HASHED}
-    body["n_labels"], body["r_l"] = n_labels_of(cfg), None
-    body["data"] = {k: v for k, v in body["data"].items() if k not in GRIDS}
-    return hashlib.sha1(json.dumps(_without_none(body), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    """Hash of :func:`result_settings` of the (unresolved) config: equal hashes, equal folders."""
+    body = result_settings(OmegaConf.to_container(cfg, resolve=False))
+    return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def run_path(cfg: DictConfig) -> str:
@@ -180,7 +193,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     if len(meta):
         write_csv(run_dir / "meta_scores.csv", meta)
     if cfg.plots:
-        save_run_figure(run_dir / "scores.png", test_anomaly, test_scores, estimator.threshold_, meta)
+        try:
+            save_run_figure(run_dir / "scores.png", test_anomaly, test_scores, estimator.threshold_, meta)
+        except Exception as err:  # a picture must never cost a finished run
+            log.warning("scores.png not drawn for %s: %s: %s", run_dir, type(err).__name__, err)
     digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
     return {
         "status": "ok", "test_auc": test["auc"], "test_aupr": test["aupr"], "train_auc": train["auc"],
@@ -202,9 +218,10 @@ def run_identity(cfg: DictConfig) -> dict:
 
 
 def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
-    """``key: old -> new`` for settings that change the result and that both configs hold."""
-    a = flatten({k: v for k, v in old.items() if k not in NOT_HASHED})
-    b = flatten({k: v for k, v in OmegaConf.to_container(new, resolve=True).items() if k not in NOT_HASHED})
+    """``key: old -> new`` for settings that change the result (:func:`result_settings`) and that both
+    configs hold (a key one of them lacks, e.g. added by a later version, is no difference)."""
+    a = flatten(result_settings(old))
+    b = flatten(result_settings(OmegaConf.to_container(new, resolve=True)))
     diff = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
     return diff[:most] + ([f"... ({len(diff) - most} more)"] if len(diff) > most else [])
 

@@ -166,10 +166,10 @@ def recompute_bn_statistics(module: nn.Module, x: torch.Tensor, batch_size: int)
     finally:
         for h in hooks:
             h.remove()
+        module.train(was_training)
         for m, (training, momentum) in zip(norms, saved):
             m.train(training)
             m.momentum = momentum
-        module.train(was_training)
 
 
 @contextmanager

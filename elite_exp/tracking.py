@@ -110,7 +110,14 @@ class MlflowTracking(Callback):
         except FileNotFoundError:  # the job left no record (a bad value in a single run)
             return None
         sha1 = hashlib.sha1(body).hexdigest()
-        record = json.loads(body)
+        try:
+            record = json.loads(body)
+            missing = [k for k in ("method", "data", "normal_class", "status", "config") if k not in record]
+        except ValueError:
+            missing = ["valid JSON"]
+        if missing:  # one bad record is skipped; tracking goes on for the others
+            log.warning("mlflow: %s not tracked: its record has no %s", run_dir / RESULT_FILE, ", ".join(missing))
+            return None
         key = run_dir.relative_to(self.out_dir).as_posix() if run_dir.is_relative_to(self.out_dir) else str(run_dir)
         experiment_id = self._experiment_id(client)
         logged = client.search_runs([experiment_id], filter_string=f"tags.run_dir = '{key}'",

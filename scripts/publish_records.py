@@ -18,7 +18,7 @@ from pathlib import Path
 
 from elite_exp.figures import draw_all
 from elite_exp.records import RECORD_FORMAT, RESULT_FILE, read_record, record_format, write_json
-from elite_exp.report import collect, write_report
+from elite_exp.report import collect, record_files, write_report
 
 CURVE_FILES = ("curves.csv", "meta_scores.csv")
 
@@ -27,11 +27,11 @@ def publish(roots: list[Path], dest: Path) -> int:
     """Copy the records under ``roots`` into ``dest / "records"``; returns how many were copied."""
     copied = 0
     for root in roots:
-        for f in sorted(root.rglob(RESULT_FILE)):
+        for f in record_files([root]):  # the report's rule: MLflow's artifact copies are not records
             rec = read_record(f.parent)
             if rec is None or rec.get("status") != "ok" or record_format(rec) != RECORD_FORMAT:
                 continue
-            target = dest / "records" / f.parent.relative_to(root)
+            target = dest / "records" / f.parent.relative_to(root.resolve())
             rec["run_dir"] = str(target)
             rec["config"]["out_dir"] = str(dest / "records")
             write_json(target / RESULT_FILE, rec)

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from elite_exp import LOE, RSRAE, SOEL, SSAD, AutoEncoder, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
 from elite_exp.errors import ConfigError
 from elite_exp.networks import NetworkSpec
-from elite_exp.scores import SVDDScore, even_batches, recompute_bn_statistics, score_in_batches, statistics_of
+from elite_exp.scores import AEScore, SVDDScore, even_batches, recompute_bn_statistics, score_in_batches, statistics_of
 
 MLP = {"kind": "mlp", "hidden": [64, 32], "rep_dim": 16}  # the digits network
 
@@ -69,18 +69,33 @@ def test_short_fit_scores_with_the_training_data_statistics(ring_bar, make):
     np.testing.assert_allclose(scores, reference, rtol=3e-2)
 
 
-def test_recompute_sets_the_population_mean_and_ignores_the_running_average():
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_recompute_gives_the_population_statistics_whatever_the_batches(kind):
+    """Uneven batches of 32 give, layer by layer, exactly the statistics of one batch of all N = 97
+    samples (float64): the mean and unbiased variance of each layer's inputs with every earlier layer
+    normalised by its own new statistics."""
     torch.manual_seed(0)
-    spec = NetworkSpec(kind="mlp", hidden=(8,), rep_dim=4)
-    m = SVDDScore(spec, (5,))
-    x = torch.randn(96, 5) * 3 + 2
-    bn = next(b for b in m.modules() if isinstance(b, torch.nn.BatchNorm1d))
-    bn.running_mean.fill_(123.0)
+    spec = NetworkSpec(kind=kind, hidden=(8, 6), channels=(3, 2), rep_dim=4)
+    shape = (5,) if kind == "mlp" else (1, 8, 8)
+    m = AEScore(spec, shape).double()  # encoder and decoder: 4 (mlp) / 3 (conv) BatchNorm layers
+    x = torch.randn(97, *shape, dtype=torch.float64) * 3 + 2
+    norms = [b for b in m.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) >= 3
+    reference = copy.deepcopy(m)
+    recompute_bn_statistics(reference, x, batch_size=97)
+    for b in norms:
+        b.running_mean.fill_(123.0)
     recompute_bn_statistics(m, x, batch_size=32)
+    first = norms[0]
     with torch.no_grad():
-        h = m.encoder[0](x)
-    assert torch.allclose(bn.running_mean, h.mean(0), atol=1e-5)
-    assert torch.allclose(bn.running_var, h.var(0), rtol=0.1)
+        h = (m.encoder[0] if kind == "mlp" else m.encoder.features[0])(x)
+    dims = [0] if kind == "mlp" else [0, 2, 3]
+    torch.testing.assert_close(first.running_mean, h.mean(dims), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(first.running_var, h.var(dims), rtol=1e-10, atol=1e-10)
+    references = [b for b in reference.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)]
+    for ours, ref in zip(norms, references):
+        torch.testing.assert_close(ours.running_mean, ref.running_mean, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(ours.running_var, ref.running_var, rtol=1e-9, atol=1e-9)
 
 
 def test_statistics_of_restores_every_buffer():

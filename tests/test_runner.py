@@ -113,4 +113,6 @@ def test_label_ratio_and_label_count_name_the_same_run(tmp_path):
     assert config_hash(by_ratio) != config_hash(composed(tmp_path, "n_labels=30"))
     record = execute(composed(tmp_path, "r_l=0.2", "train.epochs=1"), tmp_path / "run", multirun=False)
     assert record["n_labels"] == 20 and record["r_l"] == 0.2
+    # the same run said the other way is found done in that folder, not a conflict
+    assert execute(composed(tmp_path, "n_labels=20", "train.epochs=1"), tmp_path / "run", multirun=False) is None
     assert 0 < record["test_aupr"] <= 1 and 0 < record["train_aupr"] <= 1

@@ -164,7 +164,7 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
 
 
 def test_the_main_job_runs_every_method_offline_and_reports_fig3(tmp_path):
-    """``make run``: the demo multirun on digits, then its table and Fig. 3 (as the Makefile runs them)."""
+    """``make run``'s commands: the demo multirun on digits, then its table and Fig. 3."""
     out = tmp_path / "demo"
     proc = cli(["-m", "+experiment=demo", "train.epochs=5"], out)
     assert proc.returncode == 0, proc.stderr

@@ -169,15 +169,16 @@ def _decode(files: list[tuple[Path, int]], image_size: int | None, mode: str | N
     with open_image(files[0][0]) as first:
         mode = mode or ("L" if first.mode in GREY_MODES else "RGB")
         size = (image_size, image_size) if image_size else first.size
-    arrays = np.empty((len(files), size[1], size[0], 1 if mode == "L" else 3), dtype=np.float32)
-    deep = False
+    # uint8 (value x 255, exact for 8-bit images) until a deeper image turns the buffer into float32
+    arrays = np.empty((len(files), size[1], size[0], 1 if mode == "L" else 3), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
         with open_image(path) as img:
-            deep |= img.mode in DEEP_MODES
-            arrays[i] = _pixels(img, mode == "L", size)
+            pixels = _pixels(img, mode == "L", size)
+            if img.mode in DEEP_MODES and arrays.dtype == np.uint8:
+                arrays = arrays.astype(np.float32) / np.float32(255.0)
+            arrays[i] = pixels if arrays.dtype == np.float32 else np.rint(pixels * 255.0)
     labels = np.array([k for _, k in files], dtype=np.int64)
-    x = torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous()
-    return (x if deep else x.mul_(255.0).round_().to(torch.uint8)), labels
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2).contiguous(), labels
 
 
 def as_unit_float(x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +203,7 @@ def read_image_folder(folder: Path, image_size: int | None = None,
 
 def _listing(folder: Path, files: list[tuple[Path, int]]) -> list[tuple[str, int, int]]:
     """Every image file's name under ``folder``, size and modification time: changes when any file does."""
-    return [(str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files]
+    return [(str(f.relative_to(folder)), st.st_size, st.st_mtime_ns) for f, st in ((f, f.stat()) for f, _ in files)]
 
 
 def data_fingerprint(name: str, *, path: str | None = None, test_path: str | None = None, **_) -> str | None:

@@ -8,7 +8,7 @@ import torch
 from elite_exp.methods.base import DeepDetector
 from elite_exp.methods.training import Monitor, TrainSettings, run_training
 from elite_exp.networks import NetworkSpec
-from elite_exp.scores import AEScore, recompute_bn_statistics
+from elite_exp.scores import AEScore
 
 
 def train_autoencoder(ae: AEScore, x: torch.Tensor, s: TrainSettings, generator: torch.Generator, *,
@@ -21,15 +21,14 @@ def train_autoencoder(ae: AEScore, x: torch.Tensor, s: TrainSettings, generator:
 def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
                        seed: int, progress: bool) -> dict[str, torch.Tensor]:
     """Deep SVDD's pre-training: train an auto-encoder whose encoder has ``spec`` on ``x`` and
-    return the encoder's state to initialise another network: its weights, and BatchNorm statistics
-    recomputed on ``x`` under those weights (so an encoder used in eval mode, as hybrid SSAD's
-    feature map, normalises as it was trained)."""
+    return the encoder's state (weights; its BatchNorm running averages are left as training left
+    them: a user of the encoder in eval mode recomputes them, as hybrid SSAD does) to initialise
+    another network."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ae = AEScore(spec, input_shape)
     ae.to(x.device)
     train_autoencoder(ae, x, s, torch.Generator().manual_seed(seed), desc="AE pre-training", progress=progress)
-    recompute_bn_statistics(ae, x, s.batch_size)
     return ae.encoder.state_dict()
 
 

@@ -158,6 +158,7 @@ class SOEL(_LatentLabelDetector):
     supervised loss (``val_loss``)."""
 
     requires_labels = (-1,)
+    trains_on = "all"  # every step's batch holds the labeled set too (scored with those statistics)
 
     def __init__(self, alpha: float = 0.1, warmup_epochs: int = 0, score: str = "svdd", network=None,
                  epochs: int = 30, batch_size: int = 128, lr: float = 1e-4, optimizer: str = "adam",

@@ -40,6 +40,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
 from elite_exp.networks import build_encoder
+from elite_exp.scores import recompute_bn_statistics
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,8 @@ class SSAD(DeepDetector):
             s = self._settings()
             module.encoder.load_state_dict(pretrained_encoder(self._spec(self.input_shape_), self.input_shape_, x, s,
                                                               int(self.random_state), self.progress))
+            # the feature map runs in eval mode: with the trained encoder's statistics on x
+            recompute_bn_statistics(module.encoder, x, s.batch_size)
         f = self._features(module, x)
         gen = self._generator()
         gamma = median_gamma(f, gen)
