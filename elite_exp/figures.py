@@ -42,7 +42,8 @@ def _rank(name: str, order: list[str]) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
-COLORS = [f"C{i}" for i in range(10)] + ["black", "gold", "navy", "lime"]
+# one colour per method of METHOD_LABELS (20): tab20's dark shades first, then its light ones
+COLORS = [matplotlib.colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]] + ["black", "gold"]
 MARKERS = "os^vDPX*h<>p"
 
 

@@ -36,8 +36,13 @@ SETTING = ["data", "method", "epochs", "n_train"]
 METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd": "DeepSVDD", "deepsad": "DeepSAD",
                  "deepsad_every_batch": "DeepSAD (labels in every batch)", "ssad": "SSAD",
                  "ssad_hybrid": "SSAD hybrid", "rsrae": "RSRAE", "ae": "AE", "labels_svdd": "Labels only (SVDD)",
-                 "labels_ae": "Labels only (AE)"}
-DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits"}
+                 "labels_ae": "Labels only (AE)", "loe_hard_svdd": "LOE_H (SVDD)", "loe_soft_svdd": "LOE_S (SVDD)",
+                 "soel_svdd": "SOEL (SVDD)", "loe_hard_ae": "LOE_H (AE)", "loe_soft_ae": "LOE_S (AE)",
+                 "soel_ae": "SOEL (AE)", "elite_svdd_pretrain": "ELITE_SVDD + pre-training",
+                 "elite_svdd_labeled1": "ELITE_SVDD + labeled term",
+                 "elite_svdd_pretrain_labeled1": "ELITE_SVDD + pre-training + labeled term"}
+DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits",
+               "breast_cancer": "Breast cancer"}
 
 
 @dataclass(frozen=True)
@@ -145,11 +150,24 @@ def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc") -> tupl
     return per_class, averaged
 
 
-def pivot(summary: pd.DataFrame, x: str, rows: list[str]) -> pd.DataFrame:
-    """Wide table for reading: rows x values of ``x``, cells "mean +- std" (empty where missing)."""
-    cell = summary.apply(lambda r: "" if pd.isna(r["mean"]) else
-                         f"{r['mean']:.3f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.3f}"), axis=1)
-    wide = summary.assign(cell=cell).pivot_table(index=rows, columns=x, values="cell", aggfunc="first")
+def pivot(summary: pd.DataFrame, x: str, rows: list[str], classes: bool = False) -> pd.DataFrame:
+    """Wide table for reading: rows x values of ``x``, cells "mean +- std" (empty where missing).
+    ``classes``: the summary is averaged over classes; a column ``n_classes`` gives the most classes
+    a row's cells cover, and a cell that covers fewer says how many ("(3 cls)")."""
+    most = summary.groupby(rows)["n_classes"].transform("max") if classes else None
+
+    def text(r):
+        if pd.isna(r["mean"]):
+            return ""
+        fewer = classes and r["n_classes"] < most[r.name]
+        return (f"{r['mean']:.3f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.3f}")
+                + (f" ({int(r['n_classes'])} cls)" if fewer else ""))
+
+    summary = summary.assign(cell=summary.apply(text, axis=1))
+    index = [*rows, "n_classes"] if classes else rows
+    if classes:
+        summary = summary.assign(n_classes=most)
+    wide = summary.pivot_table(index=index, columns=x, values="cell", aggfunc="first")
     wide.columns = [f"{x}={c:g}" for c in wide.columns]
     return wide.fillna("").reset_index()
 
@@ -199,7 +217,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
             write_csv(files[1], per_class)
             written += files
             text += [f"{label}, averaged over normal classes (mean ± std over seeds):", "",
-                     pivot(averaged, fig.x, [*SETTING, "n_classes"]).to_markdown(index=False), "",
+                     pivot(averaged, fig.x, SETTING, classes=True).to_markdown(index=False), "",
                      f"{label} per normal class:", "",
                      pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
         if len(text) == 2:

@@ -264,6 +264,17 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
     return False
 
 
+def _remove_empty_parents(run_dir: Path, out_dir: Path) -> None:
+    """Remove the folders above ``run_dir`` that the run created and left empty, up to ``out_dir``."""
+    parent, top = run_dir.resolve().parent, out_dir.resolve()
+    while parent != top and top in parent.parents:
+        try:
+            parent.rmdir()  # only an empty folder
+        except OSError:
+            return
+        parent = parent.parent
+
+
 def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     """Run, record and report one job. A user error in a single run exits with code 2;
     in a sweep every failure is recorded and the sweep goes on."""
@@ -277,6 +288,7 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
             print(f"error: {err}", file=sys.stderr)
             if not (run_dir / RESULT_FILE).exists():  # nothing ran: leave no folder behind
                 shutil.rmtree(run_dir, ignore_errors=True)
+                _remove_empty_parents(run_dir, Path(cfg.out_dir))
             sys.exit(2)
         record.update(status="failed", error=type(err).__name__, reason=str(err))
         if not isinstance(err, ConfigError | TrainingDiverged):

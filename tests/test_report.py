@@ -167,3 +167,13 @@ def test_only_writes_the_named_figures_and_rejects_unknown_ones(grid, tmp_path, 
     with pytest.raises(SystemExit):
         main([str(grid), "--out", str(tmp_path / "r"), "--only", "fig9"])
     assert "unknown figure 'fig9'; allowed: fig3, fig4, fig5, fig6, fig7" in capsys.readouterr().err
+
+
+def test_cells_over_fewer_classes_stay_in_their_row_and_say_so(tmp_path):
+    for cls in (0, 1):
+        fake_run(tmp_path, method="deepsad", normal_class=cls, r_p=0.1, auc=0.8 + 0.1 * cls)
+    fake_run(tmp_path, method="deepsad", normal_class=0, r_p=0.3, auc=0.7)
+    _, averaged = summarise(collect([tmp_path]), FIGURES[0])
+    wide = pivot(averaged, "r_p", ["data", "method"], classes=True)
+    assert len(wide) == 1 and wide["n_classes"].tolist() == [2]
+    assert wide["r_p=0.1"].tolist() == ["0.850"] and wide["r_p=0.3"].tolist() == ["0.700 (1 cls)"]

@@ -76,6 +76,12 @@ def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys, override, me
     assert records(tmp_path) == [] and not run_dir.exists()
 
 
+def test_a_rejected_run_leaves_no_empty_folders_under_out_dir(tmp_path):
+    proc = run_cli("data=digits", "normal_class=healthy", out_dir=tmp_path / "out")
+    assert proc.returncode == 2 and "normal_class='healthy' is not a class of this data set" in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("class*"))
+
+
 def test_unknown_method_preset_is_rejected(tmp_path):
     proc = run_cli("data=digits", "method=nonsense", out_dir=tmp_path)
     assert proc.returncode == 1 and "Could not find 'method/nonsense'" in proc.stderr
