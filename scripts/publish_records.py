@@ -1,6 +1,6 @@
 """Copy finished run records into a committed results folder and rebuild its report and figures.
 
-    python scripts/publish_records.py RUNS [RUNS ...] [--dest docs/results/paper]
+    python scripts/publish_records.py RUNS [RUNS ...] [--dest docs/results/paper] [--only fig3,...]
 
 Copies every ``ok`` record of the current record format found under RUNS to
 ``DEST/records/<same relative path>/result.json`` (the per-sample files only for runs with curves,
@@ -47,10 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run roots (a sweep's out_dir)")
     parser.add_argument("--dest", type=Path, default=Path("docs/results/paper"))
+    parser.add_argument("--only", type=lambda v: v.split(","), default=None, metavar="FIGS",
+                        help="figures to write (fig3,...,fig7; default: every figure with runs)")
     args = parser.parse_args()
     n = publish(args.runs, args.dest)
     runs = collect([args.dest / "records"])
-    written = write_report(runs, args.dest) + draw_all(runs, args.dest)
+    written = write_report(runs, args.dest, args.only) + draw_all(runs, args.dest, args.only)
     print(f"{n} records copied; {len(runs)} in {args.dest / 'records'}; wrote {len(written)} files")
 
 
