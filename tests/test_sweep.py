@@ -181,3 +181,22 @@ def test_the_main_job_runs_every_method_offline_and_reports_fig3(tmp_path):
     table = (out / "report" / "fig3.md").read_text()
     assert "| digits | elite_svdd" in table and "r_p=0.5" in table
     assert (out / "report" / "fig3.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "experiment").glob("fig*.yaml")))
+def test_every_figure_preset_runs_at_tiny_scale(tmp_path, preset):
+    """Each figure's sweep, as the preset composes it, on digits at one epoch (the data set and the
+    classes replaced on the command line): every run finishes and the report draws the figure."""
+    extra = ["curves_every=1"] if preset == "fig7" else []  # one epoch of digits is 3 iterations
+    proc = cli(["-m", f"+experiment={preset}", "scale=quick", "data=digits", "normal_class=0", *TINY, *extra], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = collect([tmp_path])
+    assert len(runs) > 1 and runs["status"].eq("ok").all(), runs[["method", "status", "reason"]]
+    if preset == "fig7":  # its figure reads FMNIST / MNIST runs; here: the curves every run must leave
+        assert all((Path(d) / "curves.csv").exists() for d in runs["run_dir"])
+        return
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-m", "elite_exp.figures", str(tmp_path), "--out", str(tmp_path / "r"),
+                           "--only", preset], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and (tmp_path / "r" / f"{preset}.png").exists(), done.stderr[-2000:]
