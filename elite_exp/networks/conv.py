@@ -3,6 +3,14 @@
 Each encoder stage is ``conv 5x5 (no bias) -> BatchNorm (no affine) -> LeakyReLU -> 2x2 max
 pool``; a final bias-free linear layer maps to ``rep_dim``. No layer has a bias term, so
 the network cannot map every input onto a constant (the Deep SVDD collapse).
+
+Two changes of form, not of what is computed, make the CPU training step about 1.5x faster than
+the textbook form (:class:`PlainConvEncoder`; ``scripts/bench.py`` measures it, a test compares
+outputs and gradients): the convolution stacks run in the channels-last memory format (oneDNN's
+fast layout; the flattened features keep the NCHW order, so the linear layer sees the same
+vector), and each stage max-pools before the LeakyReLU: a strictly increasing function commutes
+with the maximum, so ``pool(leaky(v)) = leaky(pool(v))`` with the same arg-max, on a quarter of
+the values.
 """
 
 from __future__ import annotations
@@ -18,22 +26,53 @@ def _norm2d(channels: int, batch_norm: bool) -> nn.Module:
     return nn.BatchNorm2d(channels, eps=BN_EPS, affine=False) if batch_norm else nn.Identity()
 
 
+def _stage(c_in: int, c_out: int, batch_norm: bool, pool_first: bool = True) -> list[nn.Module]:
+    """One encoder stage; ``pool_first=False`` is the textbook order (the same function)."""
+    conv, norm = nn.Conv2d(c_in, c_out, 5, padding=2, bias=False), _norm2d(c_out, batch_norm)
+    pool, act = nn.MaxPool2d(2), nn.LeakyReLU(0.01)
+    return [conv, norm, pool, act] if pool_first else [conv, norm, act, pool]
+
+
+def _channels_last(convolutions: nn.Module) -> nn.Module:
+    """Store every convolution's weight in the channels-last layout, with stride 1 on the input
+    channels even when there is one (``Tensor.contiguous`` leaves such a tensor as it is): oneDNN
+    then runs the convolution, and every layer after it, channels-last."""
+    for m in convolutions.modules():
+        if isinstance(m, nn.Conv2d):
+            w = m.weight.data
+            m.weight.data = w.new_empty(w.shape[0], *w.shape[2:], w.shape[1]).permute(0, 3, 1, 2).copy_(w)
+    return convolutions
+
+
 class ConvEncoder(nn.Module):
+    """``(N, C, H, W)`` images -> ``(N, rep_dim)`` embeddings; ``feature_shape`` is the last stage's
+    ``(C, H, W)``. State-dict keys are those of :class:`PlainConvEncoder`."""
+
+    pool_first = True
+
     def __init__(self, in_shape: tuple[int, int, int], channels: tuple[int, ...], rep_dim: int,
                  batch_norm: bool = True):
         super().__init__()
         c_in, h, w = in_shape
         layers: list[nn.Module] = []
         for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 5, padding=2, bias=False), _norm2d(c_out, batch_norm),
-                       nn.LeakyReLU(0.01), nn.MaxPool2d(2)]
+            layers += _stage(c_in, c_out, batch_norm, self.pool_first)
             c_in, h, w = c_out, h // 2, w // 2
         self.features = nn.Sequential(*layers)
         self.feature_shape = (c_in, h, w)
         self.fc = nn.Linear(c_in * h * w, rep_dim, bias=False)
+        if self.pool_first:
+            _channels_last(self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))
+
+
+class PlainConvEncoder(ConvEncoder):
+    """The same network written as plain eager PyTorch (NCHW, LeakyReLU before ``nn.MaxPool2d``):
+    the reference :class:`ConvEncoder` is tested and benchmarked against (not used for training)."""
+
+    pool_first = False
 
 
 class ConvDecoder(nn.Module):
@@ -54,7 +93,7 @@ class ConvDecoder(nn.Module):
                        _norm2d(c_out, batch_norm), nn.LeakyReLU(0.01)]
             c_in = c_out
         layers += [nn.Upsample(scale_factor=2), nn.Conv2d(c_in, out_shape[0], 5, padding=2, bias=False)]
-        self.body = nn.Sequential(*layers)
+        self.body = _channels_last(nn.Sequential(*layers))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.body(self.fc(z).view(-1, *self.feature_shape))
