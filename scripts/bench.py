@@ -1,4 +1,5 @@
-"""Training cost of ELITE against its base detector, and inference throughput, in one process.
+"""Training cost of ELITE against its base detector, the training step against plain PyTorch,
+inference throughput, and runs per hour of a sweep slice per launcher, in one invocation.
 
 Every training measurement runs the real code path: ELITE through ``EliteDetector.fit`` and
 the base detectors (Deep SVDD without pre-training: mean score loss; the plain auto-encoder:
@@ -6,6 +7,15 @@ mean reconstruction error) through the same ``run_training`` loop, on the same n
 and batch size. A monitor times the iterations after the warm-up ones. Repeats are
 interleaved (every variant once per round, in a rotated order), so machine noise hits all
 variants alike; ratios are the medians of the per-round ratios.
+
+The step comparison trains the project's encoder (channels-last, max-pool before LeakyReLU) and
+the same network written as plain eager PyTorch (``PlainConvEncoder``: NCHW, LeakyReLU then
+``nn.MaxPool2d``) with Deep SVDD's loss and Adam, same weights and batches, interleaved.
+
+The sweep slice is 8 runs of the Fig. 3 protocol (MNIST when ``ELITE_DATA_DIR`` holds it, else
+digits; ELITE-SVDD and Deep SVDD, classes 0 and 1, r_p 0.1 and 0.5, the runner's default training
+unless ``--slice-epochs``), run by the runner as a user runs it, one thread per run, once per
+launcher (``basic``: one after another; ``parallel``: one per core), timed on the wall clock.
 
 Setups: ``mnist`` (1x28x28, Deep SVDD's 8-4 LeNet, 20 labels), ``cifar`` (3x32x32, the
 32-64-128 LeNet, 100 labels as in the paper) and ``official`` (the official ELITE code's MNIST
@@ -15,6 +25,7 @@ Deep SVDD variant took 0.47 s per iteration on a 2-core machine).
     python scripts/bench.py                        # CPU, all setups
     python scripts/bench.py --device cuda --repeats 5
     python scripts/bench.py --profile mnist        # where ELITE's step spends its time
+    python scripts/bench.py --slice-epochs 3       # a shorter sweep slice (runs per hour of 3-epoch runs)
 
 MNIST-shaped setups use real MNIST when ``ELITE_DATA_DIR`` is set, else random tensors of
 the same shape (the cost does not depend on pixel values); CIFAR-shaped inputs are random.
@@ -27,8 +38,12 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +54,7 @@ from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.meta_gradient import META_GRADIENTS
 from elite_exp.methods.training import StepInfo, TrainSettings, run_training
 from elite_exp.networks import NetworkSpec
+from elite_exp.networks.conv import ConvEncoder, PlainConvEncoder
 from elite_exp.scores import build_score, score_in_batches
 
 OFFICIAL_S_PER_ITERATION = 0.47  # the official ELITE code, Deep SVDD variant, MNIST, batch 128, 2 CPU cores
@@ -138,6 +154,67 @@ def time_inference(module: torch.nn.Module, x: torch.Tensor, batch_size: int, de
     return len(x) / (now(device) - start)
 
 
+def time_steps(setup: Setup, x: torch.Tensor, batch_size: int, iterations: int, repeats: int,
+               device: torch.device) -> dict[str, float]:
+    """ms per training step of the plain and the project's encoder (Deep SVDD loss, Adam), interleaved
+    rounds of ``iterations`` steps; ``speedup`` = median over rounds of plain / project."""
+    spec = setup.spec
+    steppers = {}
+    for name, cls in (("plain", PlainConvEncoder), ("project", ConvEncoder)):
+        torch.manual_seed(0)
+        enc = cls(setup.input_shape, tuple(spec.channels), spec.rep_dim).to(device)
+        opt = torch.optim.Adam(enc.parameters(), lr=1e-4, weight_decay=1e-6)
+        batches = x.to(device)[:batch_size * iterations].split(batch_size)
+
+        def step(enc=enc, opt=opt, batches=batches):
+            for b in batches:
+                loss = enc(b).pow(2).sum(1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        step()  # warm-up
+        steppers[name] = step
+    ms: dict[str, list[float]] = {name: [] for name in steppers}
+    for r in range(repeats):
+        for name in (list(steppers) if r % 2 else list(steppers)[::-1]):
+            start = now(device)
+            steppers[name]()
+            ms[name].append((now(device) - start) / len(batches) * 1000)
+    return {"plain_ms": statistics.median(ms["plain"]), "project_ms": statistics.median(ms["project"]),
+            "speedup": statistics.median(a / b for a, b in zip(ms["plain"], ms["project"]))}
+
+
+SLICE_LAUNCHERS = ("basic", "parallel")
+
+
+def time_slice(epochs: int | None, device: str) -> dict:
+    """Runs per hour of the 8-run sweep slice under each launcher (wall clock, fresh output folders)."""
+    data = "mnist" if os.environ.get("ELITE_DATA_DIR") and Path(os.environ["ELITE_DATA_DIR"], "MNIST").exists() \
+        else "digits"
+    args = ["-m", f"data={data}", "method=elite_svdd,deepsvdd", "normal_class=0,1", "r_p=0.1,0.5", "seed=0",
+            "threads=1", "progress=false", "plots=false", f"device={device}"]
+    if epochs:
+        args.append(f"train.epochs={epochs}")
+    result = {"data": data, "runs": 8, "epochs": epochs or "default", "launchers": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for launcher in SLICE_LAUNCHERS:
+            extra = [f"hydra/launcher={launcher}"]
+            if launcher == "parallel":
+                extra.append(f"hydra.launcher.n_jobs={os.cpu_count()}")
+            out = Path(tmp, launcher)
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "elite_exp", *args, *extra, f"out_dir={out}"],
+                                  capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            seconds = time.perf_counter() - start
+            ok = sum(json.loads(p.read_text()).get("status") == "ok" for p in out.rglob("result.json"))
+            if proc.returncode != 0 or ok != 8:
+                raise SystemExit(f"sweep slice with hydra/launcher={launcher} failed ({ok} of 8 runs ok):\n"
+                                 + proc.stderr[-2000:])
+            result["launchers"][launcher] = {"wall_s": seconds, "runs_per_hour": 8 * 3600 / seconds}
+            print(f"slice {launcher:8s} {seconds:7.1f} s  {8 * 3600 / seconds:7.1f} runs/hour", flush=True)
+    return result
+
+
 def variants(setup: Setup, meta_grads: list[str]) -> list[tuple[str, str]]:
     """(score, meta_grad or 'base') pairs; the official net also runs the double backward (its own algorithm)."""
     extra = ["double_backward"] if setup.name == "official" and "double_backward" not in meta_grads else []
@@ -173,6 +250,13 @@ def run(args) -> dict:
                 print(f"round {r + 1}/{args.repeats} {name:8s} {score:4s} {mg:15s} {sec * 1000:8.1f} ms/iteration",
                       flush=True)
 
+    steps = {name: time_steps(SETUPS[name], data[name][0], args.batch_size, args.iterations, args.repeats, device)
+             for name in args.setups}
+    for name, st in steps.items():
+        print(f"step {name:8s} plain {st['plain_ms']:7.1f} ms  project {st['project_ms']:7.1f} ms  "
+              f"x{st['speedup']:.2f}", flush=True)
+    sweep_slice = time_slice(args.slice_epochs, args.device) if args.slice else None
+
     iters_per_epoch = EPOCH_SAMPLES // args.batch_size
     rows = []
     ratios = {}
@@ -205,7 +289,9 @@ def run(args) -> dict:
               "s_per_epoch": {f"{r['setup']}/{r['method']}" + (f"/{r['meta_grad']}" if r["meta_grad"] else ""):
                               r[f"s/epoch ({iters_per_epoch} it)"] for r in rows},
               "inference_samples_per_s": {f"{n}/{sc}": statistics.median(v) for (n, sc), v in inference.items()},
-              "ratios": ratios}
+              "ratios": ratios,
+              "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
+              "step_ms": steps, "sweep_slice": sweep_slice}
     main = "mnist" if "mnist" in args.setups else args.setups[0]
     for key, score in (("elite_svdd_over_deepsvdd", "svdd"), ("elite_ae_over_ae", "ae")):
         if (main, score, DEFAULT_META_GRAD) in times:
@@ -272,6 +358,9 @@ def main() -> None:
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time, or this process's CPU time (CPU device, with --threads 1: robust to other "
                         "processes sharing the cores)")
+    p.add_argument("--slice", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the 8-run sweep slice per launcher (--no-slice: skip it)")
+    p.add_argument("--slice-epochs", type=int, default=None, help="epochs of the slice's runs (default: the runner's)")
     p.add_argument("--profile", choices=sorted(SETUPS), help="print torch.profiler tables for this setup instead")
     p.add_argument("--profile-rows", type=int, default=20)
     args = p.parse_args()

@@ -26,29 +26,29 @@ def _norm2d(channels: int, batch_norm: bool) -> nn.Module:
     return nn.BatchNorm2d(channels, eps=BN_EPS, affine=False) if batch_norm else nn.Identity()
 
 
-def _stage(c_in: int, c_out: int, batch_norm: bool, pool_first: bool = True) -> list[nn.Module]:
-    """One encoder stage; ``pool_first=False`` is the textbook order (the same function)."""
+def _stage(c_in: int, c_out: int, batch_norm: bool, textbook: bool) -> list[nn.Module]:
+    """One encoder stage: max-pool before the LeakyReLU, or after it (``textbook``; the same function)."""
     conv, norm = nn.Conv2d(c_in, c_out, 5, padding=2, bias=False), _norm2d(c_out, batch_norm)
     pool, act = nn.MaxPool2d(2), nn.LeakyReLU(0.01)
-    return [conv, norm, pool, act] if pool_first else [conv, norm, act, pool]
+    return [conv, norm, act, pool] if textbook else [conv, norm, pool, act]
 
 
-def _channels_last(convolutions: nn.Module) -> nn.Module:
-    """Store every convolution's weight in the channels-last layout, with stride 1 on the input
-    channels even when there is one (``Tensor.contiguous`` leaves such a tensor as it is): oneDNN
-    then runs the convolution, and every layer after it, channels-last."""
-    for m in convolutions.modules():
-        if isinstance(m, nn.Conv2d):
-            w = m.weight.data
-            m.weight.data = w.new_empty(w.shape[0], *w.shape[2:], w.shape[1]).permute(0, 3, 1, 2).copy_(w)
-    return convolutions
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (N, C, H, W) in the channels-last layout, so that oneDNN runs the convolutions and every
+    layer after them channels-last. A 1-channel tensor counts as channels-last already for
+    ``Tensor.contiguous`` but not for the convolution, which looks at the strides: it is read as
+    (N, H, W, 1) instead, the same memory."""
+    if x.shape[1] == 1:
+        n, _, h, w = x.shape
+        return x.reshape(n, h, w, 1).permute(0, 3, 1, 2)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 class ConvEncoder(nn.Module):
     """``(N, C, H, W)`` images -> ``(N, rep_dim)`` embeddings; ``feature_shape`` is the last stage's
     ``(C, H, W)``. State-dict keys are those of :class:`PlainConvEncoder`."""
 
-    pool_first = True
+    textbook = False
 
     def __init__(self, in_shape: tuple[int, int, int], channels: tuple[int, ...], rep_dim: int,
                  batch_norm: bool = True):
@@ -56,23 +56,21 @@ class ConvEncoder(nn.Module):
         c_in, h, w = in_shape
         layers: list[nn.Module] = []
         for c_out in channels:
-            layers += _stage(c_in, c_out, batch_norm, self.pool_first)
+            layers += _stage(c_in, c_out, batch_norm, self.textbook)
             c_in, h, w = c_out, h // 2, w // 2
         self.features = nn.Sequential(*layers)
         self.feature_shape = (c_in, h, w)
         self.fc = nn.Linear(c_in * h * w, rep_dim, bias=False)
-        if self.pool_first:
-            _channels_last(self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).flatten(1))
+        return self.fc(self.features(x if self.textbook else _channels_last(x)).flatten(1))
 
 
 class PlainConvEncoder(ConvEncoder):
     """The same network written as plain eager PyTorch (NCHW, LeakyReLU before ``nn.MaxPool2d``):
     the reference :class:`ConvEncoder` is tested and benchmarked against (not used for training)."""
 
-    pool_first = False
+    textbook = True
 
 
 class ConvDecoder(nn.Module):
@@ -93,10 +91,10 @@ class ConvDecoder(nn.Module):
                        _norm2d(c_out, batch_norm), nn.LeakyReLU(0.01)]
             c_in = c_out
         layers += [nn.Upsample(scale_factor=2), nn.Conv2d(c_in, out_shape[0], 5, padding=2, bias=False)]
-        self.body = _channels_last(nn.Sequential(*layers))
+        self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.body(self.fc(z).view(-1, *self.feature_shape))
+        x = self.body(_channels_last(self.fc(z).view(-1, *self.feature_shape)))
         if x.shape[-2:] != self.out_shape[1:]:
             x = F.interpolate(x, size=self.out_shape[1:], mode="bilinear", align_corners=False)
         return x
