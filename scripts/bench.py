@@ -27,7 +27,7 @@ Deep SVDD variant took 0.47 s per iteration on a 2-core machine).
     python scripts/bench.py --profile mnist        # where ELITE's step spends its time
     python scripts/bench.py --slice-epochs 3       # a shorter sweep slice (runs per hour of 3-epoch runs)
 
-MNIST-shaped setups use real MNIST when ``ELITE_DATA_DIR`` is set, else random tensors of
+MNIST-shaped setups use real MNIST when ``ELITE_DATA_DIR`` holds it, else random tensors of
 the same shape (the cost does not depend on pixel values); CIFAR-shaped inputs are random.
 The last output line is one JSON object with the medians and the ratios.
 """
@@ -108,10 +108,15 @@ class IterationTimer:
             self.seconds = (now(self.device) - self.start) / (self.total - self.warmup)
 
 
+def mnist_available() -> bool:
+    """MNIST is in ``$ELITE_DATA_DIR`` (the bench never downloads)."""
+    return bool(os.environ.get("ELITE_DATA_DIR")) and Path(os.environ["ELITE_DATA_DIR"], "MNIST").is_dir()
+
+
 def load_inputs(setup: Setup, n_unlabeled: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """(unlabeled x, labeled x, labeled is-anomaly, data description); labeled: half class 0, half other."""
     half = setup.n_labels // 2
-    if setup.real_mnist_size is not None and os.environ.get("ELITE_DATA_DIR"):
+    if setup.real_mnist_size is not None and mnist_available():
         ds = load_dataset("mnist", download=False, image_size=setup.real_mnist_size)
         rest = np.arange(n_unlabeled, len(ds.y_train))
         lab = np.concatenate([rest[ds.y_train[rest] == 0][:half], rest[ds.y_train[rest] != 0][:half]])
@@ -189,8 +194,7 @@ SLICE_LAUNCHERS = ("basic", "parallel")
 
 def time_slice(epochs: int | None, device: str) -> dict:
     """Runs per hour of the 8-run sweep slice under each launcher (wall clock, fresh output folders)."""
-    data = "mnist" if os.environ.get("ELITE_DATA_DIR") and Path(os.environ["ELITE_DATA_DIR"], "MNIST").exists() \
-        else "digits"
+    data = "mnist" if mnist_available() else "digits"
     args = ["-m", f"data={data}", "method=elite_svdd,deepsvdd", "normal_class=0,1", "r_p=0.1,0.5", "seed=0",
             "threads=1", "progress=false", "plots=false", f"device={device}"]
     if epochs:

@@ -1,0 +1,34 @@
+"""The bench and the GPU check keep working: a dry run of scripts/device_check.sh on the CPU (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_device_check_dry_run_on_cpu(tmp_path):
+    """DEVICE=cpu: the CUDA tests skip, the bench runs every setup and the 8-run slice on digits (1 epoch)
+    with both launchers, and the Fig. 3 estimate is printed from its JSON line."""
+    env = {k: v for k, v in os.environ.items() if k != "ELITE_DATA_DIR"}
+    env.update(DEVICE="cpu", SLICE_EPOCHS="1", PY=sys.executable, OMP_NUM_THREADS="1",
+               BENCH_ARGS="--repeats 1 --iterations 1 --warmup 1 --threads 1 --inference-samples 256",
+               ELITE_DATA_DIR=str(tmp_path / "no_data"))
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "device_check.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(Path(tmp_path / "out" / "bench.json").read_text())
+    assert set(result["step_speedup_over_plain"]) == {"mnist", "cifar", "official"}
+    assert all(v > 0 for v in result["step_speedup_over_plain"].values())
+    assert result["sweep_slice"]["data"] == "digits"
+    assert set(result["sweep_slice"]["launchers"]) == {"basic", "parallel"}
+    assert result["elite_svdd_over_deepsvdd"] > 1
+    log = (tmp_path / "out" / "device_check.log").read_text()
+    assert "Fig. 3 in about" in log and "skipped" in log
