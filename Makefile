@@ -29,7 +29,7 @@ test: $(STAMP)  ## the default test suite (slow tests excluded), one worker per 
 test-slow: $(STAMP)  ## only the slow tests
 	$(PY) -m pytest -q -m slow
 
-bench: $(STAMP)  ## per-epoch cost of ELITE vs its base detectors, inference throughput (a few minutes on CPU)
+bench: $(STAMP)  ## ELITE vs its base, the step vs plain PyTorch, inference, runs/hour of an 8-run slice (~15 min on 2 CPU cores; ARGS=--no-slice: ~4)
 	$(PY) scripts/bench.py $(ARGS)
 
 lint: $(STAMP)

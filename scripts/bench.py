@@ -9,7 +9,7 @@ interleaved (every variant once per round, in a rotated order), so machine noise
 variants alike; ratios are the medians of the per-round ratios.
 
 The step comparison trains the project's encoder (channels-last, max-pool before LeakyReLU) and
-the same network written as plain eager PyTorch (``PlainConvEncoder``: NCHW, LeakyReLU then
+the same network written as plain eager PyTorch (``networks.reference``: NCHW, LeakyReLU then
 ``nn.MaxPool2d``) with Deep SVDD's loss and Adam, same weights and batches, interleaved.
 
 The sweep slice is 8 runs of the Fig. 3 protocol (MNIST when ``ELITE_DATA_DIR`` holds it, else
@@ -54,7 +54,8 @@ from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.meta_gradient import META_GRADIENTS
 from elite_exp.methods.training import StepInfo, TrainSettings, run_training
 from elite_exp.networks import NetworkSpec
-from elite_exp.networks.conv import ConvEncoder, PlainConvEncoder
+from elite_exp.networks.conv import ConvEncoder
+from elite_exp.networks.reference import plain_conv_encoder
 from elite_exp.scores import build_score, score_in_batches
 
 OFFICIAL_S_PER_ITERATION = 0.47  # the official ELITE code, Deep SVDD variant, MNIST, batch 128, 2 CPU cores
@@ -164,14 +165,14 @@ def time_steps(setup: Setup, x: torch.Tensor, batch_size: int, iterations: int, 
     """ms per training step of the plain and the project's encoder (Deep SVDD loss, Adam), interleaved
     rounds of ``iterations`` steps; ``speedup`` = median over rounds of plain / project."""
     spec = setup.spec
+    batches = x.to(device)[:batch_size * iterations].split(batch_size)
     steppers = {}
-    for name, cls in (("plain", PlainConvEncoder), ("project", ConvEncoder)):
+    for name, build in (("plain", plain_conv_encoder), ("project", ConvEncoder)):
         torch.manual_seed(0)
-        enc = cls(setup.input_shape, tuple(spec.channels), spec.rep_dim).to(device)
+        enc = build(setup.input_shape, tuple(spec.channels), spec.rep_dim).to(device)
         opt = torch.optim.Adam(enc.parameters(), lr=1e-4, weight_decay=1e-6)
-        batches = x.to(device)[:batch_size * iterations].split(batch_size)
 
-        def step(enc=enc, opt=opt, batches=batches):
+        def step(enc=enc, opt=opt):
             for b in batches:
                 loss = enc(b).pow(2).sum(1).mean()
                 opt.zero_grad(set_to_none=True)
@@ -190,33 +191,60 @@ def time_steps(setup: Setup, x: torch.Tensor, batch_size: int, iterations: int, 
 
 
 SLICE_LAUNCHERS = ("basic", "parallel")
+SLICE_RUNS = 8  # data x elite_svdd, deepsvdd x classes 0, 1 x r_p 0.1, 0.5
+# the paper's Fig. 3: 3 data sets x 10 classes x 5 r_p x 3 seeds x 11 methods, a third of them on CIFAR-10
+FIG3_RUNS = 3 * 10 * 5 * 3 * 11
+
+
+def slice_failure(launcher: str, out: Path, proc: subprocess.CompletedProcess, ok: int) -> str:
+    """One message naming what failed: each failed run's error from its record, else the log's tail."""
+    errors = []
+    for path in out.rglob("result.json"):
+        rec = json.loads(path.read_text())
+        if rec.get("status") != "ok":
+            errors.append(f"  {path.parent.relative_to(out)}: {rec.get('error') or rec.get('reason')}")
+    detail = "\n".join(errors) or (proc.stdout + proc.stderr)[-2000:]
+    return f"sweep slice with hydra/launcher={launcher}: {ok} of {SLICE_RUNS} runs ok\n{detail}"
 
 
 def time_slice(epochs: int | None, device: str) -> dict:
-    """Runs per hour of the 8-run sweep slice under each launcher (wall clock, fresh output folders)."""
+    """Runs per hour of the sweep slice under each launcher (wall clock, fresh output folders)."""
     data = "mnist" if mnist_available() else "digits"
     args = ["-m", f"data={data}", "method=elite_svdd,deepsvdd", "normal_class=0,1", "r_p=0.1,0.5", "seed=0",
             "threads=1", "progress=false", "plots=false", f"device={device}"]
-    if epochs:
+    if epochs is not None:
         args.append(f"train.epochs={epochs}")
-    result = {"data": data, "runs": 8, "epochs": epochs or "default", "launchers": {}}
+    cores = len(os.sched_getaffinity(0))
+    result = {"data": data, "runs": SLICE_RUNS, "epochs": epochs, "parallel_jobs": cores, "launchers": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for launcher in SLICE_LAUNCHERS:
             extra = [f"hydra/launcher={launcher}"]
             if launcher == "parallel":
-                extra.append(f"hydra.launcher.n_jobs={os.cpu_count()}")
+                extra.append(f"hydra.launcher.n_jobs={cores}")
             out = Path(tmp, launcher)
             start = time.perf_counter()
             proc = subprocess.run([sys.executable, "-m", "elite_exp", *args, *extra, f"out_dir={out}"],
                                   capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             seconds = time.perf_counter() - start
             ok = sum(json.loads(p.read_text()).get("status") == "ok" for p in out.rglob("result.json"))
-            if proc.returncode != 0 or ok != 8:
-                raise SystemExit(f"sweep slice with hydra/launcher={launcher} failed ({ok} of 8 runs ok):\n"
-                                 + proc.stderr[-2000:])
-            result["launchers"][launcher] = {"wall_s": seconds, "runs_per_hour": 8 * 3600 / seconds}
-            print(f"slice {launcher:8s} {seconds:7.1f} s  {8 * 3600 / seconds:7.1f} runs/hour", flush=True)
+            if proc.returncode != 0 or ok != SLICE_RUNS:
+                raise SystemExit(slice_failure(launcher, out, proc, ok))
+            per_hour = SLICE_RUNS * 3600 / seconds
+            result["launchers"][launcher] = {"wall_s": seconds, "runs_per_hour": per_hour}
+            print(f"slice {launcher:8s} {seconds:7.1f} s  {per_hour:7.1f} runs/hour", flush=True)
     return result
+
+
+def fig3_hours(sweep_slice: dict, s_per_epoch: dict[str, float]) -> dict[str, float] | None:
+    """Estimated hours of the paper's Fig. 3 per launcher: the MNIST / FMNIST two thirds at the slice's
+    runs per hour, the CIFAR-10 third that many times slower as a CIFAR-10 Deep SVDD epoch is to an MNIST
+    one (when both were timed). A lower bound: the slice holds SVDD-score methods only, and the
+    auto-encoder ones cost about twice as much per iteration. None without the mnist and cifar setups."""
+    if "cifar/deepsvdd" not in s_per_epoch or "mnist/deepsvdd" not in s_per_epoch:
+        return None
+    cifar = s_per_epoch["cifar/deepsvdd"] / s_per_epoch["mnist/deepsvdd"]
+    return {launcher: FIG3_RUNS / 3 * (2 + cifar) / v["runs_per_hour"]
+            for launcher, v in sweep_slice["launchers"].items()}
 
 
 def variants(setup: Setup, meta_grads: list[str]) -> list[tuple[str, str]]:
@@ -296,6 +324,8 @@ def run(args) -> dict:
               "ratios": ratios,
               "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
               "step_ms": steps, "sweep_slice": sweep_slice}
+    if sweep_slice is not None:
+        result["fig3_hours_estimate"] = fig3_hours(sweep_slice, result["s_per_epoch"])
     main = "mnist" if "mnist" in args.setups else args.setups[0]
     for key, score in (("elite_svdd_over_deepsvdd", "svdd"), ("elite_ae_over_ae", "ae")):
         if (main, score, DEFAULT_META_GRAD) in times:
@@ -374,6 +404,8 @@ def main() -> None:
     if bad or args.repeats < 1 or args.iterations < 1 or args.warmup < 1:
         p.error(f"bad value(s) {bad or ''}: setups from {list(SETUPS)}, meta-grads from {list(META_GRADIENTS)}, "
                 "repeats/iterations/warmup >= 1")
+    if args.slice_epochs is not None and args.slice_epochs < 1:
+        p.error(f"--slice-epochs {args.slice_epochs} is not allowed; it must be >= 1")
     if args.clock == "cpu" and args.device != "cpu":
         p.error("--clock cpu measures CPU work; use it with --device cpu")
     global clock

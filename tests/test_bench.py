@@ -31,4 +31,5 @@ def test_device_check_dry_run_on_cpu(tmp_path):
     assert set(result["sweep_slice"]["launchers"]) == {"basic", "parallel"}
     assert result["elite_svdd_over_deepsvdd"] > 1
     log = (tmp_path / "out" / "device_check.log").read_text()
-    assert "Fig. 3 in about" in log and "skipped" in log
+    assert "runs/hour: about" in log and "skipped" in log and "(status 0)" in log
+    assert set(result["fig3_hours_estimate"]) == {"basic", "parallel"}

@@ -1,5 +1,5 @@
-"""On a CUDA device (skipped without one; ``scripts/device_check.sh`` runs them on a GPU): the fast
-encoder still equals the plain network, and a fit on the GPU learns what the same fit on the CPU learns."""
+"""On a CUDA device (skipped without one; ``scripts/device_check.sh`` runs them, and the CUDA cases of
+test_networks.py, on a GPU): a fit on the GPU learns what the same fit on the CPU learns."""
 
 import pytest
 import torch
@@ -7,26 +7,11 @@ from sklearn.metrics import roc_auc_score
 
 from elite_exp import EliteDetector
 from elite_exp.methods import DeepSAD, DeepSVDD
-from elite_exp.networks.conv import ConvEncoder, PlainConvEncoder
 from tests.conftest import semi_supervised
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 KW = {"network": {"kind": "conv", "channels": [8, 4], "rep_dim": 16}, "epochs": 20, "batch_size": 32, "lr": 1e-3,
       "random_state": 0}
-
-
-@pytest.mark.parametrize("shape,channels", [((1, 28, 28), (8, 4)), ((3, 32, 32), (32, 64, 128))])
-def test_fast_encoder_equals_the_plain_network_on_cuda(shape, channels):
-    torch.manual_seed(0)
-    plain = PlainConvEncoder(shape, channels, 32).double().cuda()
-    fast = ConvEncoder(shape, channels, 32).double().cuda()
-    fast.load_state_dict(plain.state_dict())
-    x = torch.randn(16, *shape, dtype=torch.float64, device="cuda")
-    out_plain, out_fast = plain(x), fast(x)
-    torch.testing.assert_close(out_fast, out_plain, rtol=1e-9, atol=1e-11)
-    for a, b in zip(torch.autograd.grad(out_fast.sum(), list(fast.parameters())),
-                    torch.autograd.grad(out_plain.sum(), list(plain.parameters()))):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("make", [lambda d: EliteDetector(meta_grad="forward_ad", device=d, **KW),
@@ -41,4 +26,3 @@ def test_fit_on_cuda_matches_cpu(digits, make):
     x_test = digits.x_test.reshape(-1, 1, 8, 8)
     auc = {d: roc_auc_score(digits.y_test != 0, make(d).fit(X, y).decision_function(x_test)) for d in ("cpu", "cuda")}
     assert auc["cuda"] > 0.8 and abs(auc["cuda"] - auc["cpu"]) < 0.02, auc
-
