@@ -50,6 +50,8 @@ import pandas as pd
 import torch
 
 from elite_exp.data.datasets import load_dataset
+from elite_exp.errors import ConfigError
+from elite_exp.methods.base import resolve_device
 from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.meta_gradient import META_GRADIENTS
 from elite_exp.methods.training import StepInfo, TrainSettings, run_training
@@ -231,7 +233,8 @@ def time_slice(epochs: int | None, device: str) -> dict:
                 raise SystemExit(slice_failure(launcher, out, proc, ok))
             per_hour = SLICE_RUNS * 3600 / seconds
             result["launchers"][launcher] = {"wall_s": seconds, "runs_per_hour": per_hour}
-            print(f"slice {launcher:8s} {seconds:7.1f} s  {per_hour:7.1f} runs/hour", flush=True)
+            print(f"slice {launcher:8s} {seconds:7.1f} s  {per_hour:7.1f} runs/hour ({SLICE_RUNS} {data} runs, "
+                  f"{epochs or 'default'} epochs)", flush=True)
     return result
 
 
@@ -308,7 +311,9 @@ def run(args) -> dict:
     print(f"device {device}, torch threads {torch.get_num_threads()}, {args.clock} clock, batch {args.batch_size}, "
           f"{args.iterations} timed iterations after {args.warmup} warm-up, {args.repeats} interleaved rounds")
     for name in args.setups:
-        print(f"  {name}: {SETUPS[name].input_shape}, {SETUPS[name].spec}, {SETUPS[name].n_labels} labels, "
+        spec = SETUPS[name].spec
+        print(f"  {name}: {SETUPS[name].input_shape}, conv {'-'.join(map(str, spec.channels))} -> {spec.rep_dim}, "
+              f"{SETUPS[name].n_labels} labels, "
               f"data: {data[name][3]}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\ninference (eval mode, batches of {args.inference_batch}, {args.inference_samples} samples)")
@@ -376,6 +381,30 @@ def profile(args) -> None:
     print(pd.DataFrame(rows).fillna(0).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
 
 
+def check(p: argparse.ArgumentParser, args) -> None:
+    """One error line (argparse's ``p.error``) for the first bad option, naming it and what is allowed."""
+    bad_setups = [x for x in args.setups if x not in SETUPS]
+    if bad_setups or not args.setups:
+        p.error(f"--setups {','.join(args.setups) or repr('')}: allowed: a comma list of {', '.join(SETUPS)}")
+    bad_grads = [x for x in args.meta_grads if x not in META_GRADIENTS]
+    if bad_grads:
+        p.error(f"--meta-grads {','.join(bad_grads)} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
+    for name in ("repeats", "iterations", "warmup", "batch_size", "inference_samples", "inference_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} {getattr(args, name)} is not allowed; it must be >= 1")
+    if args.slice_epochs is not None and args.slice_epochs < 1:
+        p.error(f"--slice-epochs {args.slice_epochs} is not allowed; it must be >= 1")
+    if args.threads < 0:
+        p.error(f"--threads {args.threads} is not allowed; it must be >= 1, or 0 for torch's default")
+    try:
+        args.device = str(resolve_device(args.device))
+    except ConfigError as err:
+        p.error(f"--device: {err}")
+    if args.clock == "cpu" and (args.device != "cpu" or args.threads != 1):
+        p.error("--clock cpu measures this process's CPU work: use it with --device cpu and --threads 1 "
+                "(with more threads it adds up every thread's time)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -400,14 +429,7 @@ def main() -> None:
     args = p.parse_args()
     args.setups = [x for x in args.setups.split(",") if x]
     args.meta_grads = [x for x in args.meta_grads.split(",") if x]
-    bad = [x for x in args.setups if x not in SETUPS] + [x for x in args.meta_grads if x not in META_GRADIENTS]
-    if bad or args.repeats < 1 or args.iterations < 1 or args.warmup < 1:
-        p.error(f"bad value(s) {bad or ''}: setups from {list(SETUPS)}, meta-grads from {list(META_GRADIENTS)}, "
-                "repeats/iterations/warmup >= 1")
-    if args.slice_epochs is not None and args.slice_epochs < 1:
-        p.error(f"--slice-epochs {args.slice_epochs} is not allowed; it must be >= 1")
-    if args.clock == "cpu" and args.device != "cpu":
-        p.error("--clock cpu measures CPU work; use it with --device cpu")
+    check(p, args)
     global clock
     clock = CLOCKS[args.clock]
     if args.threads:

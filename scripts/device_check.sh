@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: one prepared script for one CUDA GPU (planned to fit in 8 minutes; not yet run on one).
-#   PY=.venv/bin/python bash scripts/device_check.sh [OUT]     (default OUT: outputs/device_check)
+#   bash scripts/device_check.sh [OUT]     (default OUT: outputs/device_check; after `make install`)
 #   DEVICE=cpu SLICE_EPOCHS=1 BENCH_ARGS="--repeats 1 --iterations 2 --threads 1" bash scripts/device_check.sh
-#                                                              (a dry run on the CPU)
+#                                          (a dry run on the CPU)
+# PY: the Python to use (default: the project's .venv/bin/python when it exists, else python).
+# DEVICE: cuda (default), cuda:N or cpu.
 # 1. the CUDA tests (tests/test_cuda.py and the CUDA cases of tests/test_networks.py);
 # 2. the bench on the device: ms per training iteration of ELITE and its base detectors (MNIST,
 #    CIFAR-10 and the official code's LeNets), the encoder's step against plain PyTorch, and runs per
@@ -17,8 +19,12 @@
 set -uo pipefail
 OUT=$(realpath -m "${1:-outputs/device_check}")
 cd "$(dirname "$0")/.."
-PY=${PY:-python}
+if [ -x .venv/bin/python ]; then PY=${PY:-.venv/bin/python}; else PY=${PY:-python}; fi
 DEVICE=${DEVICE:-cuda}
+if ! [[ $DEVICE =~ ^(cpu|cuda|cuda:[0-9]+)$ ]]; then
+  echo "DEVICE=$DEVICE is not allowed; allowed: cuda, cuda:N, cpu" >&2; exit 2
+fi
+$PY -c "import elite_exp" 2>/dev/null || { echo "PY=$PY cannot import elite_exp: run make install first, or set PY" >&2; exit 2; }
 BENCH_ARGS=${BENCH_ARGS:---repeats 3 --iterations 20 --warmup 3}
 export ELITE_DATA_DIR=${ELITE_DATA_DIR:-$PWD/data}
 mkdir -p "$OUT"
