@@ -113,8 +113,12 @@ def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 5),
-               frameon=False)
+    if len(panels) == 1:  # beside the panel: below it, a wide legend would squeeze it into a strip
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=1 + len(labels) // 16,
+                   frameon=False)
+    else:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 5),
+                   frameon=False)
     fig.suptitle(spec.title)
     fig.tight_layout()
     return _save(fig, out, spec.name)
