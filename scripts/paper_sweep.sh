@@ -2,8 +2,11 @@
 # The reproduction of the paper's Section 5 at its scale (docs/results/paper/), stage by stage in
 # priority order: every stage is a resumable Hydra multirun into OUT (rerunning this script skips
 # every finished run), one thread per run, one run per core (hydra/launcher=parallel).
-#   OUT=/path/to/runs JOBS=2 bash scripts/paper_sweep.sh [STAGE ...]     (default: every stage)
+#   OUT=/path/to/runs JOBS=2 bash scripts/paper_sweep.sh [STAGE ...]     (default: every paper stage)
 # Then: python scripts/publish_records.py OUT   (copies the records, rebuilds docs/results/paper)
+# Stage beyond_report (not in the default list) runs what the table of the methods beyond the paper
+# needs on its report data and the paper stages do not run, into BEYOND_OUT (default OUT-beyond):
+#   python scripts/publish_records.py BEYOND_OUT --dest docs/results/beyond/report
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/paper}
@@ -11,6 +14,8 @@ JOBS=${JOBS:-2}
 PY=${PY:-python}
 CLASSES="range(10)"
 KEY="elite_svdd,labels_svdd,deepsad_every_batch,ssad"   # the methods with seeds 1, 2 (and CIFAR-10)
+BEYOND_OUT=${BEYOND_OUT:-${OUT%/}-beyond}
+NEW="loe_hard_svdd,loe_soft_svdd,soel_svdd"                  # the contamination-robust baselines beyond the paper
 
 sweep() {  # one multirun; a failed run is recorded and the sweep goes on
   echo "== $(date -u +%H:%M:%S) $*"
@@ -31,6 +36,12 @@ stage() {
                        method=elite_svdd,labels_svdd,deepsad,deepsad_every_batch; done ;;
     fig7)          $PY -m elite_exp -m +experiment=fig7 threads=1 progress=false out_dir="$OUT" \
                      hydra/launcher=parallel hydra.launcher.n_jobs="$JOBS" || echo "stage exited with $?" ;;
+    beyond_report) for d in mnist fmnist; do  # report data: MNIST classes 5-9, all of FMNIST; seeds 0-2
+                     [ $d = mnist ] && c=5,6,7,8,9 || c="range(10)"
+                     OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=$NEW
+                     OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=elite_svdd elite.pretrain=true
+                     OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.3 seed=1,2 \
+                       method=elite_svdd,labels_svdd,deepsad_every_batch; done ;;
     cifar10)       sweep data=cifar10 sweep=r_p r_p=0.1,0.5 seed=0 train.epochs="${CIFAR_EPOCHS:-30}" \
                      method=elite_svdd,labels_svdd,deepsad_every_batch,ssad,deepsvdd ;;
     *) echo "unknown stage $1" >&2; return 2 ;;
