@@ -136,18 +136,29 @@ def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc") -> tupl
     """(per class, averaged) long tables of ``metric`` for ``fig``.
 
     Per class: mean and std over seeds of each (setting, class, x) cell. Averaged: for each seed
-    the mean over the classes present, then mean and std of those over seeds; ``n_classes`` says
-    how many classes a cell covers (a missing class is not filled in)."""
+    the mean over its classes, then mean and std of those over the seeds that cover the same classes
+    as the cell's most complete seed (the lowest such seed on a tie): a seed run on fewer or other
+    classes is left out of the average, not mixed in (``n_partial_seeds`` counts those; the per-class
+    table keeps them); ``n_classes`` says how many classes a cell covers (a missing class is not filled in)."""
     sel = select(runs, fig)
     keys = [*SETTING, fig.x]
     per_class = (sel.groupby([*keys, "normal_class"])[metric]
                  .agg(mean="mean", std="std", n_seeds="count").reset_index())
-    per_seed = sel.groupby([*keys, "seed"]).agg(value=(metric, "mean"), n_classes=("normal_class", "nunique"))
-    averaged = (per_seed.groupby(keys)
+    per_seed = (sel.groupby([*keys, "seed"])
+                .agg(value=(metric, "mean"), n_classes=("normal_class", "nunique"),
+                     classes=("normal_class", lambda c: tuple(sorted(set(c)))))
+                .reset_index())
+    most = (per_seed.sort_values(["n_classes", "seed"], ascending=[False, True])
+            .drop_duplicates(keys)[[*keys, "classes"]].rename(columns={"classes": "cell_classes"}))
+    per_seed = per_seed.merge(most, on=keys)
+    complete = per_seed["classes"] == per_seed["cell_classes"]
+    averaged = (per_seed[complete].groupby(keys)
                 .agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
                      n_classes=("n_classes", "max"))
                 .reset_index())
-    return per_class, averaged
+    partial = per_seed[~complete].groupby(keys).size().rename("n_partial_seeds").reset_index()
+    averaged = averaged.merge(partial, on=keys, how="left").fillna({"n_partial_seeds": 0})
+    return per_class, averaged.astype({"n_partial_seeds": int})
 
 
 def pivot(summary: pd.DataFrame, x: str, rows: list[str], classes: bool = False) -> pd.DataFrame:

@@ -177,3 +177,24 @@ def test_cells_over_fewer_classes_stay_in_their_row_and_say_so(tmp_path):
     wide = pivot(averaged, "r_p", ["data", "method"], classes=True)
     assert len(wide) == 1 and wide["n_classes"].tolist() == [2]
     assert wide["r_p=0.1"].tolist() == ["0.850"] and wide["r_p=0.3"].tolist() == ["0.700 (1 cls)"]
+
+
+def test_seeds_on_fewer_classes_stay_out_of_the_class_average(tmp_path):
+    """Seed 0 on classes 0-2, seeds 1 and 2 on class 0 only (e.g. a Fig. 7 run): the cell's mean is seed 0's
+    mean over its 3 classes, not a mix of a 3-class and two 1-class means; the per-class table keeps all."""
+    for cls in (0, 1, 2):
+        fake_run(tmp_path, normal_class=cls, r_p=0.5, seed=0, auc=0.7 + 0.1 * cls)
+    for seed in (1, 2):
+        fake_run(tmp_path, normal_class=0, r_p=0.5, seed=seed, auc=0.99)
+    per_class, averaged = summarise(collect([tmp_path]), FIGURES[0])
+    row = averaged.iloc[0]
+    assert np.isclose(row["mean"], 0.8) and row["n_seeds"] == 1 and row["n_classes"] == 3
+    assert row["n_partial_seeds"] == 2
+    assert per_class.set_index("normal_class").loc[0, "n_seeds"] == 3
+    # once seed 1 covers the same classes it counts
+    for cls in (1, 2):
+        fake_run(tmp_path, normal_class=cls, r_p=0.5, seed=1, auc=0.7 + 0.1 * cls)
+    _, averaged = summarise(collect([tmp_path]), FIGURES[0])
+    row = averaged.iloc[0]
+    assert row["n_seeds"] == 2 and row["n_partial_seeds"] == 1
+    assert np.isclose(row["mean"], np.mean([0.8, np.mean([0.99, 0.8, 0.9])]))
