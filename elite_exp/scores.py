@@ -70,14 +70,51 @@ class AEScore(nn.Module):
         """Nothing to initialise from data."""
 
 
-SCORES = ("svdd", "ae")
+class RotationScore(nn.Module):
+    """Rotation prediction (RotNet, Gidaris et al., ICLR 2018; as an anomaly score: Golan and El-Yaniv,
+    NeurIPS 2018, with the four rotations of Hendrycks et al., NeurIPS 2019): the encoder phi and a
+    linear head classify which of the 0 / 90 / 180 / 270 degree rotations an image shows; the score
+    is the cross-entropy summed over the four rotated copies, sum_r CE(head(phi(rot_r(x))), r), in
+    nats: about 4 ln 4 = 5.5 for an untrained head, 0 for a sure and right one.
+
+    ``x``: ``(N, C, S, S)`` square images (a rotation must keep the shape); scores ``(N,)``. The four
+    copies go through the network as one batch of 4N (BatchNorm normalises them together).
+    """
+
+    def __init__(self, spec: NetworkSpec, input_shape: tuple[int, ...]):
+        super().__init__()
+        if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+            raise ConfigError(f"the rotation score needs square images (N, C, S, S); got samples of shape "
+                              f"{tuple(input_shape)}")
+        self.encoder = build_encoder(spec, input_shape)
+        self.head = nn.Linear(spec.rep_dim, len(ROTATIONS))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(4, N, 4)``: the head's logits for each rotation r of each sample."""
+        rotated = torch.cat([torch.rot90(x, r, dims=(2, 3)) for r in ROTATIONS])
+        return self.head(nn.functional.leaky_relu(self.encoder(rotated), 0.01)).unflatten(0, (len(ROTATIONS), -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_p = self.logits(x).log_softmax(-1)
+        # the log-probability of rotation r for copy r: the diagonal of the (rotation, class) axes
+        return -log_p.diagonal(dim1=0, dim2=2).sum(-1)
+
+    def prepare(self, x: torch.Tensor, batch_size: int = 1024, among: torch.Tensor | None = None) -> None:
+        """Nothing to initialise from data."""
+
+
+ROTATIONS = (0, 1, 2, 3)  # multiples of 90 degrees
+SCORES = ("svdd", "ae", "rot")
 
 
 def build_score(name: str, spec: NetworkSpec, input_shape: tuple[int, ...], squared: bool = False) -> nn.Module:
+    """The score network ``name`` (one of SCORES); ``squared`` applies to ``svdd`` only."""
     if name == "svdd":
         return SVDDScore(spec, input_shape, squared=squared)
     if name == "ae":
         return AEScore(spec, input_shape)
+    if name == "rot":
+        return RotationScore(spec, input_shape)
     raise ConfigError(f"unknown score {name!r}; allowed: {', '.join(SCORES)}")
 
 

@@ -11,7 +11,8 @@ from tests.conftest import semi_supervised
 DIGITS = dict(epochs=60, batch_size=32, lr=1e-4, device="cpu")
 
 
-@pytest.mark.parametrize("params", [dict(score="svdd"), dict(score="svdd", update="reweight"),
+@pytest.mark.parametrize("params", [dict(score="svdd"), dict(score="svdd", update="paper"),
+                                    dict(score="svdd", update="loe"),
                                     dict(score="ae"), dict(score="svdd", squared=True, margin="auto_max")])
 def test_elite_separates_injected_anomalies_on_digits(digits, params):
     aucs = []
@@ -70,7 +71,22 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     assert method_name(cfg_of(["data=digits", "elite.pretrain=true"])) == "elite_svdd_pretrain"
     assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.labeled_weight=0.5"])) == \
         "elite_svdd_pretrain_labeled0.5"
+    assert method_name(cfg_of(["data=digits", "elite.update=loe", "elite.pretrain=true"])) == "elite_svdd_loe_pretrain"
+    assert method_name(cfg_of(["data=digits", "model=ae", "elite.update=paper"])) == "elite_ae_paper"
     # unset options leave the folder (and so finished runs) of plain ELITE where it was
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=null"]))
     with pytest.raises(ConfigError, match="labeled_weight=-1 is not allowed"):
         EliteDetector(labeled_weight=-1)._check_params()
+
+
+def test_elite_on_the_rotation_score_separates_anomalies_on_digit_images(digits):
+    """ELITE plugs into any score: on the 8x8 digits as images with the rotation-prediction score it
+    separates the injected anomalies (measured 0.999 / 0.926 / 0.984 for classes 0 / 4 / 6)."""
+    net = dict(kind="conv", channels=[8, 4], rep_dim=16)
+    x_test = digits.x_test.reshape(-1, 1, 8, 8)
+    aucs = []
+    for k in (0, 4, 6):
+        X, y, _ = semi_supervised(digits, k, r_p=0.3, n_train=100, n_labels=10)
+        est = EliteDetector(**DIGITS, score="rot", network=net).fit(X.reshape(-1, 1, 8, 8), y)
+        aucs.append(roc_auc_score(digits.y_test != k, est.decision_function(x_test)))
+    assert np.mean(aucs) > 0.93 and min(aucs) > 0.85, aucs

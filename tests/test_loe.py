@@ -113,7 +113,7 @@ def test_save_and_load_round_trip(task, tmp_path):
     (lambda: LOE(alpha="0.1"), "alpha='0.1' is not allowed"),
     (lambda: LOE(mode="medium"), "mode='medium' is not allowed; allowed: hard, soft"),
     (lambda: SOEL(warmup_epochs=-1), "warmup_epochs=-1 is not allowed"),
-    (lambda: LOE(score="pca"), "score='pca' is not allowed; allowed: svdd, ae"),
+    (lambda: LOE(score="pca"), "score='pca' is not allowed; allowed: svdd, ae, rot"),
 ])
 def test_bad_values_are_config_errors(task, make, message):
     X, y, _, _, _ = task
@@ -126,6 +126,9 @@ def test_baseline_files_name_the_method_with_mode_and_score():
     assert method_name(compose_cfg("baseline=loe", "baseline.mode=soft", "model=ae")) == "loe_soft_ae"
     assert method_name(compose_cfg("baseline=soel")) == "soel_svdd"
     assert method_name(compose_cfg("baseline=soel", "model=ae")) == "soel_ae"
+    # a configured alpha is another method than the oracle r_p: its records must not share a table cell
+    assert method_name(compose_cfg("baseline=loe", "baseline.alpha=0")) == "loe_hard_svdd_alpha0"
+    assert method_name(compose_cfg("baseline=soel", "model=rot", "baseline.alpha=0.2")) == "soel_rot_alpha0.2"
     with pytest.raises(Exception, match="baseline.mode"):  # SOEL has no mode: the typed schema rejects it
         compose_cfg("baseline=soel", "baseline.mode=hard")
 

@@ -106,3 +106,23 @@ def test_same_weights_and_auc_fast_vs_definition(digits):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert abs(auc_fast - auc_ref) < 1e-4
     assert abs(auc_fd - auc_ref) < 0.01, f"finite_diff AUC {auc_fd:.4f} vs exact {auc_ref:.4f}"
+
+
+def test_elite_loss_updates_by_definition():
+    """Eq. 14 (``paper``), the official code's ``reweight`` and ``loe`` (Eq. 14's labels and weights with
+    LOE_H's losses) on hand-made values; M normalised by its mean magnitude (here 2)."""
+    from elite_exp.methods.meta_gradient import elite_loss
+
+    scores = torch.tensor([0.5, 2.0, 4.0, 1.0], dtype=torch.float64)
+    m = torch.tensor([-1.0, 3.0, -2.0, 2.0], dtype=torch.float64)
+    w = m / 2.0
+    flags = torch.tensor([False, True, False, True])
+    expected = {
+        "paper": (w.abs() * torch.where(flags, (3.0 - scores).clamp_min(0), scores)).mean(),
+        "reweight": (-w * scores).mean(),
+        "loe": (w.abs() * torch.where(flags, 1 / (scores + 1e-6), scores)).mean(),
+    }
+    for update, value in expected.items():
+        loss, y_hat = elite_loss(scores, m, margin=3.0, update=update, eta_m=2.5)
+        assert torch.equal(y_hat, flags)
+        assert torch.allclose(loss, 2.5 * value, rtol=1e-12), update

@@ -60,6 +60,7 @@ def composed(tmp_path, *overrides):
     ("elite.update=both", "update='both' is not allowed"),
     ("elite.margin=-1", "margin='-1' is not allowed"),
     ("model=svdd model.name=knn", "score='knn' is not allowed"),
+    ("model=rot", "the rotation score needs square images (N, C, S, S); got samples of shape (64,)"),
     ("train.epochs=0", "epochs=0 is not allowed; it must be >= 1"),
     ("r_l=0.15", "r_l=0.15 is not allowed with n_train=100: it gives 15 labels"),
     ("r_l=1.5", "r_l=1.5 is not allowed; the label ratio n_labels / n_train must lie in (0, 1)"),

@@ -1,7 +1,13 @@
-import torch
+import math
+import re
 
+import pytest
+import torch
+import torch.nn.functional as F
+
+from elite_exp.errors import ConfigError
 from elite_exp.networks import NetworkSpec, build_encoder, default_spec
-from elite_exp.scores import AEScore, SVDDScore, batch_statistics, score_in_batches
+from elite_exp.scores import AEScore, RotationScore, SVDDScore, batch_statistics, score_in_batches
 
 
 def test_networks_are_bias_free_and_shapes():
@@ -62,3 +68,26 @@ def test_score_in_batches_matches_one_pass_in_eval_mode():
     m.train()
     assert torch.allclose(score_in_batches(m, x, batch_size=7), full, atol=1e-6)
     assert m.training
+
+
+def test_rotation_score_is_summed_cross_entropy_of_the_four_rotations():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 32, 32)
+    m = RotationScore(default_spec((3, 32, 32)), (3, 32, 32)).eval()  # eval: each copy scored on its own
+    with torch.no_grad():
+        expected = sum(F.cross_entropy(m.head(F.leaky_relu(m.encoder(torch.rot90(x, r, dims=(2, 3))), 0.01)),
+                                       torch.full((6,), r), reduction="none") for r in range(4))
+        assert torch.allclose(m(x), expected, rtol=1e-5)
+        # an image every rotation leaves as it is gets one prediction for all four: score >= 4 ln 4
+        flat = torch.randn(5, 1, 1, 1).expand(5, 1, 28, 28)
+        m1 = RotationScore(default_spec((1, 28, 28)), (1, 28, 28)).eval()
+        assert (m1(flat) >= 4 * math.log(4) - 1e-5).all()
+    with batch_statistics(m), torch.no_grad():  # training mode: the 4N copies share BatchNorm statistics
+        assert m(x).shape == (6,)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 30), (64,)])
+def test_rotation_score_needs_square_images(shape):
+    with pytest.raises(ConfigError, match=r"the rotation score needs square images \(N, C, S, S\); got samples "
+                                          rf"of shape {re.escape(str(shape))}"):
+        RotationScore(NetworkSpec(kind="conv" if len(shape) == 3 else "mlp"), shape)

@@ -32,14 +32,14 @@ def parse_margin(margin) -> str | float:
 
 
 class EliteDetector(DeepDetector):
-    """ELITE on a score-based deep detector (``score='svdd'`` or ``'ae'``).
+    """ELITE on a score-based deep detector (``score='svdd'``, ``'ae'`` or ``'rot'``: ``scores.SCORES``).
 
     The labeled examples (y = 0 / 1) are used only as ELITE's validation set; the network
     trains on the unlabeled samples (y = -1) with labels inferred from meta-gradients.
 
     Beyond the paper (off by default): ``pretrain`` starts the encoder from an auto-encoder trained
-    on the unlabeled samples for ``epochs`` epochs (Deep SVDD's pre-training; the ``ae`` score is an
-    auto-encoder already, so it has no effect there); ``labeled_weight`` > 0 adds that weight times
+    on the unlabeled samples for ``epochs`` epochs (Deep SVDD's pre-training; svdd score only: it has no
+    effect on the ``ae`` score, an auto-encoder already, nor on ``rot``); ``labeled_weight`` > 0 adds that weight times
     the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
     beside the meta-gradient weights.
     """

@@ -16,6 +16,8 @@ Losses here: L_n = Omega(x), the score network's output, and L_a = 1 / (Omega(x)
   in Deep SVDD's objective (``model.squared`` does not apply).
 - Auto-encoder (``score='ae'``): L_n = squared reconstruction error, L_a = its inverse. This
   counterpart is our choice (not taken from the LOE paper), built the same way as Deep SVDD's.
+- Rotation prediction (``score='rot'``): L_n = the cross-entropy summed over the four rotations,
+  L_a = its inverse; our choice, built as for the auto-encoder (not taken from the LOE paper).
 
 Both start as ELITE does: c is the mean initial embedding of the training samples and there is no
 auto-encoder pre-training, so LOE / SOEL and ELITE differ only in how they treat the unlabeled

@@ -30,6 +30,7 @@ from torch.func import functional_call
 from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
+from elite_exp.methods.loe import anomaly_loss
 from elite_exp.scores import batch_statistics
 
 # torch's forward-mode AD scripts a helper on first use and warns that scripting is deprecated:
@@ -40,7 +41,7 @@ META_GRADIENTS = ("forward_ad", "finite_diff", "double_backward")
 # finite-difference step, relative: ||h g|| = FD_STEP * ||theta|| (in float32 the best trade-off between
 # truncation and rounding error measured on the MNIST nets: about 0.3% relative error of M)
 FD_STEP = 1e-5
-UPDATES = ("paper", "reweight")
+UPDATES = ("paper", "reweight", "loe")
 
 
 def hinge_loss(scores: torch.Tensor, is_anomaly: torch.Tensor, margin: float) -> torch.Tensor:
@@ -119,6 +120,10 @@ def elite_loss(scores: torch.Tensor, m: torch.Tensor, margin: float, update: str
 
     ``paper``: y_hat_i = -sign(M_i), alpha_i = eta_M * |M_i|, loss = mean_i alpha_i * l(x_i, y_hat_i) (Eq. 14).
     ``reweight``: loss = mean_i eta_M * (-M_i) * Omega(x_i) (signed weights, no hinge; official code).
+    ``loe`` (beyond the paper): the labels and weights of ``paper`` with LOE_H's losses instead of the
+    hinge: Omega(x_i) for inferred normals, L_a = 1 / (Omega(x_i) + 1e-6) for inferred anomalies (Deep
+    SAD's and LOE's anomaly term, ``methods.loe.anomaly_loss``): the push on an inferred anomaly fades
+    as it moves away instead of stopping at the margin C, and it needs no C.
     ``normalize`` divides M by its batch mean magnitude, so the step size does not vanish with
     eta_theta (|M| scales with the learning rate); eta_M then scales the step.
     """
@@ -129,6 +134,8 @@ def elite_loss(scores: torch.Tensor, m: torch.Tensor, margin: float, update: str
         loss = (eta_m * m.abs() * hinge_loss(scores, is_anomaly, margin)).mean()
     elif update == "reweight":
         loss = (eta_m * (-m) * scores).mean()
+    elif update == "loe":
+        loss = (eta_m * m.abs() * torch.where(is_anomaly, anomaly_loss(scores), scores)).mean()
     else:
         raise ConfigError(f"update={update!r} is not allowed; allowed: {', '.join(UPDATES)}")
     return loss, is_anomaly

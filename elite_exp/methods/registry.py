@@ -27,22 +27,26 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 
 def method_name(cfg: DictConfig) -> str:
-    """``elite_svdd`` / ``elite_ae`` for ELITE (``elite_svdd_pretrain_labeled1`` with the options
+    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1`` with the options
     beyond the paper), ``labels_svdd`` / ``labels_ae`` for the ablation,
-    ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_svdd``, ... for LOE / SOEL (every method that takes
-    ``model=`` names its score), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
+    ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_rot``, ... for LOE / SOEL (every method that takes
+    ``model=`` names its score; ``loe_hard_rot_alpha0`` when ``baseline.alpha`` is set, here to
+    0), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
     else the baseline's name."""
     b = cfg.baseline
     if b.name == "none":
-        variant = ("_pretrain" if cfg.elite.pretrain else "") + (
+        variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
+            "_pretrain" if cfg.elite.pretrain else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
+    # an alpha set in the config (not the oracle r_p) names the record: its runs are another method
+    alpha = "" if b.get("alpha") is None else f"_alpha{b.alpha:g}"
     if b.name == "loe":
-        return f"loe_{b.mode}_{cfg.model.name}"
+        return f"loe_{b.mode}_{cfg.model.name}{alpha}"
     if b.name == "soel":
-        return f"soel_{cfg.model.name}"
+        return f"soel_{cfg.model.name}{alpha}"
     if b.name == "deepsad" and b.labeled_every_batch:
         return "deepsad_every_batch"
     if b.name == "ssad" and b.hybrid:
