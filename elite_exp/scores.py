@@ -70,6 +70,9 @@ class AEScore(nn.Module):
         """Nothing to initialise from data."""
 
 
+ROTATIONS = (0, 1, 2, 3)  # multiples of 90 degrees
+
+
 class RotationScore(nn.Module):
     """Rotation prediction (RotNet, Gidaris et al., ICLR 2018; as an anomaly score: Golan and El-Yaniv,
     NeurIPS 2018, with the four rotations of Hendrycks et al., NeurIPS 2019): the encoder phi and a
@@ -103,7 +106,6 @@ class RotationScore(nn.Module):
         """Nothing to initialise from data."""
 
 
-ROTATIONS = (0, 1, 2, 3)  # multiples of 90 degrees
 SCORES = ("svdd", "ae", "rot")
 
 

@@ -4,8 +4,10 @@
 # every finished run), one thread per run, one run per core (hydra/launcher=parallel).
 #   OUT=/path/to/runs JOBS=2 bash scripts/paper_sweep.sh [STAGE ...]     (default: every paper stage)
 # Then: python scripts/publish_records.py OUT   (copies the records, rebuilds docs/results/paper)
-# Stage beyond_report (not in the default list) runs what the table of the methods beyond the paper
-# needs on its report data and the paper stages do not run, into BEYOND_OUT (default OUT-beyond):
+# Stages beyond_report and beyond_rot (not in the default list) run what the tables of the methods
+# beyond the paper need on their report data and the paper stages do not run, into BEYOND_OUT
+# (default OUT-beyond); beyond_rot: ELITE, labels-only, SOEL, the plain detector and LOE_H on the
+# rotation-prediction score (model=rot), seed 0, r_p 0.1 / 0.5:
 #   python scripts/publish_records.py BEYOND_OUT --dest docs/results/beyond/report
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,10 @@ stage() {
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=elite_svdd elite.pretrain=true
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.3 seed=1,2 \
                        method=elite_svdd,labels_svdd,deepsad_every_batch; done ;;
+    beyond_rot)    for d in mnist fmnist; do  # the rotation-prediction score on the report data, seed 0 first
+                     [ $d = mnist ] && c=5,6,7,8,9 || c="range(10)"
+                     for b in none labels soel "loe baseline.alpha=0" loe; do
+                       OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.5 seed=0 model=rot baseline=$b; done; done ;;
     cifar10)       sweep data=cifar10 sweep=r_p r_p=0.1,0.5 seed=0 train.epochs="${CIFAR_EPOCHS:-30}" \
                      method=elite_svdd,labels_svdd,deepsad_every_batch,ssad,deepsvdd ;;
     *) echo "unknown stage $1" >&2; return 2 ;;
