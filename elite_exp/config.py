@@ -48,7 +48,7 @@ class ModelConf:
 
 @dataclass
 class EliteConf:
-    update: str = "reweight"  # reweight | paper (measured: reweight is better, see README)
+    update: str = "reweight"  # reweight | paper | loe (measured: reweight is better, see README)
     margin: str = "auto_mean"  # auto_mean | auto_max | a number
     meta_grad: str = "forward_ad"  # forward_ad | finite_diff | double_backward
     normalize: bool = True  # divide M by its batch mean magnitude

@@ -42,8 +42,10 @@ def _rank(name: str, order: list[str]) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
-# one colour per method of METHOD_LABELS (20): tab20's dark shades first, then its light ones
-COLORS = [matplotlib.colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]] + ["black", "gold"]
+# one colour per method of METHOD_LABELS (a test checks there are enough): tab20's dark shades first, then
+# its light ones, then tab20b's
+COLORS = [matplotlib.colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]] + ["black", "gold"] + [
+    matplotlib.colormaps["tab20b"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]
 MARKERS = "os^vDPX*h<>p"
 
 

@@ -41,8 +41,8 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
                  "soel_ae": "SOEL (AE)", "elite_svdd_pretrain": "ELITE_SVDD + pre-training",
                  "elite_svdd_labeled1": "ELITE_SVDD + labeled term",
                  "elite_svdd_pretrain_labeled1": "ELITE_SVDD + pre-training + labeled term",
-                 "elite_svdd_loe": "ELITE_SVDD, LOE losses",
-                 "elite_svdd_loe_pretrain": "ELITE_SVDD, LOE losses + pre-training",
+                 "elite_svdd_paper": "ELITE_SVDD (paper update)", "elite_svdd_loe": "ELITE_SVDD (LOE update)",
+                 "elite_svdd_loe_pretrain": "ELITE_SVDD (LOE update) + pre-training",
                  "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",
                  "loe_soft_rot": "LOE_S (ROT)", "soel_rot": "SOEL (ROT)",
                  "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)"}

@@ -44,10 +44,11 @@ stage() {
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=elite_svdd elite.pretrain=true
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.3 seed=1,2 \
                        method=elite_svdd,labels_svdd,deepsad_every_batch; done ;;
-    beyond_rot)    for d in mnist fmnist; do  # the rotation-prediction score on the report data, seed 0 first
+    beyond_rot)    for d in mnist fmnist; do  # the rotation-prediction score on the report data, seed 0
                      [ $d = mnist ] && c=5,6,7,8,9 || c="range(10)"
-                     for b in none labels soel "loe baseline.alpha=0" loe; do
-                       OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.5 seed=0 model=rot baseline=$b; done; done ;;
+                     rot() { OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.5 seed=0 model=rot "$@"; }
+                     rot baseline=none; rot baseline=labels; rot baseline=soel
+                     rot baseline=loe baseline.alpha=0; rot baseline=loe; done ;;
     cifar10)       sweep data=cifar10 sweep=r_p r_p=0.1,0.5 seed=0 train.epochs="${CIFAR_EPOCHS:-30}" \
                      method=elite_svdd,labels_svdd,deepsad_every_batch,ssad,deepsvdd ;;
     *) echo "unknown stage $1" >&2; return 2 ;;

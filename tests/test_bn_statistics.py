@@ -139,6 +139,7 @@ def _digits_xy(digits, n_unl, n_lab=10):
     return x, y
 
 
+ROT_NET = dict(kind="conv", channels=[4, 2], rep_dim=8)
 ESTIMATORS = {
     "elite_svdd": lambda: EliteDetector(epochs=1, batch_size=32, device="cpu"),
     "elite_ae": lambda: EliteDetector(score="ae", epochs=1, batch_size=32, device="cpu"),
@@ -152,6 +153,11 @@ ESTIMATORS = {
     "ssad_hybrid": lambda: SSAD(hybrid=True, epochs=1, batch_size=32, device="cpu"),
     "loe_hard": lambda: LOE(epochs=1, batch_size=32, device="cpu"),
     "soel_ae": lambda: SOEL(score="ae", epochs=1, batch_size=32, device="cpu"),
+    # the rotation score on the digits as 1x8x8 images (its BatchNorm sees 4 copies of each batch)
+    "elite_rot": lambda: EliteDetector(score="rot", network=ROT_NET, epochs=1, batch_size=32, device="cpu"),
+    "soel_rot": lambda: SOEL(score="rot", network=ROT_NET, epochs=1, batch_size=32, device="cpu"),
+    "labels_rot": lambda: LabelsOnly(score="rot", network=ROT_NET, epochs=1, steps_per_epoch=2, batch_size=32,
+                                     device="cpu"),
 }
 
 
@@ -159,8 +165,11 @@ ESTIMATORS = {
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_any_training_size_k_batches_plus_one_works(digits, name, n_unl):
     x, y = _digits_xy(digits, n_unl)
+    x_test = digits.x_test[:50]
+    if name.endswith("_rot"):
+        x, x_test = x.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
     est = ESTIMATORS[name]().fit(x, y)
-    assert np.isfinite(est.decision_function(digits.x_test[:50])).all()
+    assert np.isfinite(est.decision_function(x_test)).all()
 
 
 def test_labels_only_with_a_single_labeled_normal(digits):

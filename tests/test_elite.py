@@ -73,6 +73,8 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
         "elite_svdd_pretrain_labeled0.5"
     assert method_name(cfg_of(["data=digits", "elite.update=loe", "elite.pretrain=true"])) == "elite_svdd_loe_pretrain"
     assert method_name(cfg_of(["data=digits", "model=ae", "elite.update=paper"])) == "elite_ae_paper"
+    # pre-training acts on the svdd score only: elsewhere it does not name the record
+    assert method_name(cfg_of(["data=digits", "model=rot", "elite.pretrain=true"])) == "elite_rot"
     # unset options leave the folder (and so finished runs) of plain ELITE where it was
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=null"]))
     with pytest.raises(ConfigError, match="labeled_weight=-1 is not allowed"):

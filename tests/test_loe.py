@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from sklearn.metrics import roc_auc_score
 
-from elite_exp import LOE, SOEL, DeepDetector
+from elite_exp import LOE, SOEL, DeepDetector, LabelsOnly
 from elite_exp.config import register
 from elite_exp.data import load_dataset, make_split
 from elite_exp.errors import ConfigError
@@ -168,3 +168,17 @@ def test_cli_runs_loe_both_modes_and_soel(tmp_path):
         assert rates["flagged_rate_anomalies"] > rates["flagged_rate_normals"] + 0.3, (name, rates)
         assert "meta_auc" not in rates  # no meta-gradients
     assert not list(tmp_path.rglob("meta_scores.csv"))
+
+
+@pytest.mark.parametrize("make", [lambda: LOE(alpha=R_P, score="rot"), lambda: SOEL(alpha=R_P, score="rot"),
+                                  lambda: LabelsOnly(score="rot", steps_per_epoch=3)], ids=["loe", "soel", "labels"])
+def test_rotation_score_trains_saves_and_loads(task, tmp_path, make):
+    """LOE, SOEL and labels-only on the rotation score (digits as 1x8x8 images); the head is saved too."""
+    X, y, _, x_test, test_anomaly = task
+    images, test_images = X.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
+    est = make().set_params(network=dict(kind="conv", channels=[8, 4], rep_dim=16), batch_size=32, lr=1e-3,
+                            device="cpu", epochs=10).fit(images, y)
+    scores = est.decision_function(test_images)
+    assert roc_auc_score(test_anomaly, scores) > 0.7
+    est.save(tmp_path / "rot.pt")
+    np.testing.assert_allclose(DeepDetector.load(tmp_path / "rot.pt").decision_function(test_images), scores, rtol=1e-6)

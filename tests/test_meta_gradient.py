@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from elite_exp.data import load_dataset, make_split
 from elite_exp.methods.elite import EliteDetector
-from elite_exp.methods.meta_gradient import meta_gradients
+from elite_exp.methods.meta_gradient import elite_loss, meta_gradients
 from elite_exp.networks import NetworkSpec
 from elite_exp.scores import build_score
 
@@ -48,8 +48,11 @@ def _module(score, spec, shape, x, dtype):
     return module
 
 
-@pytest.mark.parametrize("net", sorted(NETS))
-@pytest.mark.parametrize("score", ["svdd", "ae"])
+# every score on every network it takes (the rotation score needs images)
+CASES = [(score, net) for score in ("svdd", "ae") for net in sorted(NETS)] + [("rot", "conv")]
+
+
+@pytest.mark.parametrize("score, net", CASES)
 def test_forward_ad_equals_double_backward_float64(digits, score, net):
     spec, shape = NETS[net]
     x, xv, yv = _batch(digits, shape)
@@ -68,8 +71,7 @@ def test_forward_ad_equals_double_backward_float64(digits, score, net):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("net", sorted(NETS))
-@pytest.mark.parametrize("score", ["svdd", "ae"])
+@pytest.mark.parametrize("score, net", CASES)
 def test_finite_diff_close_to_exact_float32(digits, score, net):
     spec, shape = NETS[net]
     x, xv, yv = _batch(digits, shape)
@@ -111,8 +113,6 @@ def test_same_weights_and_auc_fast_vs_definition(digits):
 def test_elite_loss_updates_by_definition():
     """Eq. 14 (``paper``), the official code's ``reweight`` and ``loe`` (Eq. 14's labels and weights with
     LOE_H's losses) on hand-made values; M normalised by its mean magnitude (here 2)."""
-    from elite_exp.methods.meta_gradient import elite_loss
-
     scores = torch.tensor([0.5, 2.0, 4.0, 1.0], dtype=torch.float64)
     m = torch.tensor([-1.0, 3.0, -2.0, 2.0], dtype=torch.float64)
     w = m / 2.0

@@ -198,3 +198,11 @@ def test_seeds_on_fewer_classes_stay_out_of_the_class_average(tmp_path):
     row = averaged.iloc[0]
     assert row["n_seeds"] == 2 and row["n_partial_seeds"] == 1
     assert np.isclose(row["mean"], np.mean([0.8, np.mean([0.99, 0.8, 0.9])]))
+
+
+def test_every_named_method_has_its_own_colour():
+    from elite_exp.figures import _color
+    from elite_exp.report import METHOD_LABELS
+
+    order = list(METHOD_LABELS)
+    assert len({_color(name, order) for name in order}) == len(order)

@@ -83,7 +83,9 @@ def test_rotation_score_is_summed_cross_entropy_of_the_four_rotations():
         m1 = RotationScore(default_spec((1, 28, 28)), (1, 28, 28)).eval()
         assert (m1(flat) >= 4 * math.log(4) - 1e-5).all()
     with batch_statistics(m), torch.no_grad():  # training mode: the 4N copies share BatchNorm statistics
-        assert m(x).shape == (6,)
+        together = m.head(F.leaky_relu(m.encoder(torch.cat([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])), 0.01))
+        expected = F.cross_entropy(together, torch.arange(4).repeat_interleave(6), reduction="none")
+        assert torch.allclose(m(x), expected.view(4, 6).sum(0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 30), (64,)])

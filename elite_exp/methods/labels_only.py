@@ -16,7 +16,7 @@ from elite_exp.scores import SCORES, batch_statistics, build_score
 
 
 class LabelsOnly(DeepDetector):
-    """Trains ``score`` (``svdd`` / ``ae``) on the labeled set only: every optimiser step uses
+    """Trains ``score`` (``svdd`` / ``ae`` / ``rot``) on the labeled set only: every optimiser step uses
     the whole labeled set, ``steps_per_epoch`` steps per epoch (the runner sets it to ELITE's
     step count, ``n_train // batch_size``). c is the mean initial embedding of the labeled
     normals (normalised with the whole labeled set's batch statistics, as every training step

@@ -108,7 +108,7 @@ def _unlabeled_step(l_n: torch.Tensor, label, mode: str) -> tuple[torch.Tensor, 
 
 
 class LOE(_LatentLabelDetector):
-    """Latent Outlier Exposure on ``score`` (``svdd`` / ``ae``), unsupervised: every sample of X
+    """Latent Outlier Exposure on ``score`` (``svdd`` / ``ae`` / ``rot``), unsupervised: every sample of X
     trains as unlabeled (y is dropped). ``mode``: ``hard`` (LOE_H) or ``soft`` (LOE_S); ``alpha``
     in [0, 0.5]: share of each mini-batch taken as latent anomalies (0 = plain training on L_n).
     ``warmup_epochs``: first epochs on L_n only. One optimiser step per mini-batch of B samples,

@@ -30,7 +30,7 @@ from torch.func import functional_call
 from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.loe import anomaly_loss
+from elite_exp.methods.loe import anomaly_loss, loe_losses
 from elite_exp.scores import batch_statistics
 
 # torch's forward-mode AD scripts a helper on first use and warns that scripting is deprecated:
@@ -121,9 +121,10 @@ def elite_loss(scores: torch.Tensor, m: torch.Tensor, margin: float, update: str
     ``paper``: y_hat_i = -sign(M_i), alpha_i = eta_M * |M_i|, loss = mean_i alpha_i * l(x_i, y_hat_i) (Eq. 14).
     ``reweight``: loss = mean_i eta_M * (-M_i) * Omega(x_i) (signed weights, no hinge; official code).
     ``loe`` (beyond the paper): the labels and weights of ``paper`` with LOE_H's losses instead of the
-    hinge: Omega(x_i) for inferred normals, L_a = 1 / (Omega(x_i) + 1e-6) for inferred anomalies (Deep
-    SAD's and LOE's anomaly term, ``methods.loe.anomaly_loss``): the push on an inferred anomaly fades
-    as it moves away instead of stopping at the margin C, and it needs no C.
+    hinge (``methods.loe.loe_losses``): Omega(x_i) for inferred normals, L_a = 1 / (Omega(x_i) + 1e-6)
+    for inferred anomalies (Deep SAD's and LOE's anomaly term, on ELITE's Omega: the distance, not its
+    square, unless ``squared``). The push on an inferred anomaly fades as it moves away instead of
+    stopping at the margin C; the training loss has no C (L_v, and so M, still uses it).
     ``normalize`` divides M by its batch mean magnitude, so the step size does not vanish with
     eta_theta (|M| scales with the learning rate); eta_M then scales the step.
     """
@@ -135,7 +136,7 @@ def elite_loss(scores: torch.Tensor, m: torch.Tensor, margin: float, update: str
     elif update == "reweight":
         loss = (eta_m * (-m) * scores).mean()
     elif update == "loe":
-        loss = (eta_m * m.abs() * torch.where(is_anomaly, anomaly_loss(scores), scores)).mean()
+        loss = (eta_m * m.abs() * loe_losses(scores, anomaly_loss(scores), is_anomaly, "hard")).mean()
     else:
         raise ConfigError(f"update={update!r} is not allowed; allowed: {', '.join(UPDATES)}")
     return loss, is_anomaly

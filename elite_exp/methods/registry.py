@@ -28,7 +28,8 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 def method_name(cfg: DictConfig) -> str:
     """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1`` with the options
-    beyond the paper), ``labels_svdd`` / ``labels_ae`` for the ablation,
+    beyond the paper; ``_pretrain`` only where it acts, on svdd), ``labels_svdd`` / ``labels_ae`` /
+    ``labels_rot`` for the ablation,
     ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_rot``, ... for LOE / SOEL (every method that takes
     ``model=`` names its score; ``loe_hard_rot_alpha0`` when ``baseline.alpha`` is set, here to
     0), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
@@ -36,7 +37,7 @@ def method_name(cfg: DictConfig) -> str:
     b = cfg.baseline
     if b.name == "none":
         variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
-            "_pretrain" if cfg.elite.pretrain else "") + (
+            "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
