@@ -77,8 +77,8 @@ class RotationScore(nn.Module):
     """Rotation prediction (RotNet, Gidaris et al., ICLR 2018; as an anomaly score: Golan and El-Yaniv,
     NeurIPS 2018, with the four rotations of Hendrycks et al., NeurIPS 2019): the encoder phi, a
     LeakyReLU (0.01) and a linear head with bias classify which of the 0 / 90 / 180 / 270 degree
-    rotations an image shows; the score is the cross-entropy summed over the four rotated copies, sum_r CE(head(phi(rot_r(x))), r), in
-    nats: about 4 ln 4 = 5.5 for an untrained head, 0 for a sure and right one.
+    rotations an image shows; the score is the cross-entropy summed over the four rotated copies,
+    sum_r CE(head(phi(rot_r(x))), r), in nats: about 4 ln 4 = 5.5 for an untrained head, 0 for a sure and right one.
 
     ``x``: ``(N, C, S, S)`` square images (a rotation must keep the shape); scores ``(N,)``. The four
     copies go through the network as one batch of 4N (BatchNorm normalises them together).
