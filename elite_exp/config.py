@@ -7,10 +7,14 @@ wrong type, is rejected by Hydra before anything runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+# the config files (conf/config.yaml and its groups)
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass

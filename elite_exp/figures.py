@@ -28,6 +28,7 @@ from elite_exp.report import (  # noqa: E402
     Figure,
     chosen,
     default_labels,
+    method_label,
     run_cli,
     summarise,
 )
@@ -94,7 +95,7 @@ def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
         for (d, method, _epochs, _n_train), line in groups:
             # markers at the measured cells only; the line joins them (no marker: no run)
             line = line.set_index(spec.x).sort_index()
-            label = METHOD_LABELS.get(method, method)
+            label = method_label(method)
             color = _color(method, list(METHOD_LABELS))
             if one_panel:
                 label = f"{DATA_LABELS.get(d, d)} {label}"

@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from elite_exp.config import Config
+from elite_exp.config import CONF_DIR, Config
 from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write_text, read_record, record_format, write_csv
 from elite_exp.tracking import ARTIFACT_DIR
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "r_l", "n_train", "eta_m", "seed", "epochs",
                "status", "test_auc", "train_auc", "test_aupr", "train_aupr", "train_seconds", "error", "reason",
                "record_format", "run_dir"]
@@ -46,6 +45,15 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
                  "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",
                  "loe_soft_rot": "LOE_S (ROT)", "soel_rot": "SOEL (ROT)",
                  "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)"}
+
+
+def method_label(name: str) -> str:
+    """The display name of a record's method: ``elite_svdd+elite.meta_grad=finite_diff`` ->
+    ``ELITE_SVDD (elite.meta_grad=finite_diff)`` (see ``registry.method_name``)."""
+    base, *changed = name.split("+")
+    return METHOD_LABELS.get(base, base) + (f" ({', '.join(changed)})" if changed else "")
+
+
 DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits",
                "breast_cancer": "Breast cancer"}
 

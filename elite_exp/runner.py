@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from elite_exp.config import register
+from elite_exp.config import CONF_DIR, register
 from elite_exp.curves import TrainingRecorder
 from elite_exp.data import (
     check_label_ratio,
@@ -59,7 +59,6 @@ from elite_exp.run_figure import save_run_figure
 
 log = logging.getLogger("elite_exp")
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # settings that do not change a run's result: left out of its folder's hash
 NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads", "plots", "tracking")
 # data.* keys that only hold sweep grids (the values a sweep gives to r_p, r_l, ...): not hashed

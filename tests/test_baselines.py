@@ -159,6 +159,34 @@ def test_baseline_files_select_their_model_and_name_the_method():
         compose_cfg("baseline=ae", "baseline.eta=1")
 
 
+@pytest.mark.parametrize("data", ["digits", "mnist", "fmnist", "cifar10", "breast_cancer"])
+def test_every_method_preset_at_its_defaults_is_named_by_its_file(data):
+    presets = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+    names = {p: method_name(compose_cfg(f"data={data}", f"method={p}", "train.epochs=7")) for p in presets}
+    assert names == {p: p for p in presets}
+
+
+def test_every_other_setting_a_method_reads_names_its_records():
+    # runs of different settings never share a name, so no table averages them together
+    assert method_name(compose_cfg("method=deepsad", "baseline.eta=2", "train.lr=0.001")) == \
+        "deepsad+baseline.eta=2+train.lr=0.001"
+    assert method_name(compose_cfg("elite.meta_grad=finite_diff")) == "elite_svdd+elite.meta_grad=finite_diff"
+    assert method_name(compose_cfg("method=labels_svdd", "elite.margin=auto_max")) == \
+        "labels_svdd+elite.margin=auto_max"
+    assert method_name(compose_cfg("model.squared=true", "train.batch_size=64")) == \
+        "elite_svdd+model.squared=true+train.batch_size=64"
+    # the default of the run's data set: digits trains with batches of 32, MNIST with 128
+    assert method_name(compose_cfg("data=mnist", "train.batch_size=32")) == "elite_svdd+train.batch_size=32"
+    assert method_name(compose_cfg("data=mnist", "train.batch_size=128")) == "elite_svdd"
+    # a key the method does not read leaves its name alone (the folder hash still differs)
+    assert method_name(compose_cfg("method=labels_svdd", "elite.meta_grad=finite_diff")) == "labels_svdd"
+    assert method_name(compose_cfg("method=deepsvdd", "elite.update=paper")) == "deepsvdd"
+    # an interpolated default holds however long training is
+    assert method_name(compose_cfg("method=deepsad", "train.epochs=3")) == "deepsad"
+    assert method_name(compose_cfg("method=deepsad", "baseline.pretrain_epochs=3")) == \
+        "deepsad+baseline.pretrain_epochs=3"
+
+
 def test_every_method_gets_the_identical_split_and_writes_an_ok_record(tmp_path):
     digests = {}
     for b in ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels", "loe", "soel"):

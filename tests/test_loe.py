@@ -159,7 +159,8 @@ def test_cli_runs_loe_both_modes_and_soel(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in tmp_path.rglob("result.json"))}
-    assert set(records) == {"loe_hard_svdd", "loe_soft_svdd", "soel_svdd"}
+    # the learning rate is not digits' default, so it names the records
+    assert set(records) == {"loe_hard_svdd+train.lr=0.001", "loe_soft_svdd+train.lr=0.001", "soel_svdd+train.lr=0.001"}
     for name, r in records.items():
         assert r["status"] == "ok" and r["config"]["baseline"]["name"] == name.split("_")[0], name
         assert (r["alpha"], r["alpha_source"]) == (0.3, "oracle"), name

@@ -206,3 +206,11 @@ def test_every_named_method_has_its_own_colour():
 
     order = list(METHOD_LABELS)
     assert len({_color(name, order) for name in order}) == len(order)
+
+
+def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings():
+    from elite_exp.report import method_label
+
+    assert method_label("elite_svdd") == "ELITE_SVDD"
+    assert method_label("deepsad+baseline.eta=2+train.lr=0.001") == "DeepSAD (baseline.eta=2, train.lr=0.001)"
+    assert method_label("my_method") == "my_method"

@@ -8,8 +8,11 @@ method and does not use ``model=``.
 
 from __future__ import annotations
 
+import functools
+
 from omegaconf import DictConfig, OmegaConf
 
+from elite_exp.config import CONF_DIR, Config
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import AutoEncoder
 from elite_exp.methods.base import DeepDetector
@@ -20,13 +23,33 @@ from elite_exp.methods.labels_only import LabelsOnly
 from elite_exp.methods.loe import LOE, SOEL
 from elite_exp.methods.rsrae import RSRAE
 from elite_exp.methods.ssad import SSAD
+from elite_exp.records import flatten
 
 BASELINES = ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels", "loe", "soel")
 # the one model= each fixed-score baseline allows
 FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 
+# the settings a method reads beside train.* and its own baseline.*, by baseline= (the keys of ELITE's
+# elite group and the svdd score's squared distance)
+READS = {"none": ("elite.", "model.squared"), "labels": ("elite.margin", "model.squared")}
+# read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
+# ...) or that tables show as their own columns (train.epochs): never added as key=value
+NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
+         "elite.update", "elite.pretrain", "elite.labeled_weight", "train.epochs")
+
+
 def method_name(cfg: DictConfig) -> str:
+    """The method's name in records, folders and tables: its base name (:func:`base_name`), then
+    ``+key=value`` for every other setting the method reads whose value is not its default (the default
+    of the run's data set, model and baseline files; keys in sorted order), so that runs of different
+    settings never share a name: ``elite_svdd+elite.meta_grad=finite_diff``,
+    ``deepsad+baseline.eta=2+train.lr=0.001``. The figures' axes (r_p, n_labels, eta_M, class, seed),
+    the data set and the training length are not part of it: tables show them."""
+    return base_name(cfg) + "".join(f"+{key}={_text(value)}" for key, value in changed_settings(cfg))
+
+
+def base_name(cfg: DictConfig) -> str:
     """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1`` with the options
     beyond the paper; ``_pretrain`` only where it acts, on svdd), ``labels_svdd`` / ``labels_ae`` /
     ``labels_rot`` for the ablation,
@@ -53,6 +76,49 @@ def method_name(cfg: DictConfig) -> str:
     if b.name == "ssad" and b.hybrid:
         return "ssad_hybrid"
     return str(b.name)
+
+
+def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
+    """(dotted key, value) of every setting the method of ``cfg`` reads (train.*, its baseline.*,
+    ``READS``) that differs from its default and that :data:`NAMED` leaves out, sorted by key. A
+    default that is an interpolation holds when the run's value equals what it points to
+    (``pretrain_epochs: ${train.epochs}`` is the default however long training is)."""
+    reads = ("train.", "baseline.", *READS.get(cfg.baseline.name, ()))
+    groups = [g for g in ("train", "baseline", "elite", "model") if g in cfg]  # not hydra.*: it names the folder
+    raw = flatten({g: OmegaConf.to_container(cfg[g], resolve=False) for g in groups})
+    run = flatten({g: OmegaConf.to_container(cfg[g], resolve=True) for g in groups})
+    default = _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
+
+    def is_default(key):
+        d = default[key]
+        points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
+        return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
+
+    return sorted((k, run[k]) for k in run
+                  if k.startswith(reads) and k not in NAMED and k in default and not is_default(k))
+
+
+@functools.cache
+def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
+    """The flattened defaults of a run of ``baseline`` on ``model`` and ``data``: the schema's, then the
+    group files' (a data set's file may set train.*; a data set without a file keeps the schema's)."""
+    tree = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config)))  # untyped: any baseline keys
+    tree.baseline = {"name": baseline}
+    for group, option, package in (("data", data, None), ("model", model, "model"), ("baseline", baseline, "baseline")):
+        path = CONF_DIR / group / f"{option}.yaml"
+        if path.exists():
+            body = OmegaConf.load(path)
+            body.pop("defaults", None)
+            tree = OmegaConf.merge(tree, {package: body} if package else body)
+    return flatten(OmegaConf.to_container(tree, resolve=False))
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace(" ", "")
 
 
 def method_record(cfg: DictConfig) -> dict:
