@@ -15,7 +15,16 @@ from elite_exp.errors import ConfigError
 from elite_exp.networks import NetworkSpec, build_decoder, build_encoder
 
 
-class SVDDScore(nn.Module):
+class Score(nn.Module):
+    """The contract of a score network: ``forward(x)`` gives the ``(N,)`` anomaly scores of ``x``
+    ``(N, ...)``; ``prepare(x, batch_size, among)`` sets what the score takes from the training
+    data before training (nothing here; the Deep SVDD centre c in :class:`SVDDScore`)."""
+
+    def prepare(self, x: torch.Tensor, batch_size: int = 1024, among: torch.Tensor | None = None) -> None:
+        """Nothing to initialise from data."""
+
+
+class SVDDScore(Score):
     """Deep SVDD: distance of the embedding phi(x) to a centre c.
 
     ``squared=True`` gives ||phi(x) - c||^2 (Deep SVDD's paper), ``False`` the norm
@@ -52,7 +61,7 @@ class SVDDScore(nn.Module):
         self.center.copy_(c)
 
 
-class AEScore(nn.Module):
+class AEScore(Score):
     """Auto-encoder: squared reconstruction error summed over all input entries."""
 
     def __init__(self, spec: NetworkSpec, input_shape: tuple[int, ...]):
@@ -66,14 +75,11 @@ class AEScore(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.reconstruct(x) - x).pow(2).flatten(1).sum(dim=1)
 
-    def prepare(self, x: torch.Tensor, batch_size: int = 1024, among: torch.Tensor | None = None) -> None:
-        """Nothing to initialise from data."""
-
 
 ROTATIONS = (0, 1, 2, 3)  # multiples of 90 degrees
 
 
-class RotationScore(nn.Module):
+class RotationScore(Score):
     """Rotation prediction (RotNet, Gidaris et al., ICLR 2018; as an anomaly score: Golan and El-Yaniv,
     NeurIPS 2018, with the four rotations of Hendrycks et al., NeurIPS 2019): the encoder phi, a
     LeakyReLU (0.01) and a linear head with bias classify which of the 0 / 90 / 180 / 270 degree
@@ -101,9 +107,6 @@ class RotationScore(nn.Module):
         log_p = self.logits(x).log_softmax(-1)
         # the log-probability of rotation r for copy r: the diagonal of the (rotation, class) axes
         return -log_p.diagonal(dim1=0, dim2=2).sum(-1)
-
-    def prepare(self, x: torch.Tensor, batch_size: int = 1024, among: torch.Tensor | None = None) -> None:
-        """Nothing to initialise from data."""
 
 
 SCORES = ("svdd", "ae", "rot")

@@ -19,7 +19,7 @@ from elite_exp import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD,
 from elite_exp.config import register
 from elite_exp.data import load_dataset, make_split
 from elite_exp.errors import ConfigError
-from elite_exp.methods.deep_sad import deep_sad_loss
+from elite_exp.methods.losses import deep_sad_loss
 from elite_exp.methods.registry import build_method, method_name
 from elite_exp.methods.ssad import median_gamma, rbf
 from elite_exp.runner import CONF_DIR, _register_resolvers, execute

@@ -18,7 +18,8 @@ from elite_exp import LOE, SOEL, DeepDetector, LabelsOnly
 from elite_exp.config import register
 from elite_exp.data import load_dataset, make_split
 from elite_exp.errors import ConfigError
-from elite_exp.methods.loe import latent_anomalies, loe_losses
+from elite_exp.methods.loe import latent_anomalies
+from elite_exp.methods.losses import loe_losses
 from elite_exp.methods.registry import build_method, method_name
 from elite_exp.runner import CONF_DIR, _register_resolvers, execute
 

@@ -10,14 +10,8 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.deep_svdd import DeepSVDD
+from elite_exp.methods.losses import deep_sad_loss
 from elite_exp.methods.training import run_training
-
-EPS = 1e-6  # the reference implementation's eps in 1 / (d + eps)
-
-
-def deep_sad_loss(d: torch.Tensor, target: torch.Tensor, eta: float) -> torch.Tensor:
-    """``target``: 0 unlabeled, +1 labeled normal, -1 labeled anomaly (the reference's semi_targets)."""
-    return torch.where(target == 0, d, eta * (d + EPS).pow(target)).mean()
 
 
 class DeepSAD(DeepSVDD):

@@ -9,7 +9,8 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients, validation_loss
+from elite_exp.methods.losses import validation_loss
+from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 

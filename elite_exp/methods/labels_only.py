@@ -10,7 +10,7 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import DeepDetector
 from elite_exp.methods.elite import MARGINS, parse_margin
-from elite_exp.methods.meta_gradient import validation_loss
+from elite_exp.methods.losses import validation_loss
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score
 

@@ -35,12 +35,11 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.losses import anomaly_loss, loe_losses
 from elite_exp.methods.training import TrainSettings, run_training
 from elite_exp.scores import SCORES, build_score
 
 MODES = ("hard", "soft")
-EPS = 1e-6  # in L_a = 1 / (L_n + eps), Deep SAD's eps
-SOFT_WEIGHT = 0.5  # LOE_S: weight of L_a (and of L_n) on a latent anomaly
 
 
 def check_alpha(alpha) -> float:
@@ -51,11 +50,6 @@ def check_alpha(alpha) -> float:
     return float(alpha)
 
 
-def anomaly_loss(l_n: torch.Tensor) -> torch.Tensor:
-    """L_a = 1 / (L_n + eps) per sample, (B,) -> (B,)."""
-    return 1.0 / (l_n + EPS)
-
-
 def latent_anomalies(l_n: torch.Tensor, l_a: torch.Tensor, alpha: float) -> torch.Tensor:
     """(B,) bool: True for the round(alpha * B) samples with the largest L_n - L_a (LOE's label update)."""
     k = int(alpha * len(l_n) + 0.5)
@@ -63,13 +57,6 @@ def latent_anomalies(l_n: torch.Tensor, l_a: torch.Tensor, alpha: float) -> torc
     if k:
         flags[torch.topk((l_n - l_a).detach(), k).indices] = True
     return flags
-
-
-def loe_losses(l_n: torch.Tensor, l_a: torch.Tensor, flags: torch.Tensor, mode: str) -> torch.Tensor:
-    """Per-sample LOE loss, (B,): L_n for normals; for latent anomalies (``flags``) L_a (``hard``)
-    or 0.5 L_n + 0.5 L_a (``soft``)."""
-    w = 1.0 if mode == "hard" else SOFT_WEIGHT
-    return torch.where(flags, w * l_a + (1.0 - w) * l_n, l_n)
 
 
 class _LatentLabelDetector(DeepDetector):

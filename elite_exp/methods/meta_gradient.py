@@ -25,12 +25,11 @@ import warnings
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call
 from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.loe import anomaly_loss, loe_losses
+from elite_exp.methods.losses import anomaly_loss, hinge_loss, loe_losses, validation_loss
 from elite_exp.scores import batch_statistics
 
 # torch's forward-mode AD scripts a helper on first use and warns that scripting is deprecated:
@@ -42,21 +41,6 @@ META_GRADIENTS = ("forward_ad", "finite_diff", "double_backward")
 # truncation and rounding error measured on the MNIST nets: about 0.3% relative error of M)
 FD_STEP = 1e-5
 UPDATES = ("paper", "reweight", "loe")
-
-
-def hinge_loss(scores: torch.Tensor, is_anomaly: torch.Tensor, margin: float) -> torch.Tensor:
-    """Eq. 4 per sample: Omega(x) for normal samples, max(C - Omega(x), 0) for anomalies."""
-    return torch.where(is_anomaly, F.relu(margin - scores), scores)
-
-
-def validation_loss(scores: torch.Tensor, is_anomaly: torch.Tensor, margin: float) -> torch.Tensor:
-    """Eq. 6 with class balance: 0.5 * mean over labeled normals + 0.5 * mean over labeled anomalies
-    (equal to the plain mean for the protocol's balanced labeled set)."""
-    per_sample = hinge_loss(scores, is_anomaly, margin)
-    n_anom = is_anomaly.sum()
-    n_norm = is_anomaly.numel() - n_anom
-    w = torch.where(is_anomaly, 0.5 / n_anom.clamp_min(1), 0.5 / n_norm.clamp_min(1))
-    return (w * per_sample).sum()
 
 
 def _params(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -121,7 +105,7 @@ def elite_loss(scores: torch.Tensor, m: torch.Tensor, margin: float, update: str
     ``paper``: y_hat_i = -sign(M_i), alpha_i = eta_M * |M_i|, loss = mean_i alpha_i * l(x_i, y_hat_i) (Eq. 14).
     ``reweight``: loss = mean_i eta_M * (-M_i) * Omega(x_i) (signed weights, no hinge; official code).
     ``loe`` (beyond the paper): the labels and weights of ``paper`` with LOE_H's losses instead of the
-    hinge (``methods.loe.loe_losses``): Omega(x_i) for inferred normals, L_a = 1 / (Omega(x_i) + 1e-6)
+    hinge (``methods.losses.loe_losses``): Omega(x_i) for inferred normals, L_a = 1 / (Omega(x_i) + 1e-6)
     for inferred anomalies (Deep SAD's and LOE's anomaly term, on ELITE's Omega: the distance, not its
     square, unless ``squared``). The push on an inferred anomaly fades as it moves away instead of
     stopping at the margin C; the training loss has no C (L_v, and so M, still uses it).

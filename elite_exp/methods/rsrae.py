@@ -21,9 +21,10 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.base import DeepDetector
 from elite_exp.methods.training import run_training
 from elite_exp.networks import NetworkSpec, build_decoder, build_encoder
+from elite_exp.scores import Score
 
 
-class RSRAEScore(nn.Module):
+class RSRAEScore(Score):
     def __init__(self, spec: NetworkSpec, input_shape: tuple[int, ...], intrinsic_dim: int):
         super().__init__()
         self.encoder = build_encoder(spec, input_shape)
@@ -44,9 +45,6 @@ class RSRAEScore(nn.Module):
         pca = (z - z @ self.A.T @ self.A).norm(dim=1).mean()
         proj = (self.A @ self.A.T - torch.eye(self.A.shape[0], device=self.A.device)).pow(2).sum()
         return err.mean() + lambda1 * pca + lambda2 * proj
-
-    def prepare(self, x: torch.Tensor, batch_size: int = 1024) -> None:
-        """Nothing to initialise from data."""
 
 
 class RSRAE(DeepDetector):

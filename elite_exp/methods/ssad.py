@@ -40,7 +40,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
 from elite_exp.networks import build_encoder
-from elite_exp.scores import recompute_bn_statistics
+from elite_exp.scores import Score, recompute_bn_statistics
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def median_gamma(f: torch.Tensor, generator: torch.Generator) -> float:
     return 1.0 / med if med > 0 else 1.0
 
 
-class KernelSSADScore(nn.Module):
+class KernelSSADScore(Score):
     """Squared distance to the centre c in the RBF feature space, c in the span of the (Nystroem)
     features f(x) = k(x, landmarks) @ projection, on the encoder's features (``hybrid``) or the raw input."""
 
@@ -82,9 +82,6 @@ class KernelSSADScore(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """||phi(x) - c||^2 = k(x, x) - 2 <phi(x), c> + ||c||^2 with k(x, x) = 1 (RBF)."""
         return 1.0 - 2.0 * self.feature_map(x) @ self.center + self.center.pow(2).sum()
-
-    def prepare(self, x: torch.Tensor, batch_size: int = 1024) -> None:
-        """The kernel model is fitted by :class:`SSAD`."""
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in self.BUFFERS:  # the fitted sizes are known only from the saved state
