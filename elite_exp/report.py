@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
 def method_label(name: str) -> str:
     """The display name of a record's method: ``elite_svdd+elite.meta_grad=finite_diff`` ->
     ``ELITE_SVDD (elite.meta_grad=finite_diff)`` (see ``registry.method_name``)."""
-    base, *changed = name.split("+")
+    base, *changed = re.split(r"\+(?=[A-Za-z_][\w.]*=)", name)
     return METHOD_LABELS.get(base, base) + (f" ({', '.join(changed)})" if changed else "")
 
 

@@ -112,7 +112,7 @@ class RotationScore(Score):
 SCORES = ("svdd", "ae", "rot")
 
 
-def build_score(name: str, spec: NetworkSpec, input_shape: tuple[int, ...], squared: bool = False) -> nn.Module:
+def build_score(name: str, spec: NetworkSpec, input_shape: tuple[int, ...], squared: bool = False) -> Score:
     """The score network ``name`` (one of SCORES); ``squared`` applies to ``svdd`` only."""
     if name == "svdd":
         return SVDDScore(spec, input_shape, squared=squared)

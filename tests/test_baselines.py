@@ -16,13 +16,13 @@ from hydra import compose, initialize_config_dir
 from sklearn.metrics import roc_auc_score
 
 from elite_exp import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD, LabelsOnly
-from elite_exp.config import register
+from elite_exp.config import CONF_DIR, register
 from elite_exp.data import load_dataset, make_split
 from elite_exp.errors import ConfigError
 from elite_exp.methods.losses import deep_sad_loss
 from elite_exp.methods.registry import build_method, method_name
 from elite_exp.methods.ssad import median_gamma, rbf
-from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+from elite_exp.runner import _register_resolvers, execute
 
 REPO = Path(__file__).resolve().parent.parent
 NET = dict(kind="mlp", hidden=[64, 32], rep_dim=16)
@@ -178,9 +178,19 @@ def test_every_other_setting_a_method_reads_names_its_records():
     # the default of the run's data set: digits trains with batches of 32, MNIST with 128
     assert method_name(compose_cfg("data=mnist", "train.batch_size=32")) == "elite_svdd+train.batch_size=32"
     assert method_name(compose_cfg("data=mnist", "train.batch_size=128")) == "elite_svdd"
+    assert method_name(compose_cfg("data=mnist", "data.network.channels=[16,8]")) == \
+        "elite_svdd+data.network.channels=16,8"
+    # values are shown exactly, never with a "+"
+    assert method_name(compose_cfg("train.lr=0.00012345671")) == "elite_svdd+train.lr=0.00012345671"
+    assert method_name(compose_cfg("method=ssad", "baseline.c_labeled=1e20")) == "ssad+baseline.c_labeled=1e20"
     # a key the method does not read leaves its name alone (the folder hash still differs)
     assert method_name(compose_cfg("method=labels_svdd", "elite.meta_grad=finite_diff")) == "labels_svdd"
     assert method_name(compose_cfg("method=deepsvdd", "elite.update=paper")) == "deepsvdd"
+    assert method_name(compose_cfg("method=ssad", "train.lr=0.001")) == "ssad"  # a kernel on the raw features
+    assert method_name(compose_cfg("method=ssad_hybrid", "train.lr=0.001")) == "ssad_hybrid+train.lr=0.001"
+    assert method_name(compose_cfg("model=ae", "model.squared=true")) == "elite_ae"
+    assert method_name(compose_cfg("method=deepsvdd", "baseline.pretrain=false", "baseline.pretrain_epochs=3")) == \
+        "deepsvdd+baseline.pretrain=false"
     # an interpolated default holds however long training is
     assert method_name(compose_cfg("method=deepsad", "train.epochs=3")) == "deepsad"
     assert method_name(compose_cfg("method=deepsad", "baseline.pretrain_epochs=3")) == \

@@ -15,13 +15,13 @@ from hydra.core.global_hydra import GlobalHydra
 from sklearn.metrics import roc_auc_score
 
 from elite_exp import LOE, SOEL, DeepDetector, LabelsOnly
-from elite_exp.config import register
+from elite_exp.config import CONF_DIR, register
 from elite_exp.data import load_dataset, make_split
 from elite_exp.errors import ConfigError
 from elite_exp.methods.loe import latent_anomalies
 from elite_exp.methods.losses import loe_losses
 from elite_exp.methods.registry import build_method, method_name
-from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+from elite_exp.runner import _register_resolvers, execute
 
 NET = dict(kind="mlp", hidden=[64, 32], rep_dim=16)
 FAST = dict(network=NET, batch_size=32, lr=1e-3, device="cpu", epochs=15)

@@ -10,11 +10,11 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from sklearn.datasets import load_breast_cancer, load_digits
 
-from elite_exp.config import register
+from elite_exp.config import CONF_DIR, register
 from elite_exp.data import class_index, load_dataset
 from elite_exp.data import datasets as datasets_module
 from elite_exp.errors import ConfigError
-from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+from elite_exp.runner import _register_resolvers, execute
 
 
 def write_digit_pngs(folder, classes=(0, 1, 2), per_class=40):

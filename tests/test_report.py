@@ -214,3 +214,5 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
     assert method_label("elite_svdd") == "ELITE_SVDD"
     assert method_label("deepsad+baseline.eta=2+train.lr=0.001") == "DeepSAD (baseline.eta=2, train.lr=0.001)"
     assert method_label("my_method") == "my_method"
+    assert method_label("ssad+baseline.c_labeled=1e16+train.lr=1e-05") == \
+        "SSAD (baseline.c_labeled=1e16, train.lr=1e-05)"

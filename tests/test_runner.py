@@ -7,8 +7,8 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from elite_exp.config import register
-from elite_exp.runner import CONF_DIR, _register_resolvers, execute
+from elite_exp.config import CONF_DIR, register
+from elite_exp.runner import _register_resolvers, execute
 from tests.conftest import REPO
 
 

@@ -13,11 +13,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from elite_exp.config import register
+from elite_exp.config import CONF_DIR, register
 from elite_exp.methods.registry import method_name
 from elite_exp.records import atomic_write_text, is_finished, read_record
 from elite_exp.report import collect
-from elite_exp.runner import CONF_DIR, execute
+from elite_exp.runner import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["data=digits", "train.epochs=1", "progress=false", "device=cpu"]

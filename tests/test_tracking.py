@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from elite_exp.config import register
+from elite_exp.config import CONF_DIR, register
 from elite_exp.report import record_files
-from elite_exp.runner import CONF_DIR, execute
+from elite_exp.runner import execute
 from elite_exp.tracking import MlflowTracking
 from tests.conftest import REPO
 

@@ -1,4 +1,4 @@
-"""The per-sample training losses the methods share (scores: higher = more anomalous).
+"""The training losses the methods share (scores: higher = more anomalous).
 
 ELITE's hinge loss (Eq. 4 of the paper) and validation loss (Eq. 6), used by ELITE and the
 labels-only ablation; Deep SAD's loss (Ruff et al., ICLR 2020; Eq. 3 of the ELITE paper); and the

@@ -1,4 +1,4 @@
-"""ELITE's meta-gradients and losses (Sec. 4 and Algorithm 1 of the paper).
+"""ELITE's meta-gradients and its training loss (Sec. 4 and Algorithm 1 of the paper).
 
 For a mini-batch x_1..x_n with pseudo-label weights eps_i (all 0), one look-ahead step
 

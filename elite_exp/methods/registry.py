@@ -30,9 +30,6 @@ BASELINES = ("none", "deepsvdd", "deepsad", "ssad", "rsrae", "ae", "labels", "lo
 FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 
-# the settings a method reads beside train.* and its own baseline.*, by baseline= (the keys of ELITE's
-# elite group and the svdd score's squared distance)
-READS = {"none": ("elite.", "model.squared"), "labels": ("elite.margin", "model.squared")}
 # read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
 NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
@@ -45,7 +42,8 @@ def method_name(cfg: DictConfig) -> str:
     of the run's data set, model and baseline files; keys in sorted order), so that runs of different
     settings never share a name: ``elite_svdd+elite.meta_grad=finite_diff``,
     ``deepsad+baseline.eta=2+train.lr=0.001``. The figures' axes (r_p, n_labels, eta_M, class, seed),
-    the data set and the training length are not part of it: tables show them."""
+    the data set and the training length are not part of it: tables show them. Nor are the data set's
+    own keys (``data.path``, ``data.image_size``, ...): runs on other data belong in their own out_dir."""
     return base_name(cfg) + "".join(f"+{key}={_text(value)}" for key, value in changed_settings(cfg))
 
 
@@ -78,13 +76,34 @@ def base_name(cfg: DictConfig) -> str:
     return str(b.name)
 
 
+def read_settings(cfg: DictConfig) -> tuple[str, ...]:
+    """The dotted keys (or prefixes ending in ``.``) the method of ``cfg`` reads: its ``baseline.*``; the
+    network (``data.network.*``) and ``train.*`` for every method that trains one (not plain SSAD, a
+    kernel on the raw features); ELITE's ``elite.*``, the ablation's ``elite.margin``, and
+    ``model.squared`` for both on the svdd score. Deep SVDD / Deep SAD without pre-training do not
+    read ``baseline.pretrain_epochs``."""
+    b = cfg.baseline
+    keys = ["baseline."]
+    if not (b.name == "ssad" and not b.hybrid):
+        keys += ["train.", "data.network."]
+    if b.name in ("none", "labels"):
+        keys.append("elite." if b.name == "none" else "elite.margin")
+        if cfg.model.name == "svdd":
+            keys.append("model.squared")
+    if b.name in ("deepsvdd", "deepsad") and not b.pretrain:
+        keys.remove("baseline.")
+        keys += [f"baseline.{k}" for k in b if k != "pretrain_epochs"]
+    return tuple(keys)
+
+
 def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
-    """(dotted key, value) of every setting the method of ``cfg`` reads (train.*, its baseline.*,
-    ``READS``) that differs from its default and that :data:`NAMED` leaves out, sorted by key. A
+    """(dotted key, value) of every setting the method of ``cfg`` reads (:func:`read_settings`) that
+    differs from its default and that :data:`NAMED` leaves out, sorted by key. A
     default that is an interpolation holds when the run's value equals what it points to
     (``pretrain_epochs: ${train.epochs}`` is the default however long training is)."""
-    reads = ("train.", "baseline.", *READS.get(cfg.baseline.name, ()))
-    groups = [g for g in ("train", "baseline", "elite", "model") if g in cfg]  # not hydra.*: it names the folder
+    reads = read_settings(cfg)
+    # not hydra.*: it names the folder
+    groups = [g for g in ("train", "baseline", "elite", "model", "data") if g in cfg]
     raw = flatten({g: OmegaConf.to_container(cfg[g], resolve=False) for g in groups})
     run = flatten({g: OmegaConf.to_container(cfg[g], resolve=True) for g in groups})
     default = _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
@@ -94,8 +113,11 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
         points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
         return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
 
+    def is_read(key):
+        return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
+
     return sorted((k, run[k]) for k in run
-                  if k.startswith(reads) and k not in NAMED and k in default and not is_default(k))
+                  if is_read(k) and k not in NAMED and k in default and not is_default(k))
 
 
 @functools.cache
@@ -114,10 +136,15 @@ def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
 
 
 def _text(value) -> str:
+    """A value as the name shows it, exactly (distinct values, distinct texts) and without ``+``:
+    ``true``, ``2`` (for 2.0), ``0.001``, ``1e-05``, ``1e16``, ``16,8`` (a list)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:g}"
+        text = repr(value).replace("e+", "e")
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, list | tuple):
+        return ",".join(map(_text, value))
     return str(value).replace(" ", "")
 
 
