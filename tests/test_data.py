@@ -24,7 +24,8 @@ def test_mnist_from_the_data_folder(mnist):
 
 
 def test_missing_data_names_the_folder(tmp_path):
-    with pytest.raises(ConfigError, match=f"searched {tmp_path}.*ELITE_DATA_DIR"):
+    with pytest.raises(ConfigError, match=f"searched {tmp_path}/MNIST/raw\\); set data.root or ELITE_DATA_DIR to "
+                                          "the folder that holds it, or data.download=true to fetch it when online$"):
         load_dataset("mnist", tmp_path, download=False)
     with pytest.raises(ConfigError, match="CIFAR10"):
         load_dataset("cifar10", tmp_path, download=False)

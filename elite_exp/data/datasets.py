@@ -53,9 +53,12 @@ def data_root(root: str | os.PathLike | None) -> Path:
 
 def _missing(name: str, searched: list[Path], download: bool) -> ConfigError:
     where = ", ".join(str(p) for p in searched)
-    fix = "download failed (offline?)" if download else "data.download=true fetches it when online"
-    return ConfigError(f"data set {name!r} not found (searched {where}) and {fix}; "
-                       "set data.root or ELITE_DATA_DIR to the folder that holds it")
+    where_to = "set data.root or ELITE_DATA_DIR to the folder that holds it"
+    if download:
+        return ConfigError(f"data set {name!r} not found (searched {where}) and the download failed (offline?); "
+                           f"{where_to}")
+    return ConfigError(f"data set {name!r} not found (searched {where}); {where_to}, or data.download=true "
+                       "to fetch it when online")
 
 
 def _resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:

@@ -41,7 +41,7 @@ def _stream(*key: object) -> np.random.Generator:
 
 def _take(rng: np.random.Generator, pool: np.ndarray, n: int, what: str) -> np.ndarray:
     if n > len(pool):
-        raise ConfigError(f"{what}: {n} samples asked but the train split holds only {len(pool)}")
+        raise ConfigError(f"{what}: {n} samples asked but the train split holds only {len(pool)} of them")
     return np.sort(rng.choice(pool, size=n, replace=False))
 
 
