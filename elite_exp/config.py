@@ -11,10 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 # the config files (conf/config.yaml and its groups)
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def group_file(group: str, option: str) -> DictConfig | None:
+    """The values of ``conf/<group>/<option>.yaml`` without its defaults list, or None for an option
+    that has no file there (e.g. one added through Hydra's search path)."""
+    path = CONF_DIR / group / f"{option}.yaml"
+    if not path.exists():
+        return None
+    body = OmegaConf.load(path)
+    body.pop("defaults", None)
+    return body
 
 
 @dataclass

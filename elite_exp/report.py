@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from elite_exp.config import CONF_DIR, Config
+from elite_exp.config import Config, group_file
 from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write_text, read_record, record_format, write_csv
 from elite_exp.tracking import ARTIFACT_DIR
 
@@ -87,8 +86,8 @@ FIGURES = (
 
 def default_labels(data: str) -> float:
     """The data set's default n_labels (its conf/data file), NaN for an unknown data set."""
-    path = CONF_DIR / "data" / f"{data}.yaml"
-    return float(OmegaConf.load(path).n_labels) if path.exists() else np.nan
+    body = group_file("data", data)
+    return np.nan if body is None else float(body.n_labels)
 
 
 def record_files(paths: list[Path]) -> list[Path]:

@@ -12,7 +12,7 @@ import functools
 
 from omegaconf import DictConfig, OmegaConf
 
-from elite_exp.config import CONF_DIR, Config
+from elite_exp.config import Config, group_file
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import AutoEncoder
 from elite_exp.methods.base import DeepDetector
@@ -127,10 +127,8 @@ def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
     tree = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config)))  # untyped: any baseline keys
     tree.baseline = {"name": baseline}
     for group, option, package in (("data", data, None), ("model", model, "model"), ("baseline", baseline, "baseline")):
-        path = CONF_DIR / group / f"{option}.yaml"
-        if path.exists():
-            body = OmegaConf.load(path)
-            body.pop("defaults", None)
+        body = group_file(group, option)
+        if body is not None:
             tree = OmegaConf.merge(tree, {package: body} if package else body)
     return flatten(OmegaConf.to_container(tree, resolve=False))
 
