@@ -42,7 +42,7 @@ from elite_exp.data import (
 from elite_exp.data.datasets import data_fingerprint
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import resolve_device
-from elite_exp.methods.registry import build_method, method_name, method_record
+from elite_exp.methods.registry import build_method, method_name, method_record, spelled_number
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
     RECORD_FORMAT,
@@ -85,7 +85,8 @@ def result_settings(config: dict) -> dict:
     """The settings of a config (a plain dict, resolved or not) that change the result, in one
     normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
     added later moves no folder); ``OFF_WHEN_FALSE`` keys set to false / 0 count as unset; n_labels
-    as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000 are one run)."""
+    as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000 are one run); a numeric margin as its
+    number (``elite.margin=1`` and ``=1.0`` are one run)."""
     body = {k: v for k, v in config.items() if k not in NOT_HASHED}
     if body.get("r_l") is not None:
         body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
@@ -93,6 +94,9 @@ def result_settings(config: dict) -> dict:
     body["data"] = {k: v for k, v in body.get("data", {}).items() if k not in GRIDS}
     for group, keys in OFF_WHEN_FALSE.items():
         body[group] = {k: (None if k in keys and not v else v) for k, v in body.get(group, {}).items()}
+    margin = spelled_number(body["elite"].get("margin"))
+    if margin is not None:  # a number given as text: "1" and "1.0" are one margin
+        body["elite"]["margin"] = margin
     return _without_none(body)
 
 

@@ -123,3 +123,12 @@ def test_label_ratio_and_label_count_name_the_same_run(tmp_path):
     # the same run said the other way is found done in that folder, not a conflict
     assert execute(composed(tmp_path, "n_labels=20", "train.epochs=1"), tmp_path / "run", multirun=False) is None
     assert 0 < record["test_aupr"] <= 1 and 0 < record["train_aupr"] <= 1
+
+
+def test_a_numeric_margin_spelled_two_ways_is_one_run():
+    from elite_exp.runner import run_path
+
+    paths = {run_path(composed("out", f"elite.margin={m}")) for m in ("1", "1.0", "1e0")}
+    assert len(paths) == 1 and "/elite_svdd+elite.margin=1/" in paths.pop()
+    assert run_path(composed("out", "elite.margin=2")) != run_path(composed("out", "elite.margin=1"))
+    assert "/elite_svdd+elite.margin=auto_max/" in run_path(composed("out", "elite.margin=auto_max"))

@@ -9,6 +9,7 @@ method and does not use ``model=``.
 from __future__ import annotations
 
 import functools
+import math
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -135,7 +136,8 @@ def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
 
 def _text(value) -> str:
     """A value as the name shows it, exactly (distinct values, distinct texts) and without ``+``:
-    ``true``, ``2`` (for 2.0), ``0.001``, ``1e-05``, ``1e16``, ``16,8`` (a list)."""
+    ``true``, ``2`` (for 2.0, and for the strings ``"2"`` / ``"2.0"``), ``0.001``, ``1e-05``, ``1e16``, ``16,8``
+    (a list)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -143,7 +145,20 @@ def _text(value) -> str:
         return text[:-2] if text.endswith(".0") else text
     if isinstance(value, list | tuple):
         return ",".join(map(_text, value))
-    return str(value).replace(" ", "")
+    number = spelled_number(value)
+    return _text(number) if number is not None else str(value).replace(" ", "")
+
+
+def spelled_number(value) -> float | None:
+    """The finite number a string setting spells (``elite.margin`` holds ``auto_mean`` or a number:
+    ``"1"`` and ``"1.0"`` are one margin), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def method_record(cfg: DictConfig) -> dict:
