@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -63,6 +64,9 @@ log = logging.getLogger("elite_exp")
 NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads", "plots", "tracking")
 # data.* keys that only hold sweep grids (the values a sweep gives to r_p, r_l, ...): not hashed
 GRIDS = ("r_l_grid",)
+# data.* keys that never change a result (download=false only refuses to fetch): hashed as their default,
+# so that every folder keeps its name
+AS_DEFAULT = {"download": True}
 # options beyond the paper whose false / 0 means off: the same run (and folder) as leaving them unset
 OFF_WHEN_FALSE = {"elite": ("pretrain", "labeled_weight")}
 # data.* keys that only some loaders take (passed as load_dataset options)
@@ -84,14 +88,14 @@ def _without_none(tree):
 def result_settings(config: dict) -> dict:
     """The settings of a config (a plain dict, resolved or not) that change the result, in one
     normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
-    added later moves no folder); ``OFF_WHEN_FALSE`` keys set to false / 0 count as unset; n_labels
-    as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000 are one run); a numeric margin as its
-    number (``elite.margin=1`` and ``=1.0`` are one run)."""
+    added later moves no folder); ``AS_DEFAULT`` keys at their default; ``OFF_WHEN_FALSE`` keys set to
+    false / 0 count as unset; n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000
+    are one run); a numeric margin as its number (``elite.margin=1`` and ``=1.0`` are one run)."""
     body = {k: v for k, v in config.items() if k not in NOT_HASHED}
     if body.get("r_l") is not None:
         body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
     body["r_l"] = None
-    body["data"] = {k: v for k, v in body.get("data", {}).items() if k not in GRIDS}
+    body["data"] = {k: AS_DEFAULT.get(k, v) for k, v in body.get("data", {}).items() if k not in GRIDS}
     for group, keys in OFF_WHEN_FALSE.items():
         body[group] = {k: (None if k in keys and not v else v) for k, v in body.get(group, {}).items()}
     margin = spelled_number(body["elite"].get("margin"))
@@ -128,13 +132,18 @@ def pick_device(device: str) -> str:
     return str(resolve_device(device))
 
 
-def validate(cfg: DictConfig) -> tuple[str, object]:
-    """Every check that needs no data: raises ConfigError naming the bad value."""
+def check_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> tuple[str, object]:
+    """Every check of a run's config that needs no data (``overrides``: the command line's, as
+    Hydra's ``key=value`` texts); returns (device, estimator). Raises ConfigError naming the bad value."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}; choose a complete option "
                           f"(e.g. baseline=deepsvdd|deepsad|ssad|rsrae|ae|labels|none)")
     if cfg.r_l is not None:
+        if any(re.fullmatch(r"[+~]*n_labels=.*", o) for o in overrides):
+            raise ConfigError(f"r_l={cfg.r_l} and n_labels={cfg.n_labels} are both given; give one: r_l is "
+                              f"n_labels / n_train (r_l={cfg.r_l} of n_train={cfg.n_train} is "
+                              f"{cfg.r_l * cfg.n_train:g} labels)")
         check_label_ratio(cfg.r_l, cfg.n_train)
     check_protocol(cfg.r_p, cfg.n_train, n_labels_of(cfg))
     check_normal_class(cfg.normal_class)
@@ -145,10 +154,17 @@ def validate(cfg: DictConfig) -> tuple[str, object]:
         raise ConfigError(f"curves_every={cfg.curves_every} is not allowed; it must be >= 0")
     if cfg.threads < 0:
         raise ConfigError(f"threads={cfg.threads} is not allowed; it must be >= 0 (0 = one per core)")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     return device, build_method(cfg, device)
+
+
+def validate(cfg: DictConfig) -> tuple[str, object]:
+    """:func:`check_config` with the job's command-line overrides, then the run's thread count."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else ()
+    device, estimator = check_config(cfg, overrides)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return device, estimator
 
 
 def ranking_metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -169,12 +185,17 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
                       **{k: options[k] for k in DATA_OPTIONS})
     seconds["load"] = time.perf_counter() - t
     normal = class_index(cfg.normal_class, ds.class_names)
-    split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, n_labels_of(cfg), cfg.seed, ds.name)
+    split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, n_labels_of(cfg), cfg.seed, ds.name,
+                       class_name=ds.class_names[normal])
+    test_anomaly = (ds.y_test != normal).astype(int)
+    if test_anomaly.all() or not test_anomaly.any():
+        raise ConfigError(f"the test split of {cfg.data.name} holds {'no' if test_anomaly.all() else 'only'} samples "
+                          f"of the normal class {ds.class_names[normal]} ({len(test_anomaly)} test samples): "
+                          "ROC AUC needs normals and anomalies")
 
     x_unl, x_lab = ds.x_train[split.unlabeled], ds.x_train[split.labeled]
     X = torch.cat([x_unl, x_lab])
     y = np.concatenate([np.full(len(x_unl), -1), split.labeled_anomaly])
-    test_anomaly = (ds.y_test != normal).astype(int)
     recorder = TrainingRecorder(estimator, ds.x_test, test_anomaly, split.unlabeled_anomaly,
                                 every=cfg.curves_every, meta_iterations=cfg.meta_iterations)
 
@@ -232,7 +253,8 @@ def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     n_labels = n_labels_of(cfg)
     return {"method": method_name(cfg), "data": cfg.data.name, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
-            "n_labels": n_labels, "r_l": n_labels / cfg.n_train, "n_train": cfg.n_train, "eta_m": cfg.eta_m,
+            "n_labels": n_labels, "r_l": n_labels / cfg.n_train if cfg.n_train > 0 else None,  # checked later
+            "n_train": cfg.n_train, "eta_m": cfg.eta_m,
             "seed": cfg.seed, "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),
             **method_record(cfg), "config": OmegaConf.to_container(cfg, resolve=True)}
 

@@ -167,6 +167,16 @@ def test_folder_single_layout_is_split_resized_and_decoded_once(tmp_path, monkey
         load_dataset("folder", image_size=16, path=str(root))
 
 
+def test_images_in_sub_folders_of_a_class_folder_belong_to_that_class(tmp_path):
+    root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=30)
+    (root / "one" / "more").mkdir()
+    for f in sorted((root / "one").glob("*.png"))[:10]:
+        f.rename(root / "one" / "more" / f.name)
+    ds = load_dataset("folder", path=str(root))
+    assert ds.class_names == ("one", "zero")
+    assert len(ds.y_train) + len(ds.y_test) == 60 and (np.concatenate([ds.y_train, ds.y_test]) == 0).sum() == 30
+
+
 def test_folder_train_test_layout_keeps_the_given_splits(tmp_path):
     write_digit_pngs(tmp_path / "d" / "train", classes=(0, 1, 2), per_class=20)
     write_digit_pngs(tmp_path / "d" / "test", classes=(0, 3), per_class=5)
@@ -260,11 +270,22 @@ def test_runner_on_an_image_folder(tmp_path):
     (["data=folder", "data.path=EMPTY"], "holds no images"),
     (["data=breast_cancer", "normal_class=dog"], "normal_class='dog' is not a class of this data set"),
     (["data=breast_cancer", "normal_class=1.5"], "normal_class=1.5 is not a class of this data set"),
+    (["data=csv", "data.path=CSV", "data.test_path=MALIGNANT", "data.label_column=diagnosis", "normal_class=benign",
+      "n_train=150", "n_labels=10"],
+     "the test split of csv holds no samples of the normal class benign (100 test samples): ROC AUC needs normals "
+     "and anomalies"),
+    (["data=csv", "data.path=CSV", "data.test_path=MALIGNANT", "data.label_column=diagnosis",
+      "data.test_fraction=0.5"],
+     "data.test_fraction=0.5 is not used: a test table is given (data.test_path), which is the test split"),
+    (["data=folder", "data.path=CSV"], "is a file, not a folder"),
 ])
 def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsys, overrides, message):
     (tmp_path / "empty" / "x").mkdir(parents=True)
     csv = _write(tmp_path / "t.csv", breast_cancer_frame())
-    overrides = [o.replace("CSV", csv).replace("EMPTY", str(tmp_path / "empty")) for o in overrides]
+    frame = breast_cancer_frame()
+    malignant = _write(tmp_path / "m.csv", frame[frame.diagnosis == "malignant"].iloc[:100])
+    overrides = [o.replace("CSV", csv).replace("EMPTY", str(tmp_path / "empty")).replace("MALIGNANT", malignant)
+                 for o in overrides]
     with pytest.raises(SystemExit) as exc:
         run(tmp_path, *overrides)
     assert exc.value.code == 2

@@ -47,10 +47,29 @@ def test_labeled_set_is_the_same_at_every_pollution_ratio():
     (dict(n_labels=7), "n_labels=7 is not allowed"),
     (dict(n_labels=0), "n_labels=0 is not allowed"),
     (dict(normal_class=11), "normal_class=11 is not a class"),
-    (dict(n_train=1200), "unlabeled normals of class 0"),
+    (dict(n_train=1200), "n_train=1200 at r_p=0.1 asks for 1080 unlabeled normals of class 0, besides the 10 "
+                         "labeled ones, but the train split holds only 990; allowed: n_train <= 1100 at r_p=0.1 "
+                         "and n_labels=20"),
     (dict(n_train=10000, r_p=0.95), "unlabeled anomalies"),
+    (dict(n_train=0), "n_train=0 is not allowed; it must be >= 2"),
+    (dict(n_train=1), "n_train=1 is not allowed; it must be >= 2"),
+    (dict(n_train=2, r_p=0.25), r"r_p=0.25 of n_train=2 gives no anomaly; allowed: n_train >= 3 at r_p=0.25"),
+    (dict(n_labels=2002), "n_labels=2002 asks for 1001 labeled normals of class 0, but the train split holds only "
+                          "1000; allowed: n_labels <= 2000"),
+    (dict(class_name="zero", n_train=1200), "unlabeled normals of class zero"),
 ])
 def test_bad_values_are_named(kwargs, message):
     args = dict(normal_class=0, r_p=0.1, n_train=100, n_labels=20, seed=0) | kwargs
     with pytest.raises(ConfigError, match=message):
         make_split(LABELS, **args)
+
+
+def test_the_largest_n_train_an_error_offers_fits():
+    # the bound the error names is the largest n_train that draws, at several r_p and label counts
+    from elite_exp.data.protocol import max_train
+    for r_p in (0.0, 0.1, 0.25, 0.5):
+        for n_labels in (2, 20, 200):
+            n = max_train(r_p, 1000 - n_labels // 2, 9000 - n_labels // 2)
+            make_split(LABELS, 0, r_p, n, n_labels, seed=0)
+            with pytest.raises(ConfigError, match=f"allowed: n_train <= {n} "):
+                make_split(LABELS, 0, r_p, n + 1, n_labels, seed=0)

@@ -54,7 +54,10 @@ def composed(tmp_path, *overrides):
     ("n_labels=7", "n_labels=7 is not allowed"),
     ("n_labels=-2", "n_labels=-2 is not allowed"),
     ("normal_class=10", "normal_class=10 is not a class of digits"),
-    ("n_train=5000", "n_train=5000, r_p=0.1: unlabeled normals of class 0"),
+    ("n_train=5000", "n_train=5000 at r_p=0.1 asks for 4500 unlabeled normals of class 0"),
+    ("n_train=0", "n_train=0 is not allowed; it must be >= 2"),
+    ("n_labels=1000", "n_labels=1000 asks for 500 labeled normals of class 0"),
+    ("method=loe_hard_svdd r_p=0.9", "r_p=0.9 is not allowed with baseline=loe unless baseline.alpha is given"),
     ("device=tpu", "device='tpu' is not allowed"),
     ("eta_m=0", "eta_m=0.0 is not allowed"),
     ("elite.update=both", "update='both' is not allowed"),
@@ -132,3 +135,16 @@ def test_a_numeric_margin_spelled_two_ways_is_one_run():
     assert len(paths) == 1 and "/elite_svdd+elite.margin=1/" in paths.pop()
     assert run_path(composed("out", "elite.margin=2")) != run_path(composed("out", "elite.margin=1"))
     assert "/elite_svdd+elite.margin=auto_max/" in run_path(composed("out", "elite.margin=auto_max"))
+
+
+def test_label_ratio_and_label_count_given_together_is_an_error(tmp_path):
+    proc = run_cli("data=digits", "r_l=0.2", "n_labels=10", out_dir=tmp_path / "out")
+    assert proc.returncode == 2 and proc.stderr == (
+        "error: r_l=0.2 and n_labels=10 are both given; give one: r_l is n_labels / n_train "
+        "(r_l=0.2 of n_train=100 is 20 labels)\n"), proc.stderr
+
+
+def test_settings_that_never_change_a_result_keep_the_folder():
+    from elite_exp.runner import run_path
+
+    assert run_path(composed("out", "data.download=false")) == run_path(composed("out"))

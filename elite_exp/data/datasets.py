@@ -122,12 +122,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".t
 
 
 def _image_files(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
-    """Class names (sorted sub-folders) and ``(image file, class index)`` pairs under ``folder/<class>/``."""
+    """Class names (sorted sub-folders) and ``(image file, class index)`` pairs under ``folder/<class>/``
+    (images in sub-folders of a class folder belong to that class, as in torchvision's ImageFolder)."""
     if not folder.is_dir():
-        raise ConfigError(f"image folder {folder} does not exist")
+        raise ConfigError(f"image folder {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}")
     classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
-    files = [(f, k) for k, c in enumerate(classes) for f in sorted((folder / c).iterdir())
-             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [(f, k) for k, c in enumerate(classes) for f in sorted((folder / c).rglob("*"))
+             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+             and not any(part.startswith(".") for part in f.relative_to(folder).parts)]
     if not files:
         raise ConfigError(f"image folder {folder} holds no images (expected {folder}/<class>/<image files> "
                           f"with extensions {' '.join(IMAGE_EXTENSIONS)})")
@@ -305,6 +307,14 @@ def load_digits_data(root: Path | None = None, download: bool = True, image_size
     return ArrayDataset("digits", torch.from_numpy(x_tr), y_tr, torch.from_numpy(x_te), y_te, names)
 
 
+DEFAULT_TEST_FRACTION = 1 / 3  # the share of each class an own data set without a test split tests on
+
+
+def _no_test_fraction(test_fraction: float | None, why: str) -> None:
+    if test_fraction is not None:
+        raise ConfigError(f"data.test_fraction={test_fraction} is not used: {why}, which is the test split")
+
+
 def split_train_test(labels: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """The fixed train / test rule for data that comes as one table or one folder: a stratified
     split (every class keeps its share), ``test_fraction`` of each class to test, seed 0."""
@@ -335,12 +345,13 @@ def _merge_classes(names_a: tuple[str, ...], y_a: np.ndarray, names_b: tuple[str
 
 
 def load_folder(image_size: int | None = None, *, path: str | None = None,
-                test_fraction: float = 1 / 3) -> ArrayDataset:
+                test_fraction: float | None = None) -> ArrayDataset:
     """Your own images, ``<path>/<class>/*`` or ``<path>/{train,test}/<class>/*``, scaled to [0, 1] by
     their bit depth (8-bit / 255, 16-bit / 65535, 32-bit integer / (2^31 - 1), float as is).
 
-    With ``train/`` and ``test/`` sub-folders those are the splits; otherwise the class folders
-    are split by :func:`split_train_test`. Images are decoded once (cached, see
+    With ``train/`` and ``test/`` sub-folders those are the splits (``test_fraction`` is then not
+    allowed); otherwise the class folders are split by :func:`split_train_test` (``test_fraction``
+    default 1/3). Images are decoded once (cached, see
     :func:`_cached_image_folder`), converted to grey or RGB after the first training image and
     resized to ``image_size`` x ``image_size``.
     """
@@ -349,6 +360,7 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
                           "(or train/<class>/<images> and test/<class>/<images>)")
     folder = Path(path).expanduser()
     if (folder / "train").is_dir() and (folder / "test").is_dir():
+        _no_test_fraction(test_fraction, f"the image folder {folder} has train/ and test/ sub-folders")
         x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)
         x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size,
                                                     "L" if x_tr.shape[1] == 1 else "RGB")
@@ -358,7 +370,7 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
         classes, y_tr, y_te = _merge_classes(names_tr, y_tr, names_te, y_te)
     else:
         x, y, classes = _cached_image_folder(folder, image_size)
-        train, test = split_train_test(y, test_fraction)
+        train, test = split_train_test(y, DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
         x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
     return ArrayDataset("folder", as_unit_float(x_tr), y_tr, as_unit_float(x_te), y_te, classes)
 
@@ -397,12 +409,13 @@ def _table_features(frame: pd.DataFrame, where: str, label_column: str, feature_
 
 
 def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_columns=None,
-                  test_frame: pd.DataFrame | None = None, test_fraction: float = 1 / 3,
+                  test_frame: pd.DataFrame | None = None, test_fraction: float | None = None,
                   where: str = "the table") -> ArrayDataset:
     """A labeled table as an :class:`ArrayDataset` of standardised ``(N, D)`` vectors.
 
     Classes are the label column's values (sorted; their text is the class name). Without
-    ``test_frame`` the rows are split by :func:`split_train_test`. Features are standardised
+    ``test_frame`` the rows are split by :func:`split_train_test` (``test_fraction`` default 1/3;
+    with ``test_frame`` it is not allowed). Features are standardised
     with the mean and standard deviation of the train split only (constant columns become 0).
     """
     if label_column not in frame.columns:
@@ -414,12 +427,13 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
     x = _table_features(frame, where, label_column, features)
     labels = frame[label_column]
     if test_frame is not None:
+        _no_test_fraction(test_fraction, "a test table is given (data.test_path)")
         x_te = _table_features(test_frame, "the test table", label_column, features)
         labels = pd.concat([labels, test_frame[label_column]], ignore_index=True)
     values = sorted(labels.unique().tolist())
     codes = pd.Categorical(labels, categories=values).codes.astype(np.int64)
     if test_frame is None:
-        train, test = split_train_test(codes, test_fraction)
+        train, test = split_train_test(codes, DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
         x_tr, y_tr, x_te, y_te = x[train], codes[train], x[test], codes[test]
     else:
         x_tr, y_tr, y_te = x, codes[:len(x)], codes[len(x):]
@@ -430,7 +444,7 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
 
 
 def load_csv(*, path: str | None = None, test_path: str | None = None, label_column: str = "label",
-             feature_columns: list[str] | None = None, test_fraction: float = 1 / 3) -> ArrayDataset:
+             feature_columns: list[str] | None = None, test_fraction: float | None = None) -> ArrayDataset:
     """Your own table: a CSV file with a header row, a label column and numeric feature columns
     (every other column, or ``feature_columns``); see :func:`table_dataset`."""
     if not path:
@@ -439,7 +453,7 @@ def load_csv(*, path: str | None = None, test_path: str | None = None, label_col
                          _read_csv(test_path) if test_path else None, test_fraction, where=f"CSV file {path}")
 
 
-def load_breast_cancer_data(*, test_fraction: float = 1 / 3) -> ArrayDataset:
+def load_breast_cancer_data(*, test_fraction: float | None = None) -> ArrayDataset:
     """scikit-learn's bundled Wisconsin breast cancer table (569 rows, 30 features; classes
     ``benign`` / ``malignant``), split and standardised as a CSV table would be."""
     from sklearn.datasets import load_breast_cancer

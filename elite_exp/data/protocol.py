@@ -14,6 +14,7 @@ Every method run on the same arguments therefore sees byte-identical data.
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Sequence
@@ -39,10 +40,21 @@ def _stream(*key: object) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
-def _take(rng: np.random.Generator, pool: np.ndarray, n: int, what: str) -> np.ndarray:
+def _take(rng: np.random.Generator, pool: np.ndarray, n: int, what: str, allowed: str) -> np.ndarray:
     if n > len(pool):
-        raise ConfigError(f"{what}: {n} samples asked but the train split holds only {len(pool)} of them")
+        raise ConfigError(f"{what}, but the train split holds only {len(pool)}; allowed: {allowed}")
     return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def max_train(r_p: float, normals: int, anomalies: int) -> int:
+    """The largest n_train whose polluted set at ``r_p`` fits in ``normals`` normal and ``anomalies``
+    anomalous samples."""
+    n = int(normals / (1.0 - r_p)) + 1 if r_p < 1 else 0
+    if r_p > 0:
+        n = min(n, int(anomalies / r_p) + 1)
+    while n > 0 and (n - n_anomalies(r_p, n) > normals or n_anomalies(r_p, n) > anomalies):
+        n -= 1
+    return n
 
 
 def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
@@ -52,8 +64,17 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
     if n_labels <= 0 or n_labels % 2:
         raise ConfigError(f"n_labels={n_labels} is not allowed; it must be an even number > 0 "
                           "(half labeled normals, half labeled anomalies)")
-    if n_train <= 0:
-        raise ConfigError(f"n_train={n_train} is not allowed; it must be > 0")
+    if n_train < 2:
+        raise ConfigError(f"n_train={n_train} is not allowed; it must be >= 2 (a training batch needs 2 samples)")
+    if r_p > 0 and n_anomalies(r_p, n_train) == 0:
+        least = next(n for n in itertools.count(math.ceil(0.5 / r_p)) if n_anomalies(r_p, n) > 0)
+        raise ConfigError(f"r_p={r_p} of n_train={n_train} gives no anomaly; allowed: n_train >= {least} at "
+                          f"r_p={r_p}, or r_p=0 for a clean training set")
+
+
+def n_anomalies(r_p: float, n_train: int) -> int:
+    """The number of anomalies in the polluted unlabeled set: ``n_train - round((1 - r_p) * n_train)``."""
+    return n_train - int(round((1.0 - r_p) * n_train))
 
 
 def labels_from_ratio(r_l: float, n_train: int) -> int:
@@ -124,8 +145,10 @@ def class_index(normal_class: int | float | str, class_names: Sequence[str]) -> 
 
 
 def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, n_labels: int,
-               seed: int, dataset: str = "") -> Split:
-    """Draw the labeled and the polluted unlabeled index sets from ``labels`` (a train split)."""
+               seed: int, dataset: str = "", class_name: str | None = None) -> Split:
+    """Draw the labeled and the polluted unlabeled index sets from ``labels`` (a train split).
+    ``class_name`` names the normal class in errors (default: its index). Raises ConfigError when
+    the train split holds too few samples for n_labels or n_train, naming both and what fits."""
     labels = np.asarray(labels)
     check_protocol(r_p, n_train, n_labels)
     classes = sorted(set(labels.tolist()))
@@ -135,17 +158,25 @@ def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, 
     normal_pool = np.flatnonzero(labels == normal_class)
     anomaly_pool = np.flatnonzero(labels != normal_class)
 
+    name = normal_class if class_name is None else class_name
     rng = _stream(dataset, normal_class, n_labels, seed, "labeled")
     half = n_labels // 2
-    lab_n = _take(rng, normal_pool, half, f"labeled normals of class {normal_class}")
-    lab_a = _take(rng, anomaly_pool, half, "labeled anomalies")
+    lab_n = _take(rng, normal_pool, half, f"n_labels={n_labels} asks for {half} labeled normals of class {name}",
+                  f"n_labels <= {2 * len(normal_pool)}")
+    lab_a = _take(rng, anomaly_pool, half, f"n_labels={n_labels} asks for {half} labeled anomalies",
+                  f"n_labels <= {2 * len(anomaly_pool)}")
 
-    n_normal = int(round((1.0 - r_p) * n_train))
+    n_anomaly = n_anomalies(r_p, n_train)
+    n_normal = n_train - n_anomaly
+    normal_left, anomaly_left = len(normal_pool) - half, len(anomaly_pool) - half
+    fits = max_train(r_p, normal_left, anomaly_left)
     rng = _stream(dataset, normal_class, n_labels, seed, r_p, n_train, "unlabeled")
     unl_n = _take(rng, np.setdiff1d(normal_pool, lab_n), n_normal,
-                  f"n_train={n_train}, r_p={r_p}: unlabeled normals of class {normal_class}")
-    unl_a = _take(rng, np.setdiff1d(anomaly_pool, lab_a), n_train - n_normal,
-                  f"n_train={n_train}, r_p={r_p}: unlabeled anomalies")
+                  f"n_train={n_train} at r_p={r_p} asks for {n_normal} unlabeled normals of class {name}, "
+                  f"besides the {half} labeled ones", f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}")
+    unl_a = _take(rng, np.setdiff1d(anomaly_pool, lab_a), n_anomaly,
+                  f"n_train={n_train} at r_p={r_p} asks for {n_anomaly} unlabeled anomalies, "
+                  f"besides the {half} labeled ones", f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}")
 
     unlabeled = np.concatenate([unl_n, unl_a])
     order = rng.permutation(len(unlabeled))

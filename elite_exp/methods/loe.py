@@ -42,11 +42,15 @@ from elite_exp.scores import SCORES, build_score
 MODES = ("hard", "soft")
 
 
+MAX_ALPHA = 0.5  # LOE's latent labels: at most half of a batch is flagged anomalous
+
+
 def check_alpha(alpha) -> float:
-    """alpha, the assumed share of anomalies among the unlabeled samples: a number in [0, 0.5]."""
+    """alpha, the assumed share of anomalies among the unlabeled samples: a number in [0, MAX_ALPHA]."""
     number = isinstance(alpha, int | float | np.integer | np.floating) and not isinstance(alpha, bool)
-    if not (number and 0 <= alpha <= 0.5):
-        raise ConfigError(f"alpha={alpha!r} is not allowed; the assumed contamination ratio must lie in [0, 0.5]")
+    if not (number and 0 <= alpha <= MAX_ALPHA):
+        raise ConfigError(f"alpha={alpha!r} is not allowed; the assumed contamination ratio must lie in "
+                          f"[0, {MAX_ALPHA}]")
     return float(alpha)
 
 

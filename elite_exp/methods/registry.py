@@ -21,7 +21,7 @@ from elite_exp.methods.deep_sad import DeepSAD
 from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.labels_only import LabelsOnly
-from elite_exp.methods.loe import LOE, SOEL
+from elite_exp.methods.loe import LOE, MAX_ALPHA, SOEL
 from elite_exp.methods.rsrae import RSRAE
 from elite_exp.methods.ssad import SSAD
 from elite_exp.records import flatten
@@ -198,6 +198,9 @@ def build_method(cfg: DictConfig, device: str) -> DeepDetector:
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
     elif b.name in ("loe", "soel"):
+        if b.alpha is None and cfg.r_p > MAX_ALPHA:
+            raise ConfigError(f"r_p={cfg.r_p} is not allowed with baseline={b.name} unless baseline.alpha is given: "
+                              f"it assumes the contamination ratio alpha = r_p, which must lie in [0, {MAX_ALPHA}]")
         latent = dict(alpha=method_record(cfg)["alpha"], warmup_epochs=b.warmup_epochs, score=cfg.model.name)
         est = LOE(mode=b.mode, **latent, **common) if b.name == "loe" else SOEL(**latent, **common)
     elif b.name == "deepsvdd":
