@@ -333,9 +333,10 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> dict | None:
+    """One job; its record (None: skipped) is the job's return value, which the sweeper counts."""
     hc = HydraConfig.get()
-    execute(cfg, Path(hc.runtime.output_dir), multirun=hc.mode == RunMode.MULTIRUN)
+    return execute(cfg, Path(hc.runtime.output_dir), multirun=hc.mode == RunMode.MULTIRUN)
 
 
 def main() -> None:

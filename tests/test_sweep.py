@@ -103,20 +103,37 @@ def test_diverged_run_is_recorded_and_rerun(tmp_path):
     assert read_record(run_dir)["status"] == "failed" and not is_finished(run_dir)  # a rerun tries again
 
 
-def test_sweep_records_failures_goes_on_and_resumes(tmp_path):
-    args = ["-m", "+experiment=fig3", "scale=quick", "method=elite_svdd", "r_p=0.1", "normal_class=0,12,1", *TINY]
+def test_sweep_records_failures_goes_on_resumes_and_says_so(tmp_path):
+    args = ["-m", "method=elite_svdd", "normal_class=0", "train.lr=1e30,1e-4", *TINY]  # 1e30 diverges in training
     first = cli(args, tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
     runs = collect([tmp_path])
-    assert sorted(runs["normal_class"]) == [0, 1, 12]
-    bad = runs[runs["normal_class"] == 12].iloc[0]
-    assert bad["status"] == "failed" and bad["error"] == "ConfigError" and "normal_class=12" in bad["reason"]
-    assert runs[runs["normal_class"] != 12]["status"].eq("ok").all()  # the job after the failure ran
+    assert sorted(runs["status"]) == ["failed", "ok"]  # the job after the failure ran
+    bad = runs[runs["status"] == "failed"].iloc[0]
+    assert bad["error"] == "TrainingDiverged"
+    assert first.returncode == 1 and first.stderr.count("\n") == 1, first.stderr[-2000:]
+    assert first.stderr.startswith(f"error: 1 of 2 run(s) failed, each recorded in its result.json: {bad['run_dir']}: "
+                                   "TrainingDiverged: ")
+    assert "sweep: 2 run(s): 1 finished, 0 skipped (finished before), 1 failed" in first.stdout + first.stderr
     stamps = {d: (Path(d) / "result.json").stat().st_mtime_ns for d in runs["run_dir"]}
     second = cli(args, tmp_path)
-    assert second.returncode == 0 and (second.stdout + second.stderr).count("skipping") == 2
+    assert second.returncode == 1 and (second.stdout + second.stderr).count("skipping") == 1
     changed = {d for d in stamps if (Path(d) / "result.json").stat().st_mtime_ns != stamps[d]}
     assert changed == {bad["run_dir"]}  # only the failed run was tried again
+
+
+def test_a_bad_job_stops_the_sweep_before_any_job_starts(tmp_path):
+    done = cli(["-m", "normal_class=0,12", "r_p=0.1,0.3", *TINY], tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        "error: normal_class=12 is not a class of digits; allowed: 0..9 (job #2 of 4: normal_class=12 r_p=0.1 "
+        f"data=digits train.epochs=1 progress=False device=cpu out_dir={tmp_path}); no job was started\n"), done.stderr
+    assert not tmp_path.exists() or not any(tmp_path.rglob("*.json"))
+
+
+def test_the_runner_sweeper_is_a_discovered_hydra_plugin():
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
+
+    assert "EliteExpSweeper" in [p.__name__ for p in Plugins.instance().discover(Sweeper)]
 
 
 def test_killed_run_leaves_no_record(tmp_path):
