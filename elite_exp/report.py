@@ -272,6 +272,8 @@ def run_cli(argv: list[str] | None, prog: str, description: str,
         runs = collect(args.runs)
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
+    if runs.empty:
+        parser.error(f"no run record (result.json) under {', '.join(map(str, args.runs))}")
     for path in write(runs, args.out, args.only):
         log.info("wrote %s", path)
 

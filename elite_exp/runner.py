@@ -342,4 +342,9 @@ def _hydra_main(cfg: DictConfig) -> dict | None:
 def main() -> None:
     register()
     _register_resolvers()
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:  # finished records are kept; the interrupted run left none
+        print("interrupted: finished runs keep their records; run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(130)

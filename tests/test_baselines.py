@@ -180,6 +180,7 @@ def test_every_other_setting_a_method_reads_names_its_records():
     assert method_name(compose_cfg("data=mnist", "train.batch_size=128")) == "elite_svdd"
     assert method_name(compose_cfg("data=mnist", "data.network.channels=[16,8]")) == \
         "elite_svdd+data.network.channels=16,8"
+    assert method_name(compose_cfg("data=digits", "data.network.hidden=[]")) == "elite_svdd+data.network.hidden=[]"
     # values are shown exactly, never with a "+"
     assert method_name(compose_cfg("train.lr=0.00012345671")) == "elite_svdd+train.lr=0.00012345671"
     assert method_name(compose_cfg("method=ssad", "baseline.c_labeled=1e20")) == "ssad+baseline.c_labeled=1e20"

@@ -127,6 +127,23 @@ def test_load_rejects_what_save_did_not_write(tmp_path):
         EliteDetector.load(tmp_path / "junk.pt")
 
 
+def test_save_into_a_missing_folder_names_it(small_fit, tmp_path):
+    with pytest.raises(ConfigError, match=f"cannot save to .*: the folder {tmp_path / 'nope'} does not exist"):
+        small_fit[0].save(tmp_path / "nope" / "elite.pt")
+
+
+def test_a_data_frame_is_taken_as_it_is_without_warnings():
+    import warnings
+
+    import pandas as pd
+
+    from elite_exp.methods.base import as_float_tensor
+    frame = pd.DataFrame(GOOD_X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(as_float_tensor(frame).numpy(), GOOD_X)
+
+
 GOOD_X = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
 GOOD_Y = np.array([-1] * 10 + [0, 1])
 

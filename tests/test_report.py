@@ -116,6 +116,10 @@ def test_cli_writes_tables_and_rejects_missing_folder(grid, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path / "nowhere")])
     assert exc.value.code == 2 and "no such run folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "empty")])
+    assert exc.value.code == 2 and f"no run record (result.json) under {tmp_path / 'empty'}" in capsys.readouterr().err
 
 
 def test_figure_files_written(grid, tmp_path):

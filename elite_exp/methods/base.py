@@ -54,7 +54,7 @@ def as_float_tensor(x) -> torch.Tensor:
         except ValueError as err:  # ragged nested lists
             raise ConfigError(f"X is not a rectangular array: {err}") from err
         numeric = a.dtype.kind in "iuf"
-        t = torch.from_numpy(a) if numeric else None
+        t = torch.from_numpy(a if a.flags.writeable else a.copy()) if numeric else None  # e.g. a DataFrame's view
     if not numeric:
         raise ConfigError(f"X has dtype {a.dtype if t is None else t.dtype}; numeric features are required")
     t = t.float()
@@ -217,6 +217,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         """Write hyper-parameters, fitted attributes and weights to ``path`` (atomically)."""
         check_is_fitted(self, "module_")
         path = Path(path)
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot save to {path}: the folder {path.parent} does not exist")
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_") and k != "module_"}
         blob = {"class": type(self).__name__, "params": self.get_params(), "fitted": fitted,
                 "state": {k: v.cpu() for k, v in self.module_.state_dict().items()}}

@@ -137,14 +137,14 @@ def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
 def _text(value) -> str:
     """A value as the name shows it, exactly (distinct values, distinct texts) and without ``+``:
     ``true``, ``2`` (for 2.0, and for the strings ``"2"`` / ``"2.0"``), ``0.001``, ``1e-05``, ``1e16``, ``16,8``
-    (a list)."""
+    (a list), ``[]`` (an empty one)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
         text = repr(value).replace("e+", "e")
         return text[:-2] if text.endswith(".0") else text
     if isinstance(value, list | tuple):
-        return ",".join(map(_text, value))
+        return ",".join(map(_text, value)) if value else "[]"
     number = spelled_number(value)
     return _text(number) if number is not None else str(value).replace(" ", "")
 
