@@ -27,11 +27,11 @@ TINY = ["data=digits", "train.epochs=1", "progress=false", "device=cpu"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def sweep(tmp_path, *args):
+def sweep(tmp_path, *args, returncode=0):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "elite_exp", "-m", *TINY, "+tracking=mlflow", f"out_dir={tmp_path}",
                            *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == returncode, done.stderr[-3000:]
     return done
 
 
@@ -81,15 +81,17 @@ def test_sweep_runs_are_tracked_with_the_records_metrics_once(tmp_path):
 
 
 def test_parallel_workers_lose_no_run_and_failures_are_tagged(tmp_path):
-    sweep(tmp_path, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "method=elite_svdd,ae", "normal_class=0,12")
+    # a learning rate of 1e30 makes the loss NaN in training: those two runs fail, the other two finish
+    sweep(tmp_path, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "method=elite_svdd,ae", "train.lr=1e-4,1e30",
+          returncode=1)
     recs = records(tmp_path)
     _, runs = tracked_runs(tmp_path)
     assert len(recs) == 4 and set(runs) == set(recs)
     for name, rec in recs.items():
         run = runs[name]
-        if rec["normal_class"] == 12:
+        if rec["config"]["train"]["lr"] == 1e30:
             assert run.info.status == "FAILED" and run.data.tags["status"] == "failed"
-            assert "normal_class=12 is not a class of digits" in run.data.tags["reason"]
+            assert "loss became nan" in run.data.tags["reason"]
         else:
             assert run.info.status == "FINISHED" and run.data.metrics["test_auc"] == rec["test_auc"]
 
