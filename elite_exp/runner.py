@@ -40,10 +40,10 @@ from elite_exp.data import (
     load_dataset,
     make_split,
 )
-from elite_exp.data.datasets import data_fingerprint
+from elite_exp.data.datasets import data_fingerprint, refuse_test_fraction
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import resolve_device
-from elite_exp.methods.registry import build_method, method_name, method_record, spelled_number
+from elite_exp.methods.base import check_device_name, resolve_device
+from elite_exp.methods.registry import build_method, method_name, method_record, setting_text, spelled_number
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
     RECORD_FORMAT,
@@ -57,6 +57,7 @@ from elite_exp.records import (
     write_json,
 )
 from elite_exp.run_figure import save_run_figure
+from elite_exp.sweeps import finish
 
 log = logging.getLogger("elite_exp")
 
@@ -98,9 +99,8 @@ def result_settings(config: dict) -> dict:
     body["data"] = {k: AS_DEFAULT.get(k, v) for k, v in body.get("data", {}).items() if k not in GRIDS}
     for group, keys in OFF_WHEN_FALSE.items():
         body[group] = {k: (None if k in keys and not v else v) for k, v in body.get(group, {}).items()}
-    margin = spelled_number(body["elite"].get("margin"))
-    if margin is not None:  # a number given as text: "1" and "1.0" are one margin
-        body["elite"]["margin"] = margin
+    if spelled_number(body["elite"].get("margin")) is not None:  # a number given as text: "1" and "1.0" are one
+        body["elite"]["margin"] = setting_text(body["elite"]["margin"])  # margin, hashed as the name shows it
     return _without_none(body)
 
 
@@ -132,9 +132,10 @@ def pick_device(device: str) -> str:
     return str(resolve_device(device))
 
 
-def check_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> tuple[str, object]:
+def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine: bool = True) -> tuple[str, object]:
     """Every check of a run's config that needs no data (``overrides``: the command line's, as
-    Hydra's ``key=value`` texts); returns (device, estimator). Raises ConfigError naming the bad value."""
+    Hydra's ``key=value`` texts); returns (device, estimator). ``on_this_machine=False`` checks the
+    device's name, not that this machine has it. Raises ConfigError naming the bad value."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}; choose a complete option "
@@ -154,7 +155,10 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> tuple[str, o
         raise ConfigError(f"curves_every={cfg.curves_every} is not allowed; it must be >= 0")
     if cfg.threads < 0:
         raise ConfigError(f"threads={cfg.threads} is not allowed; it must be >= 0 (0 = one per core)")
-    device = pick_device(cfg.device)
+    if cfg.data.test_path is not None:
+        refuse_test_fraction(cfg.data.test_fraction, "a test table is given (data.test_path)")
+    # where jobs run elsewhere (a Slurm login node checks a sweep for GPU nodes) only the name is checked
+    device = pick_device(cfg.device) if on_this_machine else check_device_name(cfg.device)
     return device, build_method(cfg, device)
 
 
@@ -259,26 +263,26 @@ def base_record(cfg: DictConfig, run_dir: Path) -> dict:
             **method_record(cfg), "config": OmegaConf.to_container(cfg, resolve=True)}
 
 
-def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: bool) -> bool:
-    """True when ``run_dir`` already holds this run's finished record (skip it). A record of other
-    settings is never replaced without ``force``: one line names the conflict (exit 2; in a sweep the
-    job is left out). A record of this run made from other data files or by an older version is
-    stale: the run is done again."""
+def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: bool) -> str | None:
+    """What ``run_dir``'s record means for this run: ``"finished"`` when it is this run's finished
+    record (skip it); ``"conflict"`` for the record of other settings, which is never replaced without
+    ``force`` (one line names it; a single run exits with status 2, a sweep leaves the job out);
+    None: run it (a record of this run made from other data files or by an older version is stale)."""
     previous = read_record(run_dir)
     if previous is None or cfg.force:
-        return False
+        return None
     differences = config_differences(previous.get("config") or {}, cfg)
     if differences:
         message = (f"{run_dir} holds the record of other settings ({'; '.join(differences)}); it is kept: give "
                    "this run its own folder (hydra.run.dir / hydra.sweep.subdir) or force=true to replace it")
         if multirun:
             log.error("not run: %s", message)
-            return True
+            return "conflict"
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     if is_finished(run_dir, identity):
         log.info("skipping %s: finished record present (force=true reruns it)", run_dir)
-        return True
+        return "finished"
     if previous.get("status") == "ok":
         old = previous.get("identity", {})
         why = (f"an older version of elite-exp (record format {record_format(previous)}, now {RECORD_FORMAT})"
@@ -286,7 +290,7 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
                "other data files under data.path" if old.get("data_fingerprint") != identity["data_fingerprint"]
                else "other settings")
         log.warning("rerunning %s: its record was made by %s", run_dir, why)
-    return False
+    return None
 
 
 def _remove_empty_parents(run_dir: Path, out_dir: Path) -> None:
@@ -301,11 +305,16 @@ def _remove_empty_parents(run_dir: Path, out_dir: Path) -> None:
 
 
 def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
-    """Run, record and report one job. A user error in a single run exits with code 2;
-    in a sweep every failure is recorded and the sweep goes on."""
+    """Run, record and report one job; returns its record, None when a finished record was there
+    (skipped), or a ``"not run"`` stand-in when its folder holds another run's record. A user error
+    in a single run exits with code 2; in a sweep every failure is recorded and the sweep goes on."""
     record = base_record(cfg, run_dir)
-    if _previous_record(cfg, run_dir, record["identity"], multirun):
+    previous = _previous_record(cfg, run_dir, record["identity"], multirun)
+    if previous == "finished":
         return None
+    if previous == "conflict":  # counted as failed by the sweeper; the folder's record stays as it is
+        return {"status": "not run", "run_dir": str(run_dir), "error": "RecordConflict",
+                "reason": "the folder holds the record of other settings (force=true replaces it)"}
     try:
         record.update(run_experiment(cfg, run_dir))
     except Exception as err:  # every failure is recorded; a sweep goes on
@@ -344,6 +353,7 @@ def main() -> None:
     _register_resolvers()
     try:
         _hydra_main()
+        finish()  # a multirun's count of finished / skipped / failed runs, exit status 1 when any failed
     except KeyboardInterrupt:  # finished records are kept; the interrupted run left none
         print("interrupted: finished runs keep their records; run the same command again to resume",
               file=sys.stderr)

@@ -1,16 +1,17 @@
 """What the runner's sweeper (``hydra/sweeper=elite_exp``) adds to Hydra's basic one.
 
 * :func:`check_jobs`: before any job of a multirun starts, every job's config is composed and
-  checked (:func:`elite_exp.runner.check_config`); the first bad one stops the sweep with one line
-  naming the value and the job (exit status 2), so a mistake in the 300th job is not found hours in.
-* :func:`report_outcome`: after the jobs, one line counting finished, skipped and failed runs; when
-  any failed, the failed ones' records and exit status 1 (each failure is recorded and the other
-  jobs still ran).
+  checked (:func:`elite_exp.runner.check_config`; the device by its name only, since a launcher
+  may run the jobs elsewhere); the first bad one stops the sweep with one line naming the value
+  and the job (exit status 2), so a mistake in the 300th job is not found hours in.
+* :func:`count_outcomes` and :func:`finish`: after the jobs, one line counting finished, skipped
+  and failed runs (runs not run because their folder holds another run's record count as
+  failed); when any failed, one line naming their records and exit status 1. Each failure is
+  recorded and the other jobs still ran.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -20,42 +21,56 @@ from omegaconf import DictConfig, open_dict
 
 from elite_exp.errors import ConfigError
 
-log = logging.getLogger("elite_exp")
+# the last multirun's outcome in this process: (summary line, error line or None), for finish()
+_outcome: list[tuple[str, str | None]] = []
 
 
-def check_jobs(config_loader, master_config: DictConfig, batch: Sequence[Sequence[str]]) -> None:
-    """Compose each job of ``batch`` (its override lists) as the launcher will and check its
-    settings; on the first ConfigError print ``error: ...`` naming the job and exit with status 2."""
+def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]) -> None:
+    """Compose each job (its override list) as the launcher will and check its settings; on the first
+    ConfigError print ``error: ...`` naming the job (numbered as Hydra's launch lines) and exit with
+    status 2."""
     from elite_exp.runner import check_config
 
-    for num, overrides in enumerate(batch):
-        cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
-        previous = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(cfg)  # ${hydra:...} and the job number read the job's own
-        try:
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
+    try:
+        for num, overrides in enumerate(jobs):
+            cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
+            hydra_config.set_config(cfg)  # for ${hydra:...} interpolations in the job's settings
             with open_dict(cfg):
                 del cfg["hydra"]
-            check_config(cfg, overrides)
-        except ConfigError as err:
-            print(f"error: {err} (job #{num} of {len(batch)}: {' '.join(overrides)}); no job was started",
-                  file=sys.stderr)
-            sys.exit(2)
-        finally:
-            if previous is not None:
-                HydraConfig.instance().set_config(previous)
+            try:
+                check_config(cfg, overrides, on_this_machine=False)
+            except ConfigError as err:
+                print(f"error: {err} (job #{num} of {len(jobs)}: {' '.join(overrides)}); no job was started",
+                      file=sys.stderr)
+                sys.exit(2)
+    finally:
+        hydra_config.cfg = previous
 
 
-def report_outcome(returns: Sequence[Sequence[JobReturn]]) -> None:
-    """Log how many runs finished, were skipped (a finished record) and failed; exit with status 1
-    naming the failed runs' records when any failed."""
+def count_outcomes(returns: Sequence[Sequence[JobReturn]]) -> None:
+    """Count the jobs' records (None: skipped, a finished record was there) for :func:`finish`."""
     records = [r.return_value for batch in returns for r in batch]
     failed = [rec for rec in records if rec is not None and rec["status"] != "ok"]
     done = sum(rec is not None and rec["status"] == "ok" for rec in records)
-    log.info("sweep: %d run(s): %d finished, %d skipped (finished before), %d failed",
-             len(records), done, records.count(None), len(failed))
+    summary = (f"sweep: {len(records)} run(s): {done} finished, {records.count(None)} skipped (finished before), "
+               f"{len(failed)} failed or not run")
+    error = None
     if failed:
         shown = "; ".join(f"{rec['run_dir']}: {rec['error']}: {rec['reason']}" for rec in failed[:3])
         more = f"; ... ({len(failed) - 3} more)" if len(failed) > 3 else ""
-        print(f"error: {len(failed)} of {len(records)} run(s) failed, each recorded in its result.json: "
-              f"{shown}{more}", file=sys.stderr)
+        error = f"error: {len(failed)} of {len(records)} run(s) failed or were not run: {shown}{more}"
+    _outcome[:] = [(summary, error)]
+
+
+def finish() -> None:
+    """After Hydra returned (its end-of-multirun callbacks ran): print the last multirun's count and
+    exit with status 1 when any of its runs failed; nothing after a single run."""
+    if not _outcome:
+        return
+    summary, error = _outcome.pop()
+    print(summary)
+    if error:
+        print(error, file=sys.stderr)
         sys.exit(1)

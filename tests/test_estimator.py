@@ -132,16 +132,18 @@ def test_save_into_a_missing_folder_names_it(small_fit, tmp_path):
         small_fit[0].save(tmp_path / "nope" / "elite.pt")
 
 
-def test_a_data_frame_is_taken_as_it_is_without_warnings():
+def test_read_only_arrays_and_data_frames_are_taken_without_warnings():
     import warnings
 
     import pandas as pd
 
     from elite_exp.methods.base import as_float_tensor
-    frame = pd.DataFrame(GOOD_X)
+    read_only = GOOD_X.copy()
+    read_only.setflags(write=False)  # as pandas' copy-on-write hands out a frame's values
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_array_equal(as_float_tensor(frame).numpy(), GOOD_X)
+        for x in (read_only, pd.DataFrame(GOOD_X)):
+            np.testing.assert_array_equal(as_float_tensor(x).numpy(), GOOD_X)
 
 
 GOOD_X = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)

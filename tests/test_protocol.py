@@ -65,11 +65,20 @@ def test_bad_values_are_named(kwargs, message):
 
 
 def test_the_largest_n_train_an_error_offers_fits():
-    # the bound the error names is the largest n_train that draws, at several r_p and label counts
-    from elite_exp.data.protocol import max_train
-    for r_p in (0.0, 0.1, 0.25, 0.5):
-        for n_labels in (2, 20, 200):
-            n = max_train(r_p, 1000 - n_labels // 2, 9000 - n_labels // 2)
-            make_split(LABELS, 0, r_p, n, n_labels, seed=0)
-            with pytest.raises(ConfigError, match=f"allowed: n_train <= {n} "):
-                make_split(LABELS, 0, r_p, n + 1, n_labels, seed=0)
+    from elite_exp.data.protocol import max_train, n_anomalies
+
+    def brute_force(r_p, normals, anomalies):
+        return max(n for n in range(normals + anomalies + 1)
+                   if n - n_anomalies(r_p, n) <= normals and n_anomalies(r_p, n) <= anomalies)
+    for r_p in (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.7, 0.95):
+        for normals, anomalies in ((990, 10), (990, 1), (990, 3), (50, 990), (7, 7), (0, 5), (3, 0)):
+            assert max_train(r_p, normals, anomalies) == brute_force(r_p, normals, anomalies), (r_p, normals, anomalies)
+    # the bound an error names draws, one more does not: normals or anomalies the limit
+    few_anomalies = np.concatenate([np.zeros(1000, int), np.ones(30, int)])
+    for labels, r_p in ((LABELS, 0.1), (LABELS, 0.5), (few_anomalies, 0.1), (few_anomalies, 0.02)):
+        n = max_train(r_p, (labels == 0).sum() - 10, (labels != 0).sum() - 10)
+        make_split(labels, 0, r_p, n, 20, seed=0)
+        with pytest.raises(ConfigError, match=f"allowed: n_train <= {n} "):
+            make_split(labels, 0, r_p, n + 1, 20, seed=0)
+    with pytest.raises(ConfigError, match="allowed: none at r_p=0.5 and n_labels=60: fewer labels leave more"):
+        make_split(few_anomalies, 0, 0.5, 100, 60, seed=0)

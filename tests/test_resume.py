@@ -32,7 +32,8 @@ def test_sweep_into_numbered_folders_runs_what_another_sweep_left(tmp_path):
     sweep = [f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweep.subdir=${hydra.job.num}"]
     assert cli(["-m", *TINY, "r_p=0.1,0.2", *sweep], tmp_path).returncode == 0
     again = cli(["-m", *TINY, "r_p=0.2,0.3", *sweep], tmp_path)
-    assert again.returncode == 0
+    assert again.returncode == 1 and again.stderr.splitlines()[-1].startswith(
+        f"error: 2 of 2 run(s) failed or were not run: {tmp_path / 's' / '0'}: RecordConflict: "), again.stderr
     assert "holds the record of other settings (r_p: 0.1 -> 0.2" in again.stdout + again.stderr
     assert [read_record(tmp_path / "s" / str(i))["r_p"] for i in (0, 1)] == [0.1, 0.2]  # nothing overwritten
 

@@ -128,6 +128,17 @@ def test_label_ratio_and_label_count_name_the_same_run(tmp_path):
     assert 0 < record["test_aupr"] <= 1 and 0 < record["train_aupr"] <= 1
 
 
+def test_folders_of_finished_runs_never_move():
+    # the folders of runs made before (thousands of published records resume by them), pinned
+    from elite_exp.runner import run_path
+
+    assert run_path(composed("out")) == "digits/elite_svdd/class0/rp0.1_nl10_eta1.0_seed0_55c5581d"
+    assert run_path(composed("out", "elite.margin=1")) == \
+        "digits/elite_svdd+elite.margin=1/class0/rp0.1_nl10_eta1.0_seed0_c8217c41"
+    assert run_path(composed("out", "elite.margin=0.5")) == \
+        "digits/elite_svdd+elite.margin=0.5/class0/rp0.1_nl10_eta1.0_seed0_440f4cff"
+
+
 def test_a_numeric_margin_spelled_two_ways_is_one_run():
     from elite_exp.runner import run_path
 

@@ -111,9 +111,9 @@ def test_sweep_records_failures_goes_on_resumes_and_says_so(tmp_path):
     bad = runs[runs["status"] == "failed"].iloc[0]
     assert bad["error"] == "TrainingDiverged"
     assert first.returncode == 1 and first.stderr.count("\n") == 1, first.stderr[-2000:]
-    assert first.stderr.startswith(f"error: 1 of 2 run(s) failed, each recorded in its result.json: {bad['run_dir']}: "
+    assert first.stderr.startswith(f"error: 1 of 2 run(s) failed or were not run: {bad['run_dir']}: "
                                    "TrainingDiverged: ")
-    assert "sweep: 2 run(s): 1 finished, 0 skipped (finished before), 1 failed" in first.stdout + first.stderr
+    assert first.stdout.endswith("sweep: 2 run(s): 1 finished, 0 skipped (finished before), 1 failed or not run\n")
     stamps = {d: (Path(d) / "result.json").stat().st_mtime_ns for d in runs["run_dir"]}
     second = cli(args, tmp_path)
     assert second.returncode == 1 and (second.stdout + second.stderr).count("skipping") == 1
@@ -127,6 +127,17 @@ def test_a_bad_job_stops_the_sweep_before_any_job_starts(tmp_path):
         "error: normal_class=12 is not a class of digits; allowed: 0..9 (job #2 of 4: normal_class=12 r_p=0.1 "
         f"data=digits train.epochs=1 progress=False device=cpu out_dir={tmp_path}); no job was started\n"), done.stderr
     assert not tmp_path.exists() or not any(tmp_path.rglob("*.json"))
+
+
+def test_every_job_is_checked_before_the_first_batch_and_devices_by_name(tmp_path):
+    done = cli(["-m", "normal_class=0,12", "hydra.sweeper.max_batch_size=1", *TINY], tmp_path)
+    assert done.returncode == 2 and "(job #1 of 2: normal_class=12" in done.stderr
+    assert not any(tmp_path.iterdir())  # not even multirun.yaml
+    from elite_exp.errors import ConfigError
+    from elite_exp.runner import check_config
+    assert check_config(cfg_of([*TINY, "device=cuda:3"]), on_this_machine=False)[0] == "cuda:3"  # a GPU node's
+    with pytest.raises(ConfigError, match="device='tpu' is not allowed"):
+        check_config(cfg_of([*TINY, "device=tpu"]), on_this_machine=False)
 
 
 def test_the_runner_sweeper_is_a_discovered_hydra_plugin():

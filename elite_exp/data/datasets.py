@@ -123,7 +123,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".t
 
 def _image_files(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
     """Class names (sorted sub-folders) and ``(image file, class index)`` pairs under ``folder/<class>/``
-    (images in sub-folders of a class folder belong to that class, as in torchvision's ImageFolder)."""
+    (images in sub-folders of a class folder belong to that class; files and folders named with a leading
+    dot are skipped, and so are symbolic links to folders)."""
     if not folder.is_dir():
         raise ConfigError(f"image folder {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}")
     classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
@@ -310,16 +311,20 @@ def load_digits_data(root: Path | None = None, download: bool = True, image_size
 DEFAULT_TEST_FRACTION = 1 / 3  # the share of each class an own data set without a test split tests on
 
 
-def _no_test_fraction(test_fraction: float | None, why: str) -> None:
+def refuse_test_fraction(test_fraction: float | None, why: str) -> None:
+    """ConfigError when ``test_fraction`` is given although the data has its own test split (``why``)."""
     if test_fraction is not None:
         raise ConfigError(f"data.test_fraction={test_fraction} is not used: {why}, which is the test split")
 
 
-def split_train_test(labels: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def split_train_test(labels: np.ndarray, test_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The fixed train / test rule for data that comes as one table or one folder: a stratified
-    split (every class keeps its share), ``test_fraction`` of each class to test, seed 0."""
+    split (every class keeps its share), ``test_fraction`` of each class to test (None:
+    ``DEFAULT_TEST_FRACTION``), seed 0."""
     from sklearn.model_selection import train_test_split
 
+    if test_fraction is None:
+        test_fraction = DEFAULT_TEST_FRACTION
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction={test_fraction} is not allowed; it must lie in (0, 1)")
     counts = np.bincount(labels)
@@ -360,7 +365,7 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
                           "(or train/<class>/<images> and test/<class>/<images>)")
     folder = Path(path).expanduser()
     if (folder / "train").is_dir() and (folder / "test").is_dir():
-        _no_test_fraction(test_fraction, f"the image folder {folder} has train/ and test/ sub-folders")
+        refuse_test_fraction(test_fraction, f"the image folder {folder} has train/ and test/ sub-folders")
         x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)
         x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size,
                                                     "L" if x_tr.shape[1] == 1 else "RGB")
@@ -370,7 +375,7 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
         classes, y_tr, y_te = _merge_classes(names_tr, y_tr, names_te, y_te)
     else:
         x, y, classes = _cached_image_folder(folder, image_size)
-        train, test = split_train_test(y, DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+        train, test = split_train_test(y, test_fraction)
         x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
     return ArrayDataset("folder", as_unit_float(x_tr), y_tr, as_unit_float(x_te), y_te, classes)
 
@@ -427,13 +432,13 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
     x = _table_features(frame, where, label_column, features)
     labels = frame[label_column]
     if test_frame is not None:
-        _no_test_fraction(test_fraction, "a test table is given (data.test_path)")
+        refuse_test_fraction(test_fraction, "a test table is given (data.test_path)")
         x_te = _table_features(test_frame, "the test table", label_column, features)
         labels = pd.concat([labels, test_frame[label_column]], ignore_index=True)
     values = sorted(labels.unique().tolist())
     codes = pd.Categorical(labels, categories=values).codes.astype(np.int64)
     if test_frame is None:
-        train, test = split_train_test(codes, DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+        train, test = split_train_test(codes, test_fraction)
         x_tr, y_tr, x_te, y_te = x[train], codes[train], x[test], codes[test]
     else:
         x_tr, y_tr, y_te = x, codes[:len(x)], codes[len(x):]

@@ -48,13 +48,14 @@ def _take(rng: np.random.Generator, pool: np.ndarray, n: int, what: str, allowed
 
 def max_train(r_p: float, normals: int, anomalies: int) -> int:
     """The largest n_train whose polluted set at ``r_p`` fits in ``normals`` normal and ``anomalies``
-    anomalous samples."""
-    n = int(normals / (1.0 - r_p)) + 1 if r_p < 1 else 0
-    if r_p > 0:
-        n = min(n, int(anomalies / r_p) + 1)
-    while n > 0 and (n - n_anomalies(r_p, n) > normals or n_anomalies(r_p, n) > anomalies):
-        n -= 1
-    return n
+    anomalous samples (0 when none does). Both counts grow with n_train, so a bisection finds it."""
+    def fits(n):
+        return n - n_anomalies(r_p, n) <= normals and n_anomalies(r_p, n) <= anomalies
+    low, high = 0, normals + anomalies  # fits(low); the largest that fits is at most high
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low
 
 
 def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
@@ -64,12 +65,16 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
     if n_labels <= 0 or n_labels % 2:
         raise ConfigError(f"n_labels={n_labels} is not allowed; it must be an even number > 0 "
                           "(half labeled normals, half labeled anomalies)")
-    if n_train < 2:
-        raise ConfigError(f"n_train={n_train} is not allowed; it must be >= 2 (a training batch needs 2 samples)")
+    check_n_train(n_train)
     if r_p > 0 and n_anomalies(r_p, n_train) == 0:
         least = next(n for n in itertools.count(math.ceil(0.5 / r_p)) if n_anomalies(r_p, n) > 0)
         raise ConfigError(f"r_p={r_p} of n_train={n_train} gives no anomaly; allowed: n_train >= {least} at "
                           f"r_p={r_p}, or r_p=0 for a clean training set")
+
+
+def check_n_train(n_train: int) -> None:
+    if n_train < 2:
+        raise ConfigError(f"n_train={n_train} is not allowed; it must be >= 2 (a training batch needs 2 samples)")
 
 
 def n_anomalies(r_p: float, n_train: int) -> int:
@@ -85,6 +90,7 @@ def labels_from_ratio(r_l: float, n_train: int) -> int:
 
 def check_label_ratio(r_l: float, n_train: int) -> None:
     """r_l must lie in (0, 1) and give an even whole number of labels of ``n_train`` (ConfigError)."""
+    check_n_train(n_train)
     if not 0.0 < r_l < 1.0:
         raise ConfigError(f"r_l={r_l} is not allowed; the label ratio n_labels / n_train must lie in (0, 1)")
     exact = r_l * n_train
@@ -161,22 +167,23 @@ def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, 
     name = normal_class if class_name is None else class_name
     rng = _stream(dataset, normal_class, n_labels, seed, "labeled")
     half = n_labels // 2
+    most_labels = f"n_labels <= {2 * min(len(normal_pool), len(anomaly_pool))}"
     lab_n = _take(rng, normal_pool, half, f"n_labels={n_labels} asks for {half} labeled normals of class {name}",
-                  f"n_labels <= {2 * len(normal_pool)}")
-    lab_a = _take(rng, anomaly_pool, half, f"n_labels={n_labels} asks for {half} labeled anomalies",
-                  f"n_labels <= {2 * len(anomaly_pool)}")
+                  most_labels)
+    lab_a = _take(rng, anomaly_pool, half, f"n_labels={n_labels} asks for {half} labeled anomalies", most_labels)
 
     n_anomaly = n_anomalies(r_p, n_train)
     n_normal = n_train - n_anomaly
-    normal_left, anomaly_left = len(normal_pool) - half, len(anomaly_pool) - half
-    fits = max_train(r_p, normal_left, anomaly_left)
+    fits = max_train(r_p, len(normal_pool) - half, len(anomaly_pool) - half)
+    most_train = (f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}" if fits >= 2 else
+                  f"none at r_p={r_p} and n_labels={n_labels}: fewer labels leave more samples to train on")
     rng = _stream(dataset, normal_class, n_labels, seed, r_p, n_train, "unlabeled")
     unl_n = _take(rng, np.setdiff1d(normal_pool, lab_n), n_normal,
                   f"n_train={n_train} at r_p={r_p} asks for {n_normal} unlabeled normals of class {name}, "
-                  f"besides the {half} labeled ones", f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}")
+                  f"besides the {half} labeled ones", most_train)
     unl_a = _take(rng, np.setdiff1d(anomaly_pool, lab_a), n_anomaly,
                   f"n_train={n_train} at r_p={r_p} asks for {n_anomaly} unlabeled anomalies, "
-                  f"besides the {half} labeled ones", f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}")
+                  f"besides the {half} labeled ones", most_train)
 
     unlabeled = np.concatenate([unl_n, unl_a])
     order = rng.permutation(len(unlabeled))

@@ -28,19 +28,25 @@ from elite_exp.networks import NetworkSpec, default_spec
 from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
 
+def check_device_name(device: str) -> str:
+    """``device`` when it names a device (``auto``, ``cpu``, ``cuda`` or ``cuda:N``), else ConfigError."""
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise ConfigError(f"device={device!r} is not allowed; allowed: auto, cpu, cuda, cuda:N")
+
+
 def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` of this machine (ConfigError
+    for another name, or for CUDA this machine does not have)."""
+    check_device_name(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+    if device != "cpu":
         if not torch.cuda.is_available():
             raise ConfigError(f"device={device!r} asked but CUDA is not available; use device=cpu or device=auto")
         if ":" in device and int(device[5:]) >= torch.cuda.device_count():
             raise ConfigError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return torch.device(device)
-    raise ConfigError(f"device={device!r} is not allowed; allowed: auto, cpu, cuda, cuda:N")
+    return torch.device(device)
 
 
 def as_float_tensor(x) -> torch.Tensor:

@@ -45,7 +45,7 @@ def method_name(cfg: DictConfig) -> str:
     ``deepsad+baseline.eta=2+train.lr=0.001``. The figures' axes (r_p, n_labels, eta_M, class, seed),
     the data set and the training length are not part of it: tables show them. Nor are the data set's
     own keys (``data.path``, ``data.image_size``, ...): runs on other data belong in their own out_dir."""
-    return base_name(cfg) + "".join(f"+{key}={_text(value)}" for key, value in changed_settings(cfg))
+    return base_name(cfg) + "".join(f"+{key}={setting_text(value)}" for key, value in changed_settings(cfg))
 
 
 def base_name(cfg: DictConfig) -> str:
@@ -134,7 +134,7 @@ def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
     return flatten(OmegaConf.to_container(tree, resolve=False))
 
 
-def _text(value) -> str:
+def setting_text(value) -> str:
     """A value as the name shows it, exactly (distinct values, distinct texts) and without ``+``:
     ``true``, ``2`` (for 2.0, and for the strings ``"2"`` / ``"2.0"``), ``0.001``, ``1e-05``, ``1e16``, ``16,8``
     (a list), ``[]`` (an empty one)."""
@@ -144,9 +144,9 @@ def _text(value) -> str:
         text = repr(value).replace("e+", "e")
         return text[:-2] if text.endswith(".0") else text
     if isinstance(value, list | tuple):
-        return ",".join(map(_text, value)) if value else "[]"
+        return ",".join(map(setting_text, value)) if value else "[]"
     number = spelled_number(value)
-    return _text(number) if number is not None else str(value).replace(" ", "")
+    return setting_text(number) if number is not None else str(value).replace(" ", "")
 
 
 def spelled_number(value) -> float | None:

@@ -1,5 +1,5 @@
 """``hydra/sweeper=elite_exp`` (the runner's default): Hydra's basic sweeper, plus a check of every
-job's settings before any job starts and a closing line that counts the failed runs.
+job's settings before any job starts and a count of the failed runs at the end.
 
 Hydra imports every module here on each start, so this one stays thin: the work is in
 ``elite_exp.sweeps``, imported when a sweep runs.
@@ -7,19 +7,17 @@ Hydra imports every module here on each start, so this one stays thin: the work 
 
 # no ``from __future__ import annotations``: Hydra loads this module without registering it in
 # sys.modules, where a dataclass with string annotations would look itself up
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 
 @dataclass
-class EliteExpSweeperConf:
+class EliteExpSweeperConf(BasicSweeperConf):  # the basic sweeper's options: params, max_batch_size
     _target_: str = "hydra_plugins.elite_exp_sweeper.elite_exp_sweeper.EliteExpSweeper"
-    max_batch_size: Optional[int] = None  # noqa: UP045 (OmegaConf's types)  jobs handed to the launcher at once
-    params: Optional[dict[str, str]] = None  # noqa: UP045  the swept keys and their values (as the basic sweeper's)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="elite_exp", node=EliteExpSweeperConf,
@@ -27,14 +25,19 @@ ConfigStore.instance().store(group="hydra/sweeper", name="elite_exp", node=Elite
 
 
 class EliteExpSweeper(BasicSweeper):
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        from elite_exp.sweeps import check_jobs
-
-        check_jobs(self.hydra_context.config_loader, self.config, batch)
-
     def sweep(self, arguments: list[str]) -> Any:
-        from elite_exp.sweeps import report_outcome
+        from elite_exp.sweeps import check_jobs, count_outcomes
 
+        check_jobs(self.hydra_context.config_loader, self.config, self.job_overrides(arguments))
         returns = super().sweep(arguments)
-        report_outcome(returns)
+        count_outcomes(returns)
         return returns
+
+    def validate_batch_is_legal(self, batch) -> None:
+        """Nothing left to do: ``check_jobs`` composed and checked every job before the first batch."""
+
+    def job_overrides(self, arguments: list[str]) -> list[list[str]]:
+        """Every job's overrides, in launch order (all batches), as the basic sweeper splits them."""
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        return [job for batch in self.split_arguments(overrides, None) for job in batch]
