@@ -40,7 +40,7 @@ from elite_exp.data import (
     load_dataset,
     make_split,
 )
-from elite_exp.data.datasets import data_fingerprint, refuse_test_fraction
+from elite_exp.data.datasets import TEST_TABLE, data_fingerprint, refuse_test_fraction
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import check_device_name, resolve_device
 from elite_exp.methods.registry import build_method, method_name, method_record, setting_text, spelled_number
@@ -65,9 +65,6 @@ log = logging.getLogger("elite_exp")
 NOT_HASHED = ("hydra", "out_dir", "force", "progress", "device", "threads", "plots", "tracking")
 # data.* keys that only hold sweep grids (the values a sweep gives to r_p, r_l, ...): not hashed
 GRIDS = ("r_l_grid",)
-# data.* keys that never change a result (download=false only refuses to fetch): hashed as their default,
-# so that every folder keeps its name
-AS_DEFAULT = {"download": True}
 # options beyond the paper whose false / 0 means off: the same run (and folder) as leaving them unset
 OFF_WHEN_FALSE = {"elite": ("pretrain", "labeled_weight")}
 # data.* keys that only some loaders take (passed as load_dataset options)
@@ -76,7 +73,7 @@ DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_c
 
 def n_labels_of(cfg: DictConfig) -> int:
     """The run's number of labels: from the label ratio ``r_l`` (= n_labels / n_train) when it is
-    set, else ``n_labels`` (``validate`` checks that r_l gives an even whole number)."""
+    set, else ``n_labels`` (``check_config`` checks that r_l gives an even whole number)."""
     return cfg.n_labels if cfg.r_l is None else labels_from_ratio(cfg.r_l, cfg.n_train)
 
 
@@ -89,14 +86,14 @@ def _without_none(tree):
 def result_settings(config: dict) -> dict:
     """The settings of a config (a plain dict, resolved or not) that change the result, in one
     normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
-    added later moves no folder); ``AS_DEFAULT`` keys at their default; ``OFF_WHEN_FALSE`` keys set to
+    added later moves no folder); ``OFF_WHEN_FALSE`` keys set to
     false / 0 count as unset; n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000
     are one run); a numeric margin as its number (``elite.margin=1`` and ``=1.0`` are one run)."""
     body = {k: v for k, v in config.items() if k not in NOT_HASHED}
     if body.get("r_l") is not None:
         body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
     body["r_l"] = None
-    body["data"] = {k: AS_DEFAULT.get(k, v) for k, v in body.get("data", {}).items() if k not in GRIDS}
+    body["data"] = {k: v for k, v in body.get("data", {}).items() if k not in GRIDS}
     for group, keys in OFF_WHEN_FALSE.items():
         body[group] = {k: (None if k in keys and not v else v) for k, v in body.get(group, {}).items()}
     if spelled_number(body["elite"].get("margin")) is not None:  # a number given as text: "1" and "1.0" are one
@@ -156,7 +153,7 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine
     if cfg.threads < 0:
         raise ConfigError(f"threads={cfg.threads} is not allowed; it must be >= 0 (0 = one per core)")
     if cfg.data.test_path is not None:
-        refuse_test_fraction(cfg.data.test_fraction, "a test table is given (data.test_path)")
+        refuse_test_fraction(cfg.data.test_fraction, TEST_TABLE)
     # where jobs run elsewhere (a Slurm login node checks a sweep for GPU nodes) only the name is checked
     device = pick_device(cfg.device) if on_this_machine else check_device_name(cfg.device)
     return device, build_method(cfg, device)

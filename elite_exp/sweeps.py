@@ -31,12 +31,15 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     status 2."""
     from elite_exp.runner import check_config
 
+    _outcome.clear()
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     try:
         for num, overrides in enumerate(jobs):
             cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
-            hydra_config.set_config(cfg)  # for ${hydra:...} interpolations in the job's settings
+            with open_dict(cfg):  # as the launcher numbers the job, for ${hydra:job.num} in its settings
+                cfg.hydra.job.num, cfg.hydra.job.id = num, str(num)
+            hydra_config.set_config(cfg)
             with open_dict(cfg):
                 del cfg["hydra"]
             try:
@@ -58,7 +61,8 @@ def count_outcomes(returns: Sequence[Sequence[JobReturn]]) -> None:
                f"{len(failed)} failed or not run")
     error = None
     if failed:
-        shown = "; ".join(f"{rec['run_dir']}: {rec['error']}: {rec['reason']}" for rec in failed[:3])
+        shown = "; ".join(f"{rec['run_dir']}: {rec['error']}: {' '.join(str(rec['reason']).split())}"
+                          for rec in failed[:3])
         more = f"; ... ({len(failed) - 3} more)" if len(failed) > 3 else ""
         error = f"error: {len(failed)} of {len(records)} run(s) failed or were not run: {shown}{more}"
     _outcome[:] = [(summary, error)]

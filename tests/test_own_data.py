@@ -276,7 +276,8 @@ def test_runner_on_an_image_folder(tmp_path):
      "and anomalies"),
     (["data=csv", "data.path=CSV", "data.test_path=MALIGNANT", "data.label_column=diagnosis",
       "data.test_fraction=0.5"],
-     "data.test_fraction=0.5 is not used: a test table is given (data.test_path), which is the test split"),
+     "data.test_fraction=0.5 is not allowed: a test table (data.test_path) gives the test split; leave "
+     "data.test_fraction unset"),
     (["data=folder", "data.path=CSV"], "is a file, not a folder"),
 ])
 def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsys, overrides, message):

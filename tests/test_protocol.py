@@ -82,3 +82,6 @@ def test_the_largest_n_train_an_error_offers_fits():
             make_split(labels, 0, r_p, n + 1, 20, seed=0)
     with pytest.raises(ConfigError, match="allowed: none at r_p=0.5 and n_labels=60: fewer labels leave more"):
         make_split(few_anomalies, 0, 0.5, 100, 60, seed=0)
+    # 10 anomalies left after 10 labeled ones: 4 would draw but hold no anomaly at r_p 0.1
+    with pytest.raises(ConfigError, match="allowed: none at r_p=0.1 and n_labels=40"):
+        make_split(np.concatenate([np.zeros(1000, int), np.ones(20, int)]), 0, 0.1, 100, 40, seed=0)

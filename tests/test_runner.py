@@ -154,8 +154,3 @@ def test_label_ratio_and_label_count_given_together_is_an_error(tmp_path):
         "error: r_l=0.2 and n_labels=10 are both given; give one: r_l is n_labels / n_train "
         "(r_l=0.2 of n_train=100 is 20 labels)\n"), proc.stderr
 
-
-def test_settings_that_never_change_a_result_keep_the_folder():
-    from elite_exp.runner import run_path
-
-    assert run_path(composed("out", "data.download=false")) == run_path(composed("out"))

@@ -140,6 +140,12 @@ def test_every_job_is_checked_before_the_first_batch_and_devices_by_name(tmp_pat
         check_config(cfg_of([*TINY, "device=tpu"]), on_this_machine=False)
 
 
+def test_settings_may_use_the_job_number_as_the_launcher_sets_it(tmp_path):
+    done = cli(["-m", "seed=${hydra:job.num}", "r_p=0.1,0.3", *TINY], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(zip(collect([tmp_path])["r_p"], collect([tmp_path])["seed"])) == [(0.1, 0), (0.3, 1)]
+
+
 def test_the_runner_sweeper_is_a_discovered_hydra_plugin():
     from hydra.core.plugins import Plugins
     from hydra.plugins.sweeper import Sweeper

@@ -124,7 +124,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".t
 def _image_files(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
     """Class names (sorted sub-folders) and ``(image file, class index)`` pairs under ``folder/<class>/``
     (images in sub-folders of a class folder belong to that class; files and folders named with a leading
-    dot are skipped, and so are symbolic links to folders)."""
+    dot are skipped, and so are symbolic links to folders inside a class folder)."""
     if not folder.is_dir():
         raise ConfigError(f"image folder {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}")
     classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
@@ -311,10 +311,14 @@ def load_digits_data(root: Path | None = None, download: bool = True, image_size
 DEFAULT_TEST_FRACTION = 1 / 3  # the share of each class an own data set without a test split tests on
 
 
-def refuse_test_fraction(test_fraction: float | None, why: str) -> None:
-    """ConfigError when ``test_fraction`` is given although the data has its own test split (``why``)."""
+TEST_TABLE = "a test table (data.test_path)"
+
+
+def refuse_test_fraction(test_fraction: float | None, split: str) -> None:
+    """ConfigError when ``test_fraction`` is given although ``split`` gives the test split."""
     if test_fraction is not None:
-        raise ConfigError(f"data.test_fraction={test_fraction} is not used: {why}, which is the test split")
+        raise ConfigError(f"data.test_fraction={test_fraction} is not allowed: {split} gives the test split; "
+                          "leave data.test_fraction unset")
 
 
 def split_train_test(labels: np.ndarray, test_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -365,7 +369,7 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
                           "(or train/<class>/<images> and test/<class>/<images>)")
     folder = Path(path).expanduser()
     if (folder / "train").is_dir() and (folder / "test").is_dir():
-        refuse_test_fraction(test_fraction, f"the image folder {folder} has train/ and test/ sub-folders")
+        refuse_test_fraction(test_fraction, f"the test/ sub-folder of {folder}")
         x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)
         x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size,
                                                     "L" if x_tr.shape[1] == 1 else "RGB")
@@ -386,7 +390,7 @@ def _read_csv(path: str) -> pd.DataFrame:
     except FileNotFoundError as err:
         raise ConfigError(f"CSV file {path} does not exist") from err
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as err:
-        raise ConfigError(f"could not read {path} as CSV: {err}") from err
+        raise ConfigError(f"could not read {path} as CSV: {' '.join(str(err).split())}") from err
     if frame.empty:
         raise ConfigError(f"CSV file {path} holds no rows")
     return frame
@@ -432,7 +436,7 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
     x = _table_features(frame, where, label_column, features)
     labels = frame[label_column]
     if test_frame is not None:
-        refuse_test_fraction(test_fraction, "a test table is given (data.test_path)")
+        refuse_test_fraction(test_fraction, TEST_TABLE)
         x_te = _table_features(test_frame, "the test table", label_column, features)
         labels = pd.concat([labels, test_frame[label_column]], ignore_index=True)
     values = sorted(labels.unique().tolist())

@@ -175,7 +175,8 @@ def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, 
     n_anomaly = n_anomalies(r_p, n_train)
     n_normal = n_train - n_anomaly
     fits = max_train(r_p, len(normal_pool) - half, len(anomaly_pool) - half)
-    most_train = (f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}" if fits >= 2 else
+    possible = fits >= 2 and (r_p == 0 or n_anomalies(r_p, fits) > 0)
+    most_train = (f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}" if possible else
                   f"none at r_p={r_p} and n_labels={n_labels}: fewer labels leave more samples to train on")
     rng = _stream(dataset, normal_class, n_labels, seed, r_p, n_train, "unlabeled")
     unl_n = _take(rng, np.setdiff1d(normal_pool, lab_n), n_normal,
