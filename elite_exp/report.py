@@ -116,6 +116,8 @@ def collect(paths: list[Path]) -> pd.DataFrame:
         row["written"] = f.stat().st_mtime
         rows.append(row)
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "written"])
+    if runs["normal_class"].map(type).nunique() > 1:  # own data named by index in some runs, by name in others
+        runs["normal_class"] = runs["normal_class"].astype(str)
     for col in ("r_p", "eta_m", *METRICS, "train_auc", "train_aupr", "train_seconds"):
         runs[col] = pd.to_numeric(runs[col], errors="coerce")
     return runs.sort_values(["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed"],

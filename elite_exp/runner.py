@@ -150,6 +150,8 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine
                           f"allowed: 0..{cfg.data.n_classes - 1}")
     if cfg.curves_every < 0:
         raise ConfigError(f"curves_every={cfg.curves_every} is not allowed; it must be >= 0")
+    if cfg.meta_iterations < 0:
+        raise ConfigError(f"meta_iterations={cfg.meta_iterations} is not allowed; it must be >= 0")
     if cfg.threads < 0:
         raise ConfigError(f"threads={cfg.threads} is not allowed; it must be >= 0 (0 = one per core)")
     if cfg.data.test_path is not None:
@@ -325,6 +327,9 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         if not isinstance(err, ConfigError | TrainingDiverged):
             record["traceback"] = traceback.format_exc()
         write_json(run_dir / "result.json", record)
+        if not multirun and isinstance(err, TrainingDiverged):
+            print(f"error: {err}; recorded in {run_dir / 'result.json'}", file=sys.stderr)
+            sys.exit(1)
         if not multirun:
             raise
         log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)

@@ -279,14 +279,16 @@ def test_runner_on_an_image_folder(tmp_path):
      "data.test_fraction=0.5 is not allowed: a test table (data.test_path) gives the test split; leave "
      "data.test_fraction unset"),
     (["data=folder", "data.path=CSV"], "is a file, not a folder"),
+    (["data=folder", "data.path=TRAINONLY"], "has a train/ sub-folder but no test/"),
 ])
 def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsys, overrides, message):
     (tmp_path / "empty" / "x").mkdir(parents=True)
     csv = _write(tmp_path / "t.csv", breast_cancer_frame())
     frame = breast_cancer_frame()
     malignant = _write(tmp_path / "m.csv", frame[frame.diagnosis == "malignant"].iloc[:100])
+    (tmp_path / "trainonly" / "train" / "good").mkdir(parents=True)
     overrides = [o.replace("CSV", csv).replace("EMPTY", str(tmp_path / "empty")).replace("MALIGNANT", malignant)
-                 for o in overrides]
+                 .replace("TRAINONLY", str(tmp_path / "trainonly")) for o in overrides]
     with pytest.raises(SystemExit) as exc:
         run(tmp_path, *overrides)
     assert exc.value.code == 2

@@ -220,3 +220,11 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
     assert method_label("my_method") == "my_method"
     assert method_label("ssad+baseline.c_labeled=1e16+train.lr=1e-05") == \
         "SSAD (baseline.c_labeled=1e16, train.lr=1e-05)"
+
+
+def test_classes_named_by_index_in_some_runs_and_by_name_in_others_are_reported(tmp_path):
+    fake_run(tmp_path, data="folder", normal_class="good", auc=0.8)
+    fake_run(tmp_path, data="folder", normal_class=1, auc=0.7)
+    runs = collect([tmp_path])
+    assert sorted(runs["normal_class"]) == ["1", "good"]
+    assert write_report(runs, tmp_path / "out", ["fig3"]) and draw_all(runs, tmp_path / "fig", ["fig3"])

@@ -56,6 +56,9 @@ def composed(tmp_path, *overrides):
     ("normal_class=10", "normal_class=10 is not a class of digits"),
     ("n_train=5000", "n_train=5000 at r_p=0.1 asks for 4500 unlabeled normals of class 0"),
     ("n_train=0", "n_train=0 is not allowed; it must be >= 2"),
+    ("train.weight_decay=-1", "weight_decay=-1.0 is not allowed; it must be >= 0"),
+    ("meta_iterations=-1", "meta_iterations=-1 is not allowed; it must be >= 0"),
+    ("data.network.rep_dim=0", "rep_dim=0 is not allowed; the embedding needs rep_dim >= 1"),
     ("n_labels=1000", "n_labels=1000 asks for 500 labeled normals of class 0"),
     ("method=loe_hard_svdd r_p=0.9", "r_p=0.9 is not allowed with baseline=loe unless baseline.alpha is given"),
     ("device=tpu", "device='tpu' is not allowed"),
@@ -154,3 +157,11 @@ def test_label_ratio_and_label_count_given_together_is_an_error(tmp_path):
         "error: r_l=0.2 and n_labels=10 are both given; give one: r_l is n_labels / n_train "
         "(r_l=0.2 of n_train=100 is 20 labels)\n"), proc.stderr
 
+
+
+def test_a_run_that_diverges_says_so_in_one_line_and_records_it(tmp_path):
+    # lr 1e30: one step leaves the network giving every sample one score (or NaN): failed, not AUC 0.5
+    proc = run_cli("data=digits", "train.epochs=1", "train.lr=1e30", "train.batch_size=128", out_dir=tmp_path / "out")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    (rec,) = records(tmp_path / "out")
+    assert rec["status"] == "failed" and rec["error"] == "TrainingDiverged"

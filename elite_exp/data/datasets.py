@@ -368,6 +368,10 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
         raise ConfigError("data=folder needs data.path=<folder> holding <class>/<images> "
                           "(or train/<class>/<images> and test/<class>/<images>)")
     folder = Path(path).expanduser()
+    if (folder / "train").is_dir() != (folder / "test").is_dir():
+        has, lacks = ("train", "test") if (folder / "train").is_dir() else ("test", "train")
+        raise ConfigError(f"image folder {folder} has a {has}/ sub-folder but no {lacks}/: give both "
+                          f"({folder}/train/<class>/, {folder}/test/<class>/) or only class folders")
     if (folder / "train").is_dir() and (folder / "test").is_dir():
         refuse_test_fraction(test_fraction, f"the test/ sub-folder of {folder}")
         x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.training import Monitor, TrainSettings
+from elite_exp.methods.training import Monitor, TrainingDiverged, TrainSettings
 from elite_exp.networks import NetworkSpec, default_spec
 from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
@@ -182,6 +182,10 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         # average of earlier weights (which a short fit has barely moved from its initial values)
         recompute_bn_statistics(module, trained_on, self.batch_size)
         train_scores = self._scores(x_unl if len(x_unl) else x)
+        if not np.isfinite(train_scores).all() or np.ptp(train_scores) == 0:
+            raise TrainingDiverged(f"{type(self).__name__}: the trained network gives the training samples "
+                                   f"{'non-finite scores' if not np.isfinite(train_scores).all() else 'one score'} "
+                                   f"(it diverged or collapsed); try a smaller train.lr")
         self.threshold_ = float(np.quantile(train_scores, 1.0 - self.contamination))
         return self
 

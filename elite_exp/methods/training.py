@@ -41,6 +41,10 @@ class TrainSettings:
             raise ConfigError(f"batch_size={self.batch_size} is not allowed; it must be >= 2 (BatchNorm needs 2)")
         if not self.lr > 0:
             raise ConfigError(f"lr={self.lr} is not allowed; it must be > 0")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay={self.weight_decay} is not allowed; it must be >= 0")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum={self.momentum} is not allowed; it must lie in [0, 1)")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer={self.optimizer!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}")
 

@@ -36,6 +36,8 @@ def default_spec(input_shape: tuple[int, ...]) -> NetworkSpec:
 
 
 def _check(spec: NetworkSpec, input_shape: tuple[int, ...]) -> None:
+    if spec.rep_dim < 1:
+        raise ConfigError(f"rep_dim={spec.rep_dim} is not allowed; the embedding needs rep_dim >= 1")
     if spec.kind == "mlp" and len(input_shape) != 1:
         raise ConfigError(f"network kind 'mlp' needs vector inputs (N, D), got samples of shape {input_shape}")
     if spec.kind == "conv":
