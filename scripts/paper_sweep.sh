@@ -3,6 +3,8 @@
 # priority order: every stage is a resumable Hydra multirun into OUT (rerunning this script skips
 # every finished run), one thread per run, one run per core (hydra/launcher=parallel).
 #   OUT=/path/to/runs JOBS=2 bash scripts/paper_sweep.sh [STAGE ...]     (default: every paper stage)
+# DATASETS: the stages' MNIST-like data sets, default "mnist fmnist"; on a GPU machine (device=auto
+# picks it) JOBS runs share the GPU.
 # Then: python scripts/publish_records.py OUT   (copies the records, rebuilds docs/results/paper)
 # Stages beyond_report and beyond_rot (not in the default list) run what the tables of the methods
 # beyond the paper need on their report data and the paper stages do not run, into BEYOND_OUT
@@ -18,6 +20,7 @@ CLASSES="range(10)"
 KEY="elite_svdd,labels_svdd,deepsad_every_batch,ssad"   # the methods with seeds 1, 2 (and CIFAR-10)
 BEYOND_OUT=${BEYOND_OUT:-${OUT%/}-beyond}
 NEW="loe_hard_svdd,loe_soft_svdd,soel_svdd"                  # the contamination-robust baselines beyond the paper
+DATASETS=${DATASETS:-mnist fmnist}  # the stages' grey-image data sets (a subset, e.g. DATASETS=mnist, when only it is at hand)
 
 sweep() {  # one multirun; a failed run is recorded and the sweep goes on
   echo "== $(date -u +%H:%M:%S) $*"
@@ -27,24 +30,24 @@ sweep() {  # one multirun; a failed run is recorded and the sweep goes on
 
 stage() {
   case "$1" in
-    fig3_key)      for d in mnist fmnist; do sweep data=$d sweep=r_p r_p=0.1,0.5 seed=0 method=$KEY,deepsvdd; done ;;
-    fig3_key_0.3)  for d in mnist fmnist; do sweep data=$d sweep=r_p r_p=0.3 seed=0 method=$KEY,deepsvdd; done ;;
-    fig3_rest)     for d in mnist fmnist; do
+    fig3_key)      for d in $DATASETS; do sweep data=$d sweep=r_p r_p=0.1,0.5 seed=0 method=$KEY,deepsvdd; done ;;
+    fig3_key_0.3)  for d in $DATASETS; do sweep data=$d sweep=r_p r_p=0.3 seed=0 method=$KEY,deepsvdd; done ;;
+    fig3_rest)     for d in $DATASETS; do
                      sweep data=$d sweep=r_p r_p=0.1,0.3,0.5 seed=0 method=elite_ae,labels_ae,deepsad,rsrae; done ;;
-    fig3_seeds)    for d in mnist fmnist; do sweep data=$d sweep=r_p r_p=0.1,0.5 seed=1,2 method=$KEY; done ;;
-    fig6)          for d in mnist fmnist; do sweep data=$d sweep=eta_m r_p=0.1 seed=0 method=elite_svdd; done ;;
-    fig45)         for d in mnist fmnist; do
+    fig3_seeds)    for d in $DATASETS; do sweep data=$d sweep=r_p r_p=0.1,0.5 seed=1,2 method=$KEY; done ;;
+    fig6)          for d in $DATASETS; do sweep data=$d sweep=eta_m r_p=0.1 seed=0 method=elite_svdd; done ;;
+    fig45)         for d in $DATASETS; do
                      sweep data=$d sweep=r_l r_l=0.004,0.012,0.02 r_p=0.1,0.5 seed=0 \
                        method=elite_svdd,labels_svdd,deepsad,deepsad_every_batch; done ;;
     fig7)          $PY -m elite_exp -m +experiment=fig7 threads=1 progress=false out_dir="$OUT" \
                      hydra/launcher=parallel hydra.launcher.n_jobs="$JOBS" || echo "stage exited with $?" ;;
-    beyond_report) for d in mnist fmnist; do  # report data: MNIST classes 5-9, all of FMNIST; seeds 0-2
+    beyond_report) for d in $DATASETS; do  # report data: MNIST classes 5-9, all of FMNIST; seeds 0-2
                      [ $d = mnist ] && c=5,6,7,8,9 || c="range(10)"
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=$NEW
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=elite_svdd elite.pretrain=true
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.3 seed=1,2 \
                        method=elite_svdd,labels_svdd,deepsad_every_batch; done ;;
-    beyond_rot)    for d in mnist fmnist; do  # the rotation-prediction score on the report data, seed 0
+    beyond_rot)    for d in $DATASETS; do  # the rotation-prediction score on the report data, seed 0
                      [ $d = mnist ] && c=5,6,7,8,9 || c="range(10)"
                      rot() { OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.5 seed=0 model=rot "$@"; }
                      rot baseline=none; rot baseline=labels; rot baseline=soel
