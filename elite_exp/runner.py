@@ -43,7 +43,14 @@ from elite_exp.data import (
 from elite_exp.data.datasets import TEST_TABLE, data_fingerprint, refuse_test_fraction
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import check_device_name, resolve_device
-from elite_exp.methods.registry import build_method, method_name, method_record, setting_text, spelled_number
+from elite_exp.methods.registry import (
+    build_method,
+    config_key_error,
+    method_name,
+    method_record,
+    setting_text,
+    spelled_number,
+)
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
     RECORD_FORMAT,
@@ -317,6 +324,8 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     try:
         record.update(run_experiment(cfg, run_dir))
     except Exception as err:  # every failure is recorded; a sweep goes on
+        if isinstance(err, ConfigError):  # one the estimator found while fitting names its config key
+            err = config_key_error(err, cfg)
         if isinstance(err, ConfigError) and not multirun:
             print(f"error: {err}", file=sys.stderr)
             if not (run_dir / RESULT_FILE).exists():  # nothing ran: leave no folder behind

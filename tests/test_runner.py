@@ -56,18 +56,29 @@ def composed(tmp_path, *overrides):
     ("normal_class=10", "normal_class=10 is not a class of digits"),
     ("n_train=5000", "n_train=5000 at r_p=0.1 asks for 4500 unlabeled normals of class 0"),
     ("n_train=0", "n_train=0 is not allowed; it must be >= 2"),
-    ("train.weight_decay=-1", "weight_decay=-1.0 is not allowed; it must be >= 0"),
+    ("train.weight_decay=-1", "train.weight_decay=-1.0 is not allowed; it must be >= 0"),
     ("meta_iterations=-1", "meta_iterations=-1 is not allowed; it must be >= 0"),
-    ("data.network.rep_dim=0", "rep_dim=0 is not allowed; the embedding needs rep_dim >= 1"),
+    ("data.network.rep_dim=0", "data.network.rep_dim=0 is not allowed; the embedding needs rep_dim >= 1"),
     ("n_labels=1000", "n_labels=1000 asks for 500 labeled normals of class 0"),
     ("method=loe_hard_svdd r_p=0.9", "r_p=0.9 is not allowed with baseline=loe unless baseline.alpha is given"),
     ("device=tpu", "device='tpu' is not allowed"),
     ("eta_m=0", "eta_m=0.0 is not allowed"),
-    ("elite.update=both", "update='both' is not allowed"),
-    ("elite.margin=-1", "margin='-1' is not allowed"),
-    ("model=svdd model.name=knn", "score='knn' is not allowed"),
-    ("model=rot", "the rotation score needs square images (N, C, S, S); got samples of shape (64,)"),
-    ("train.epochs=0", "epochs=0 is not allowed; it must be >= 1"),
+    ("elite.update=both", "elite.update='both' is not allowed"),
+    ("elite.margin=-1", "elite.margin='-1' is not allowed"),
+    ("model=svdd model.name=knn", "model='knn' is not allowed"),
+    ("model=rot", "model=rot does not combine with data=digits: the rotation score needs square images"),
+    ("train.epochs=0", "train.epochs=0 is not allowed; it must be >= 1"),
+    ("train.batch_size=1", "train.batch_size=1 is not allowed; it must be >= 2"),
+    ("train.lr=0", "train.lr=0.0 is not allowed; it must be > 0"),
+    ("train.optimizer=lbfgs", "train.optimizer='lbfgs' is not allowed; allowed: "),
+    ("method=rsrae baseline.intrinsic_dim=0", "baseline.intrinsic_dim=0 is not allowed; it must be >= 1"),
+    ("method=ssad baseline.nu=2", "baseline.nu=2.0 is not allowed; it must lie in (0, 1]"),
+    ("method=deepsad baseline.eta=0", "baseline.eta=0.0 is not allowed"),
+    ("method=deepsvdd baseline.pretrain_epochs=-1", "baseline.pretrain_epochs=-1 is not allowed"),
+    ("method=loe_hard_svdd baseline.warmup_epochs=-1", "baseline.warmup_epochs=-1 is not allowed"),
+    ("method=loe_hard_svdd baseline.alpha=0.9", "baseline.alpha=0.9 is not allowed"),
+    ("elite.meta_grad=exact", "elite.meta_grad='exact' is not allowed"),
+    ("elite.labeled_weight=-1", "elite.labeled_weight=-1.0 is not allowed"),
     ("r_l=0.15", "r_l=0.15 is not allowed with n_train=100: it gives 15 labels"),
     ("r_l=1.5", "r_l=1.5 is not allowed; the label ratio n_labels / n_train must lie in (0, 1)"),
 ])
@@ -79,7 +90,7 @@ def test_bad_values_fail_with_one_line_and_exit_2(tmp_path, capsys, override, me
         execute(cfg, run_dir, multirun=False)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert err.count("\n") == 1 and err.startswith("error: " + message), err
     assert records(tmp_path) == [] and not run_dir.exists()
 
 

@@ -234,3 +234,13 @@ def test_every_figure_preset_runs_at_tiny_scale(tmp_path, preset):
     done = subprocess.run([sys.executable, "-m", "elite_exp.figures", str(tmp_path), "--out", str(tmp_path / "r"),
                            "--only", preset], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0 and (tmp_path / "r" / f"{preset}.png").exists(), done.stderr[-2000:]
+
+
+def test_an_estimator_check_in_a_sweep_names_the_config_key_before_any_job_starts(tmp_path):
+    done = cli(["-m", "train.batch_size=32,1", *TINY], tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(
+        "error: train.batch_size=1 is not allowed; it must be >= 2 (BatchNorm needs 2) (job #1 of 2:"), done.stderr
+    rot = cli(["-m", "model=rot", "data=digits,breast_cancer", *TINY[1:]], tmp_path)
+    assert rot.returncode == 2 and rot.stderr.startswith(
+        "error: model=rot does not combine with data=digits: the rotation score needs square images"), rot.stderr
+    assert not tmp_path.exists() or not any(tmp_path.rglob("*.json"))

@@ -180,14 +180,49 @@ def common_params(cfg: DictConfig) -> dict:
                 weight_decay=cfg.train.weight_decay, random_state=cfg.seed, progress=cfg.progress)
 
 
+# the run config's key behind each estimator parameter (baseline parameters: ``baseline.<name>``), so that
+# an estimator's error names the value as the user wrote it: train.epochs=0, not epochs=0
+CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
+               "optimizer": "train.optimizer", "weight_decay": "train.weight_decay", "random_state": "seed",
+               "network": "data.network", "rep_dim": "data.network.rep_dim", "device": "device",
+               "score": "model", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
+               "eta_m": "eta_m", "meta_grad": "elite.meta_grad", "normalize": "elite.normalize",
+               "pretrain": "elite.pretrain", "labeled_weight": "elite.labeled_weight"}
+
+
+def config_key_error(err: ConfigError, cfg: DictConfig) -> ConfigError:
+    """``err`` (``<parameter>=<value> ...`` from an estimator's check) with the parameter named by its
+    config key; other messages unchanged."""
+    keys = {**CONFIG_KEYS}
+    if cfg.baseline.name not in ("none", "labels"):
+        keys.update({k: f"baseline.{k}" for k in cfg.baseline if k != "name"})
+    message = str(err)
+    param = message.split("=", 1)[0]
+    if param.isidentifier() and param in keys:
+        message = keys[param] + message[len(param):]
+    return ConfigError(message)
+
+
 def build_method(cfg: DictConfig, device: str) -> DeepDetector:
-    """The estimator a run config asks for, with its parameters checked (no data touched)."""
+    """The estimator a run config asks for, with its parameters checked (no data touched). Raises
+    ConfigError naming the bad value by its config key (``train.epochs=0 is not allowed; ...``)."""
+    try:
+        return _build_method(cfg, device)
+    except ConfigError as err:
+        raise config_key_error(err, cfg) from None
+
+
+def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     b = cfg.baseline
     if b.name not in BASELINES:
         raise ConfigError(f"baseline={b.name!r} is not allowed; allowed: {', '.join(BASELINES)}")
     if b.name in FIXED_MODEL and cfg.model.name != FIXED_MODEL[b.name]:
         raise ConfigError(f"baseline={b.name} does not combine with model={cfg.model.name}; "
                           f"allowed: model={FIXED_MODEL[b.name]} (its own score)")
+    if cfg.model.name == "rot" and b.name != "ssad" and cfg.data.network.kind != "conv":
+        raise ConfigError(f"model=rot does not combine with data={cfg.data.name}: the rotation score needs square "
+                          f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
+                          f"model=svdd or model=ae")
     common = dict(device=device, **common_params(cfg))
     if b.name == "none":
         est = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
