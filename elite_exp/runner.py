@@ -10,6 +10,7 @@ setting that changes the result.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from elite_exp.config import CONF_DIR, register
@@ -183,6 +184,28 @@ def ranking_metrics(is_anomaly: np.ndarray, scores: np.ndarray) -> dict[str, flo
     return {"auc": float(roc_auc_score(is_anomaly, scores)), "aupr": float(average_precision_score(is_anomaly, scores))}
 
 
+class FinishedUnderOtherSpelling(Exception):
+    """This run's finished record is in the folder of the other spelling of its normal class."""
+
+
+def _finished_under_other_spelling(cfg: DictConfig, normal: int, name: str, run_dir: Path) -> Path | None:
+    """The folder under ``out_dir`` that holds this run's finished record with its normal class spelled the
+    other way (``normal_class=0`` and ``normal_class=airplane`` are one run of CIFAR-10), or None (always
+    with ``force``)."""
+    if cfg.force:
+        return None
+    for spelling in (normal, name):
+        if str(spelling) == str(cfg.normal_class):
+            continue
+        other = copy.deepcopy(cfg)
+        with open_dict(other), read_write(other):
+            other.normal_class = spelling
+        other_dir = Path(cfg.out_dir) / run_path(other)
+        if other_dir.resolve() != run_dir.resolve() and is_finished(other_dir, run_identity(other)):
+            return other_dir
+    return None
+
+
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one experiment and write its record into ``run_dir``; returns the record."""
     t_start = time.perf_counter()
@@ -195,6 +218,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
                       **{k: options[k] for k in DATA_OPTIONS})
     seconds["load"] = time.perf_counter() - t
     normal = class_index(cfg.normal_class, ds.class_names)
+    same_run = _finished_under_other_spelling(cfg, normal, ds.class_names[normal], run_dir)
+    if same_run is not None:
+        raise FinishedUnderOtherSpelling(same_run)
     split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, n_labels_of(cfg), cfg.seed, ds.name,
                        class_name=ds.class_names[normal])
     test_anomaly = (ds.y_test != normal).astype(int)
@@ -323,6 +349,12 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
                 "reason": "the folder holds the record of other settings (force=true replaces it)"}
     try:
         record.update(run_experiment(cfg, run_dir))
+    except FinishedUnderOtherSpelling as done:
+        log.info("skipping %s: finished in %s (the same class, spelled the other way; force=true reruns it)",
+                 run_dir, done)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_empty_parents(run_dir, Path(cfg.out_dir))
+        return None
     except Exception as err:  # every failure is recorded; a sweep goes on
         if isinstance(err, ConfigError):  # one the estimator found while fitting names its config key
             err = config_key_error(err, cfg)

@@ -72,3 +72,19 @@ def test_records_of_an_older_format_are_not_done(tmp_path, caplog, edit):
     again = execute(cfg, run_dir, multirun=True)
     assert again is not None and again["status"] == "ok"
     assert "an older version of elite-exp (record format 1, now 2)" in caplog.text
+
+
+def test_a_class_named_by_index_or_by_name_is_one_run(tmp_path):
+    from elite_exp.runner import run_path
+
+    by_name = composed(tmp_path, "data=breast_cancer", "normal_class=benign", "train.epochs=1", "device=cpu")
+    by_index = composed(tmp_path, "data=breast_cancer", "normal_class=0", "train.epochs=1", "device=cpu")
+    assert run_path(by_name) != run_path(by_index)  # the folders of runs made before never move
+    record = execute(by_name, tmp_path / run_path(by_name), multirun=False)
+    assert record["status"] == "ok" and record["normal_class_name"] == "benign"
+    # the same run spelled by index is found done in the other folder, and leaves no folder of its own
+    assert execute(by_index, tmp_path / run_path(by_index), multirun=True) is None
+    assert not (tmp_path / run_path(by_index)).exists() and not (tmp_path / "breast_cancer/elite_svdd/class0").exists()
+    # force=true runs it again
+    forced = composed(tmp_path, "data=breast_cancer", "normal_class=0", "train.epochs=1", "device=cpu", "force=true")
+    assert execute(forced, tmp_path / run_path(forced), multirun=True)["status"] == "ok"
