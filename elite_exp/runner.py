@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from elite_exp.config import CONF_DIR, register
@@ -55,7 +55,6 @@ from elite_exp.methods.registry import (
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
     RECORD_FORMAT,
-    RESULT_FILE,
     environment,
     flatten,
     is_finished,
@@ -188,26 +187,36 @@ class FinishedUnderOtherSpelling(Exception):
     """This run's finished record is in the folder of the other spelling of its normal class."""
 
 
-def _finished_under_other_spelling(cfg: DictConfig, normal: int, name: str, run_dir: Path) -> Path | None:
-    """The folder under ``out_dir`` that holds this run's finished record with its normal class spelled the
-    other way (``normal_class=0`` and ``normal_class=airplane`` are one run of CIFAR-10), or None (always
-    with ``force``)."""
-    if cfg.force:
+def _finished_under_other_spelling(cfg: DictConfig, normal: int, class_names: Sequence[str], run_dir: Path,
+                                   identity: dict) -> Path | None:
+    """The folder that holds this run's finished record with its normal class (index ``normal`` of
+    ``class_names``) spelled the other way: ``normal_class=0`` and ``normal_class=airplane`` are one run of
+    CIFAR-10. Only for a run in its own folder under ``out_dir`` (not a ``hydra.run.dir`` of the user's) that
+    holds no record yet, and never with ``force``; a spelling that names another class (class names that are
+    numbers: index 1 of the labels ``1, 2`` is the class ``2``) is no spelling of this one. None: run it."""
+    if cfg.force or run_dir.resolve() != (Path(cfg.out_dir) / run_path(cfg)).resolve() or read_record(run_dir):
         return None
-    for spelling in (normal, name):
+    for spelling in (normal, class_names[normal]):
         if str(spelling) == str(cfg.normal_class):
             continue
+        try:
+            if class_index(spelling, class_names) != normal:
+                continue
+        except ConfigError:
+            continue
         other = copy.deepcopy(cfg)
-        with open_dict(other), read_write(other):
+        with open_dict(other):
             other.normal_class = spelling
         other_dir = Path(cfg.out_dir) / run_path(other)
-        if other_dir.resolve() != run_dir.resolve() and is_finished(other_dir, run_identity(other)):
+        if is_finished(other_dir, {**identity, "config_hash": config_hash(other)}):
             return other_dir
     return None
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
-    """Run one experiment and write its record into ``run_dir``; returns the record."""
+def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
+    """Run one experiment (``identity``: :func:`run_identity`) and write its record into ``run_dir``;
+    returns the record. Raises FinishedUnderOtherSpelling, after reading the data set (which names its
+    classes), when the same run is finished with its normal class spelled the other way."""
     t_start = time.perf_counter()
     device, estimator = validate(cfg)
     seconds: dict[str, float] = {}
@@ -218,7 +227,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict:
                       **{k: options[k] for k in DATA_OPTIONS})
     seconds["load"] = time.perf_counter() - t
     normal = class_index(cfg.normal_class, ds.class_names)
-    same_run = _finished_under_other_spelling(cfg, normal, ds.class_names[normal], run_dir)
+    same_run = _finished_under_other_spelling(cfg, normal, ds.class_names, run_dir, identity)
     if same_run is not None:
         raise FinishedUnderOtherSpelling(same_run)
     split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, n_labels_of(cfg), cfg.seed, ds.name,
@@ -325,6 +334,16 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
     return None
 
 
+def _discard_job_folder(run_dir: Path, out_dir: Path) -> None:
+    """Remove the folder Hydra made for a job that did not run (``.hydra/`` and the job's log) and the
+    empty folders above it up to ``out_dir``; a folder holding anything else (a record, the user's
+    files in a ``hydra.run.dir`` of their own) is left as it is."""
+    job_log = f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
+    if run_dir.is_dir() and all(p.name in (".hydra", job_log) for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_empty_parents(run_dir, out_dir)
+
+
 def _remove_empty_parents(run_dir: Path, out_dir: Path) -> None:
     """Remove the folders above ``run_dir`` that the run created and left empty, up to ``out_dir``."""
     parent, top = run_dir.resolve().parent, out_dir.resolve()
@@ -348,21 +367,18 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         return {"status": "not run", "run_dir": str(run_dir), "error": "RecordConflict",
                 "reason": "the folder holds the record of other settings (force=true replaces it)"}
     try:
-        record.update(run_experiment(cfg, run_dir))
+        record.update(run_experiment(cfg, run_dir, record["identity"]))
     except FinishedUnderOtherSpelling as done:
         log.info("skipping %s: finished in %s (the same class, spelled the other way; force=true reruns it)",
                  run_dir, done)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        _remove_empty_parents(run_dir, Path(cfg.out_dir))
+        _discard_job_folder(run_dir, Path(cfg.out_dir))
         return None
     except Exception as err:  # every failure is recorded; a sweep goes on
         if isinstance(err, ConfigError):  # one the estimator found while fitting names its config key
             err = config_key_error(err, cfg)
         if isinstance(err, ConfigError) and not multirun:
             print(f"error: {err}", file=sys.stderr)
-            if not (run_dir / RESULT_FILE).exists():  # nothing ran: leave no folder behind
-                shutil.rmtree(run_dir, ignore_errors=True)
-                _remove_empty_parents(run_dir, Path(cfg.out_dir))
+            _discard_job_folder(run_dir, Path(cfg.out_dir))  # nothing ran: leave no folder behind
             sys.exit(2)
         record.update(status="failed", error=type(err).__name__, reason=str(err))
         if not isinstance(err, ConfigError | TrainingDiverged):

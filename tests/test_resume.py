@@ -77,14 +77,36 @@ def test_records_of_an_older_format_are_not_done(tmp_path, caplog, edit):
 def test_a_class_named_by_index_or_by_name_is_one_run(tmp_path):
     from elite_exp.runner import run_path
 
-    by_name = composed(tmp_path, "data=breast_cancer", "normal_class=benign", "train.epochs=1", "device=cpu")
-    by_index = composed(tmp_path, "data=breast_cancer", "normal_class=0", "train.epochs=1", "device=cpu")
+    tiny = ["data=breast_cancer", "train.epochs=1", "device=cpu"]
+    by_name, by_index = composed(tmp_path, *tiny, "normal_class=benign"), composed(tmp_path, *tiny, "normal_class=0")
     assert run_path(by_name) != run_path(by_index)  # the folders of runs made before never move
     record = execute(by_name, tmp_path / run_path(by_name), multirun=False)
     assert record["status"] == "ok" and record["normal_class_name"] == "benign"
-    # the same run spelled by index is found done in the other folder, and leaves no folder of its own
-    assert execute(by_index, tmp_path / run_path(by_index), multirun=True) is None
-    assert not (tmp_path / run_path(by_index)).exists() and not (tmp_path / "breast_cancer/elite_svdd/class0").exists()
-    # force=true runs it again
-    forced = composed(tmp_path, "data=breast_cancer", "normal_class=0", "train.epochs=1", "device=cpu", "force=true")
-    assert execute(forced, tmp_path / run_path(forced), multirun=True)["status"] == "ok"
+    # the same run spelled by index is found done in the other folder; the folder Hydra made for it goes
+    index_dir = tmp_path / run_path(by_index)
+    (index_dir / ".hydra").mkdir(parents=True)
+    assert execute(by_index, index_dir, multirun=True) is None
+    assert not (tmp_path / "breast_cancer/elite_svdd/class0").exists()
+    # a run folder of the user's own (hydra.run.dir), with their files in it, is run in, never emptied
+    own = tmp_path / "mine"
+    (own / ".hydra").mkdir(parents=True)
+    (own / "notes.txt").write_text("mine")
+    assert execute(by_index, own, multirun=True)["status"] == "ok" and (own / "notes.txt").exists()
+    # force=true runs it again in its own folder
+    forced = composed(tmp_path, *tiny, "normal_class=0", "force=true")
+    assert execute(forced, index_dir, multirun=True)["status"] == "ok"
+
+
+def test_class_names_that_are_numbers_are_never_taken_for_an_index(tmp_path):
+    from elite_exp.runner import run_path
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame.rename(columns={"target": "label"})
+    frame["label"] += 1  # classes 1 and 2: index 1 is the class 2, and normal_class=1 the class 1
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    tiny = ["data=csv", f"data.path={path}", "n_train=100", "n_labels=10", "train.epochs=1", "device=cpu"]
+    one, two = composed(tmp_path, *tiny, "normal_class=1"), composed(tmp_path, *tiny, "normal_class=2")
+    assert execute(one, tmp_path / run_path(one), multirun=True)["normal_class_name"] == "1"
+    record = execute(two, tmp_path / run_path(two), multirun=True)  # not skipped as "class 1" done
+    assert record["status"] == "ok" and record["normal_class_name"] == "2"

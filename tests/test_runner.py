@@ -65,7 +65,7 @@ def composed(tmp_path, *overrides):
     ("eta_m=0", "eta_m=0.0 is not allowed"),
     ("elite.update=both", "elite.update='both' is not allowed"),
     ("elite.margin=-1", "elite.margin='-1' is not allowed"),
-    ("model=svdd model.name=knn", "model='knn' is not allowed"),
+    ("model=svdd model.name=knn", "model.name='knn' is not allowed"),
     ("model=rot", "model=rot does not combine with data=digits: the rotation score needs square images"),
     ("train.epochs=0", "train.epochs=0 is not allowed; it must be >= 1"),
     ("train.batch_size=1", "train.batch_size=1 is not allowed; it must be >= 2"),

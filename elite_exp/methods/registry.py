@@ -184,10 +184,10 @@ def common_params(cfg: DictConfig) -> dict:
 # an estimator's error names the value as the user wrote it: train.epochs=0, not epochs=0
 CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
                "optimizer": "train.optimizer", "weight_decay": "train.weight_decay", "random_state": "seed",
-               "network": "data.network", "rep_dim": "data.network.rep_dim", "device": "device",
-               "score": "model", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
-               "eta_m": "eta_m", "meta_grad": "elite.meta_grad", "normalize": "elite.normalize",
-               "pretrain": "elite.pretrain", "labeled_weight": "elite.labeled_weight"}
+               "network": "data.network", "rep_dim": "data.network.rep_dim", "test_fraction": "data.test_fraction",
+               "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
+               "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
+               "labeled_weight": "elite.labeled_weight"}
 
 
 def config_key_error(err: ConfigError, cfg: DictConfig) -> ConfigError:
@@ -219,7 +219,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     if b.name in FIXED_MODEL and cfg.model.name != FIXED_MODEL[b.name]:
         raise ConfigError(f"baseline={b.name} does not combine with model={cfg.model.name}; "
                           f"allowed: model={FIXED_MODEL[b.name]} (its own score)")
-    if cfg.model.name == "rot" and b.name != "ssad" and cfg.data.network.kind != "conv":
+    if cfg.model.name == "rot" and b.name != "ssad" and cfg.data.network.kind == "mlp":
         raise ConfigError(f"model=rot does not combine with data={cfg.data.name}: the rotation score needs square "
                           f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
                           f"model=svdd or model=ae")
