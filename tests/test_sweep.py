@@ -244,3 +244,50 @@ def test_an_estimator_check_in_a_sweep_names_the_config_key_before_any_job_start
     assert rot.returncode == 2 and rot.stderr.startswith(
         "error: model=rot does not combine with data=digits: the rotation score needs square images"), rot.stderr
     assert not tmp_path.exists() or not any(tmp_path.rglob("*.json"))
+
+
+def composes(overrides) -> bool:
+    from hydra.errors import ConfigCompositionException
+
+    try:
+        cfg_of(overrides)
+    except ConfigCompositionException:  # a key this baseline does not have
+        return False
+    return True
+
+
+UNREAD_CANDIDATES = ["eta_m=10", "meta_iterations=3", "elite.meta_grad=finite_diff", "elite.update=paper",
+                     "elite.margin=2", "model.squared=true", "baseline.pretrain_epochs=3"]
+
+
+@pytest.mark.parametrize("method", ["deepsvdd", "deepsad", "ssad", "ae", "labels_svdd", "loe_hard_svdd", "soel_svdd"])
+def test_settings_a_method_does_not_read_leave_its_result_as_it_is(tmp_path, method):
+    from elite_exp.sweeps import same_run_key
+
+    base = [*TINY, f"method={method}", "plots=false"]
+    key = same_run_key(cfg_of(base))
+    unread = [o for o in UNREAD_CANDIDATES if composes([*base, o]) and same_run_key(cfg_of([*base, o])) == key]
+    assert "eta_m=10" in unread  # no method but ELITE reads eta_M
+    runs = {o: execute(cfg_of([*base, o]), tmp_path / o, multirun=True) for o in ["seed=0", *unread]}
+    assert {o: r["test_auc"] for o, r in runs.items()} == {o: runs["seed=0"]["test_auc"] for o in runs}
+
+
+def test_what_elite_reads_changes_its_run():
+    from elite_exp.sweeps import same_run_key
+
+    base = [*TINY, "method=elite_svdd"]
+    for override in UNREAD_CANDIDATES[:-1]:  # ELITE reads all of them (pretrain_epochs is Deep SVDD's)
+        assert same_run_key(cfg_of([*base, override])) != same_run_key(cfg_of(base)), override
+
+
+def test_a_sweep_runs_once_what_differs_only_in_settings_its_method_does_not_read(tmp_path):
+    done = cli(["-m", "method=elite_svdd,deepsvdd", "eta_m=1,10", *TINY], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "left out job #3 (method=deepsvdd eta_m=10 " in done.stdout and "deepsvdd does not read eta_m" in done.stdout
+    assert done.stdout.endswith("sweep: 3 run(s): 3 finished, 0 skipped (finished before), 0 failed or not run, "
+                                "1 left out (the same run as another job)\n")
+    runs = collect([tmp_path])
+    assert sorted(zip(runs["method"], runs["eta_m"])) == [("deepsvdd", 1.0), ("elite_svdd", 1.0), ("elite_svdd", 10.0)]
+    # a grid whose settings use the job number leaves nothing out (leaving jobs out would renumber them)
+    numbered = cli(["-m", "method=deepsvdd", "eta_m=1,10", "seed=${hydra:job.num}", *TINY], tmp_path / "n")
+    assert numbered.returncode == 0 and "left out" not in numbered.stdout
