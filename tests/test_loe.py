@@ -148,7 +148,7 @@ def test_bad_alpha_stops_the_run_with_one_line(tmp_path, capsys):
         execute(compose_cfg("baseline=loe", "baseline.alpha=0.6"), tmp_path / "run", multirun=False)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err == "error: alpha=0.6 is not allowed; the assumed contamination ratio must lie in [0, 0.5]\n"
+    assert err == "error: baseline.alpha=0.6 is not allowed; the assumed contamination ratio must lie in [0, 0.5]\n"
     assert not (tmp_path / "run").exists()
 
 
