@@ -114,29 +114,11 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
         points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
         return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
 
+    def is_read(key):
+        return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
+
     return sorted((k, run[k]) for k in run
-                  if is_read(k, reads) and k not in NAMED and k in default and not is_default(k))
-
-
-def is_read(key: str, reads: tuple[str, ...]) -> bool:
-    """``key`` (dotted) is one of ``reads`` (:func:`read_settings`) or under one of its prefixes."""
-    return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
-
-
-# the top-level settings only some methods read (by baseline): every other one is read by all
-READ_BY = {"eta_m": ("none",), "meta_iterations": ("none", "loe", "soel")}
-# the groups whose keys a method reads only as read_settings says (model.name: the method's name says it)
-READ_GROUPS = ("train.", "data.network.", "baseline.", "elite.", "model.")
-
-
-def is_read_by_method(key: str, cfg: DictConfig) -> bool:
-    """The method of ``cfg`` reads the setting ``key`` (dotted): a key of :data:`READ_GROUPS` when
-    :func:`read_settings` lists it, a key of :data:`READ_BY` for those baselines, any other always."""
-    if key in READ_BY:
-        return cfg.baseline.name in READ_BY[key]
-    if key.startswith(READ_GROUPS):
-        return is_read(key, read_settings(cfg))
-    return True
+                  if is_read(k) and k not in NAMED and k in default and not is_default(k))
 
 
 @functools.cache

@@ -1,6 +1,5 @@
 """``hydra/sweeper=elite_exp`` (the runner's default): Hydra's basic sweeper, plus a check of every
-job's settings before any job starts, one run for jobs that differ only in settings their method does
-not read, and a count of the failed runs at the end.
+job's settings before any job starts and a count of the failed runs at the end.
 
 Hydra imports every module here on each start, so this one stays thin: the work is in
 ``elite_exp.sweeps``, imported when a sweep runs.
@@ -29,7 +28,7 @@ class EliteExpSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from elite_exp.sweeps import check_jobs, count_outcomes
 
-        self.repeats = check_jobs(self.hydra_context.config_loader, self.config, self.job_overrides(arguments))
+        check_jobs(self.hydra_context.config_loader, self.config, self.job_overrides(arguments))
         returns = super().sweep(arguments)
         count_outcomes(returns)
         return returns
@@ -41,11 +40,4 @@ class EliteExpSweeper(BasicSweeper):
         """Every job's overrides, in launch order (all batches), as the basic sweeper splits them."""
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
-
-    def split_arguments(self, overrides, max_batch_size):
-        """The basic sweeper's batches of job overrides, without the jobs that repeat another job's run
-        (``check_jobs``)."""
-        jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
-        kept = [job for num, job in enumerate(jobs) if num not in self.repeats]
-        return list(BasicSweeper.split_overrides_to_chunks(kept, max_batch_size))
+        return [job for batch in self.split_arguments(overrides, None) for job in batch]
