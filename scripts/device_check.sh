@@ -14,10 +14,7 @@
 # Data: MNIST from $ELITE_DATA_DIR (default ./data: copy MNIST into that ignored folder when the
 # machine cannot reach the shared data); without it the slice runs on digits. CIFAR-10 is timed on
 # CIFAR-shaped random inputs (a step's cost does not depend on the pixel values), so its 70 MB of
-# images need not travel. (To run the paper's CIFAR-10 stage on a machine that receives files in parts
-# of at most 64 MB, send the folder as `tar cf - CIFAR10 | xz`: 18.6 MB, since the 60,000 small JPEGs'
-# repeated headers compress away; MNIST packs into 9.1 MB, Fashion-MNIST into 26.4 MB with xz -9e.)
-# Results: OUT/device_check.log, OUT/bench.json (the bench's JSON line).
+# images need not travel. Results: OUT/device_check.log, OUT/bench.json (the bench's JSON line).
 # Exit status: 0 when every step passed, 1 when one failed (the others still run), 2 without CUDA.
 set -uo pipefail
 OUT=$(realpath -m "${1:-outputs/device_check}")

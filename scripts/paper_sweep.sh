@@ -3,8 +3,7 @@
 # priority order: every stage is a resumable Hydra multirun into OUT (rerunning this script skips
 # every finished run), one thread per run, one run per core (hydra/launcher=parallel).
 #   OUT=/path/to/runs JOBS=2 bash scripts/paper_sweep.sh [STAGE ...]     (default: every paper stage)
-# DATASETS: the stages' MNIST-like data sets, default "mnist fmnist"; on a GPU machine (device=auto
-# picks it) JOBS runs share the GPU.
+# DATASETS: the stages' MNIST-like data sets, default "mnist fmnist" (DATASETS=mnist: MNIST only).
 # Then: python scripts/publish_records.py OUT   (copies the records, rebuilds docs/results/paper)
 # Stages beyond_report and beyond_rot (not in the default list) run what the tables of the methods
 # beyond the paper need on their report data and the paper stages do not run, into BEYOND_OUT
@@ -20,7 +19,7 @@ CLASSES="range(10)"
 KEY="elite_svdd,labels_svdd,deepsad_every_batch,ssad"   # the methods with seeds 1, 2 (and CIFAR-10)
 BEYOND_OUT=${BEYOND_OUT:-${OUT%/}-beyond}
 NEW="loe_hard_svdd,loe_soft_svdd,soel_svdd"                  # the contamination-robust baselines beyond the paper
-DATASETS=${DATASETS:-mnist fmnist}  # the stages' grey-image data sets (a subset, e.g. DATASETS=mnist, when only it is at hand)
+DATASETS=${DATASETS:-mnist fmnist}
 
 sweep() {  # one multirun; a failed run is recorded and the sweep goes on
   echo "== $(date -u +%H:%M:%S) $*"
