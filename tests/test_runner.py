@@ -153,6 +153,15 @@ def test_folders_of_finished_runs_never_move():
         "digits/elite_svdd+elite.margin=0.5/class0/rp0.1_nl10_eta1.0_seed0_440f4cff"
 
 
+def test_where_the_data_is_found_names_no_other_run():
+    from elite_exp.runner import run_path
+
+    paths = {run_path(composed("out", *o)) for o in ((), ("data.download=false",), ("data.root=/copy",),
+                                                     ("data.root=/copy", "data.download=false"))}
+    assert paths == {"digits/elite_svdd/class0/rp0.1_nl10_eta1.0_seed0_55c5581d"}
+    assert run_path(composed("out", "data.image_size=16")) not in paths  # which data it is: another run
+
+
 def test_a_numeric_margin_spelled_two_ways_is_one_run():
     from elite_exp.runner import run_path
 
