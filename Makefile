@@ -7,8 +7,10 @@ ARGS ?=
 DEMO ?= outputs/demo
 RUNS ?= outputs
 REPORT_DIR ?= outputs/report
+# the published records of the paper's methods and of those beyond it
+RECORDS := docs/results/paper/records docs/results/beyond/report/records
 
-.PHONY: install run test test-slow lint report figures bench clean
+.PHONY: install run test test-slow lint report figures beyond-table bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,10 @@ report: $(STAMP)  ## tables (CSV, Markdown) of every run under RUNS into REPORT_
 
 figures: $(STAMP)  ## Figures 3-7 (PNG, PDF) of every run under RUNS into REPORT_DIR
 	$(PY) -m elite_exp.figures $(RUNS) --out $(REPORT_DIR)
+
+beyond-table: $(STAMP)  ## the methods beyond the paper against ELITE and the baselines on the report data (MNIST classes 5-9, FMNIST, CIFAR-10) into docs/results/beyond/table
+	$(PY) -m elite_exp.report --only fig3 --out docs/results/beyond/table \
+	  $(wildcard $(foreach r,$(RECORDS),$(r)/mnist/*/class[5-9] $(r)/fmnist $(r)/cifar10))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -70,6 +70,7 @@ class EliteConf:
     # beyond the paper; null = off (unset keys leave run folders where they were)
     pretrain: bool | None = None  # auto-encoder pre-training of the encoder (svdd score)
     labeled_weight: float | None = None  # weight of L_v on the labeled set as a direct training term
+    labeled_loss: str | None = None  # that term: hinge (L_v, Eq. 6) | inverse (SOEL's); null = hinge
 
 
 @dataclass

@@ -75,8 +75,9 @@ GRIDS = ("r_l_grid",)
 # data.* keys that say where the named data set is found, not which data it is: hashed as their
 # defaults, so that data.download=false or data.root=/copy finds the runs made without them
 FOUND_AT = {"download": True, "root": None}
-# options beyond the paper whose false / 0 means off: the same run (and folder) as leaving them unset
-OFF_WHEN_FALSE = {"elite": ("pretrain", "labeled_weight")}
+# options beyond the paper and the value that means off (or the paper's choice): that value is the same
+# run (and folder) as leaving them unset
+UNSET_WHEN = {"elite": {"pretrain": False, "labeled_weight": 0, "labeled_loss": "hinge"}}
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
@@ -96,16 +97,16 @@ def _without_none(tree):
 def result_settings(config: dict) -> dict:
     """The settings of a config (a plain dict, resolved or not) that change the result, in one
     normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
-    added later moves no folder); ``FOUND_AT`` keys as their defaults; ``OFF_WHEN_FALSE`` keys set to
-    false / 0 count as unset; n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000
+    added later moves no folder); ``FOUND_AT`` keys as their defaults; ``UNSET_WHEN`` keys set to
+    their off value count as unset; n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000
     are one run); a numeric margin as its number (``elite.margin=1`` and ``=1.0`` are one run)."""
     body = {k: v for k, v in config.items() if k not in NOT_HASHED}
     if body.get("r_l") is not None:
         body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
     body["r_l"] = None
     body["data"] = {k: FOUND_AT.get(k, v) for k, v in body.get("data", {}).items() if k not in GRIDS}
-    for group, keys in OFF_WHEN_FALSE.items():
-        body[group] = {k: (None if k in keys and not v else v) for k, v in body.get(group, {}).items()}
+    for group, off in UNSET_WHEN.items():
+        body[group] = {k: (None if k in off and v == off[k] else v) for k, v in body.get(group, {}).items()}
     if spelled_number(body["elite"].get("margin")) is not None:  # a number given as text: "1" and "1.0" are one
         body["elite"]["margin"] = setting_text(body["elite"]["margin"])  # margin, hashed as the name shows it
     return _without_none(body)

@@ -51,10 +51,13 @@ def test_same_seed_same_model(digits):
 def test_options_beyond_the_paper_change_training_and_still_learn(digits):
     X, y, _ = semi_supervised(digits, 0, r_p=0.5, n_train=100, n_labels=10)
     plain = EliteDetector(**DIGITS).fit(X, y).decision_function(digits.x_test)
-    for params in (dict(pretrain=True), dict(labeled_weight=1.0), dict(pretrain=True, labeled_weight=1.0)):
+    hinge = EliteDetector(**DIGITS, labeled_weight=1.0).fit(X, y).decision_function(digits.x_test)
+    for params in (dict(pretrain=True), dict(labeled_weight=1.0), dict(pretrain=True, labeled_weight=1.0),
+                   dict(labeled_weight=1.0, labeled_loss="inverse")):
         scores = EliteDetector(**DIGITS, **params).fit(X, y).decision_function(digits.x_test)
         assert not np.allclose(scores, plain), params
         assert roc_auc_score(digits.y_test != 0, scores) > 0.85, params
+    assert not np.allclose(scores, hinge)  # the inverse labeled term is another term than L_v
     ae = EliteDetector(**DIGITS, score="ae")
     assert np.array_equal(ae.fit(X, y).decision_function(digits.x_test),
                           EliteDetector(**DIGITS, score="ae", pretrain=True).fit(X, y).decision_function(digits.x_test))
@@ -72,13 +75,23 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.labeled_weight=0.5"])) == \
         "elite_svdd_pretrain_labeled0.5"
     assert method_name(cfg_of(["data=digits", "elite.update=loe", "elite.pretrain=true"])) == "elite_svdd_loe_pretrain"
+    assert method_name(cfg_of(["data=digits", "elite.labeled_weight=1", "elite.labeled_loss=inverse"])) == \
+        "elite_svdd_labeled1_inverse"
     assert method_name(cfg_of(["data=digits", "model=ae", "elite.update=paper"])) == "elite_ae_paper"
     # pre-training acts on the svdd score only: elsewhere it does not name the record
     assert method_name(cfg_of(["data=digits", "model=rot", "elite.pretrain=true"])) == "elite_rot"
     # unset options leave the folder (and so finished runs) of plain ELITE where it was
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=null"]))
+    # an option set to its off value (or the paper's choice) is the same run as leaving it unset
+    labeled = cfg_of(["data=digits", "elite.labeled_weight=1"])
+    assert run_path(labeled) == run_path(cfg_of(["data=digits", "elite.labeled_weight=1", "elite.labeled_loss=hinge"]))
+    assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=false", "elite.labeled_weight=0"]))
     with pytest.raises(ConfigError, match="labeled_weight=-1 is not allowed"):
         EliteDetector(labeled_weight=-1)._check_params()
+    with pytest.raises(ConfigError, match="labeled_loss='l2' is not allowed; allowed: hinge, inverse"):
+        EliteDetector(labeled_weight=1, labeled_loss="l2")._check_params()
+    with pytest.raises(ConfigError, match="labeled_loss='inverse' acts only with a direct labeled term"):
+        EliteDetector(labeled_loss="inverse")._check_params()
 
 
 def test_elite_on_the_rotation_score_separates_anomalies_on_digit_images(digits):

@@ -79,6 +79,7 @@ def composed(tmp_path, *overrides):
     ("method=loe_hard_svdd baseline.alpha=0.9", "baseline.alpha=0.9 is not allowed"),
     ("elite.meta_grad=exact", "elite.meta_grad='exact' is not allowed"),
     ("elite.labeled_weight=-1", "elite.labeled_weight=-1.0 is not allowed"),
+    ("elite.labeled_loss=inverse", "elite.labeled_loss='inverse' acts only with a direct labeled term"),
     ("r_l=0.15", "r_l=0.15 is not allowed with n_train=100: it gives 15 labels"),
     ("r_l=1.5", "r_l=1.5 is not allowed; the label ratio n_labels / n_train must lie in (0, 1)"),
 ])

@@ -9,7 +9,7 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.losses import validation_loss
+from elite_exp.methods.losses import supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
@@ -17,6 +17,7 @@ from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 log = logging.getLogger(__name__)
 
 MARGINS = ("auto_mean", "auto_max")
+LABELED_LOSSES = ("hinge", "inverse")
 
 
 def parse_margin(margin) -> str | float:
@@ -42,14 +43,17 @@ class EliteDetector(DeepDetector):
     on the unlabeled samples for ``epochs`` epochs (Deep SVDD's pre-training; svdd score only: it has no
     effect on the ``ae`` score, an auto-encoder already, nor on ``rot``); ``labeled_weight`` > 0 adds that weight times
     the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
-    beside the meta-gradient weights.
+    beside the meta-gradient weights; ``labeled_loss`` picks that term: ``hinge`` (L_v itself) or
+    ``inverse`` (SOEL's supervised loss, ``losses.supervised_loss``: Omega for labeled normals,
+    1 / (Omega + 1e-6) for labeled anomalies, which keeps pushing an anomaly away past the margin).
     """
 
     requires_labels = (-1, 0, 1)
 
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
-                 pretrain: bool = False, labeled_weight: float = 0.0, network=None, epochs: int = 30,
+                 pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge", network=None,
+                 epochs: int = 30,
                  batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
@@ -67,6 +71,12 @@ class EliteDetector(DeepDetector):
         parse_margin(self.margin)
         if not self.labeled_weight >= 0:
             raise ConfigError(f"labeled_weight={self.labeled_weight} is not allowed; it must be >= 0")
+        if self.labeled_loss not in LABELED_LOSSES:
+            raise ConfigError(f"labeled_loss={self.labeled_loss!r} is not allowed; "
+                              f"allowed: {', '.join(LABELED_LOSSES)}")
+        if self.labeled_loss != "hinge" and not self.labeled_weight:
+            raise ConfigError(f"labeled_loss={self.labeled_loss!r} acts only with a direct labeled term; "
+                              f"set labeled_weight > 0 (got {self.labeled_weight})")
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
@@ -97,7 +107,10 @@ class EliteDetector(DeepDetector):
             loss, y_hat = elite_loss(scores, m, self.margin_, self.update, self.eta_m, self.normalize)
             if self.labeled_weight:
                 with batch_statistics(module):  # the labeled set normalised on its own, as for L_v
-                    loss = loss + self.labeled_weight * validation_loss(module(x_lab), y_lab, self.margin_)
+                    s_lab = module(x_lab)
+                term = (validation_loss(s_lab, y_lab, self.margin_) if self.labeled_loss == "hinge"
+                        else supervised_loss(s_lab, y_lab))
+                loss = loss + self.labeled_weight * term
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
         self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),

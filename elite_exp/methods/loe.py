@@ -35,7 +35,7 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.losses import anomaly_loss, loe_losses
+from elite_exp.methods.losses import anomaly_loss, loe_losses, supervised_loss
 from elite_exp.methods.training import TrainSettings, run_training
 from elite_exp.scores import SCORES, build_score
 
@@ -169,7 +169,7 @@ class SOEL(_LatentLabelDetector):
             b = len(idx)
             loss, extra = _unlabeled_step(l_n[:b], label, "soft")
             if len(x_lab):
-                supervised = torch.where(y_lab, anomaly_loss(l_n[b:]), l_n[b:]).mean()
+                supervised = supervised_loss(l_n[b:], y_lab)
                 loss = loss + supervised
                 extra["val_loss"] = supervised.detach()
             return loss, extra

@@ -42,6 +42,12 @@ def anomaly_loss(l_n: torch.Tensor) -> torch.Tensor:
     return 1.0 / (l_n + EPS)
 
 
+def supervised_loss(l_n: torch.Tensor, is_anomaly: torch.Tensor) -> torch.Tensor:
+    """SOEL's loss of labeled samples, (B,) -> (): the mean of L_n over labeled normals and of
+    L_a = 1 / (L_n + eps) over labeled anomalies, as one mean (Deep SAD's labeled terms with eta = 1)."""
+    return torch.where(is_anomaly, anomaly_loss(l_n), l_n).mean()
+
+
 def loe_losses(l_n: torch.Tensor, l_a: torch.Tensor, flags: torch.Tensor, mode: str) -> torch.Tensor:
     """Per-sample LOE loss, (B,): L_n for normals; for latent anomalies (``flags``) L_a (``hard``)
     or 0.5 L_n + 0.5 L_a (``soft``)."""

@@ -34,7 +34,7 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 # read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
 NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
-         "elite.update", "elite.pretrain", "elite.labeled_weight", "train.epochs")
+         "elite.update", "elite.pretrain", "elite.labeled_weight", "elite.labeled_loss", "train.epochs")
 
 
 def method_name(cfg: DictConfig) -> str:
@@ -60,7 +60,8 @@ def base_name(cfg: DictConfig) -> str:
     if b.name == "none":
         variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
             "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
-            f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "")
+            f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
+            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
@@ -187,7 +188,7 @@ CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr":
                "network": "data.network", "rep_dim": "data.network.rep_dim", "test_fraction": "data.test_fraction",
                "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
                "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
-               "labeled_weight": "elite.labeled_weight"}
+               "labeled_weight": "elite.labeled_weight", "labeled_loss": "elite.labeled_loss"}
 
 
 def config_key_error(err: ConfigError, cfg: DictConfig) -> ConfigError:
@@ -228,7 +229,8 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
         est = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                             margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
                             normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
-                            labeled_weight=cfg.elite.labeled_weight or 0.0, **common)
+                            labeled_weight=cfg.elite.labeled_weight or 0.0,
+                            labeled_loss=cfg.elite.labeled_loss or "hinge", **common)
     elif b.name == "labels":
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
