@@ -40,6 +40,8 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
                  "soel_ae": "SOEL (AE)", "elite_svdd_pretrain": "ELITE_SVDD + pre-training",
                  "elite_svdd_labeled1": "ELITE_SVDD + labeled term",
                  "elite_svdd_pretrain_labeled1": "ELITE_SVDD + pre-training + labeled term",
+                 "elite_svdd_labeled1_inverse": "ELITE_SVDD + inverse labeled term",
+                 "elite_svdd_pretrain_labeled1_inverse": "ELITE_SVDD + pre-training + inverse labeled term",
                  "elite_svdd_paper": "ELITE_SVDD (paper update)", "elite_svdd_loe": "ELITE_SVDD (LOE update)",
                  "elite_svdd_loe_pretrain": "ELITE_SVDD (LOE update) + pre-training",
                  "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",
@@ -49,9 +51,13 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
 
 def method_label(name: str) -> str:
     """The display name of a record's method: ``elite_svdd+elite.meta_grad=finite_diff`` ->
-    ``ELITE_SVDD (elite.meta_grad=finite_diff)`` (see ``registry.method_name``)."""
+    ``ELITE_SVDD (elite.meta_grad=finite_diff)``; an assumed contamination set in the config,
+    ``soel_svdd_alpha0.1`` -> ``SOEL (SVDD), alpha 0.1`` (see ``registry.method_name``)."""
     base, *changed = re.split(r"\+(?=[A-Za-z_][\w.]*=)", name)
-    return METHOD_LABELS.get(base, base) + (f" ({', '.join(changed)})" if changed else "")
+    stem, alpha = re.fullmatch(r"(.*?)(?:_alpha(.+))?", base).groups()
+    label = METHOD_LABELS.get(base) or (f"{METHOD_LABELS[stem]}, alpha {alpha}" if alpha and stem in METHOD_LABELS
+                                        else base)
+    return label + (f" ({', '.join(changed)})" if changed else "")
 
 
 DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits",

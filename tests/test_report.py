@@ -220,6 +220,11 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
     assert method_label("my_method") == "my_method"
     assert method_label("ssad+baseline.c_labeled=1e16+train.lr=1e-05") == \
         "SSAD (baseline.c_labeled=1e16, train.lr=1e-05)"
+    # an assumed contamination given in the config: the method's label and the value
+    assert method_label("soel_svdd_alpha0.1") == "SOEL (SVDD), alpha 0.1"
+    assert method_label("loe_soft_ae_alpha0.2+train.lr=0.001") == "LOE_S (AE), alpha 0.2 (train.lr=0.001)"
+    assert method_label("loe_hard_rot_alpha0") == "Rotation prediction (unsupervised)"
+    assert method_label("my_method_alpha1") == "my_method_alpha1"
 
 
 def test_classes_named_by_index_in_some_runs_and_by_name_in_others_are_reported(tmp_path):
