@@ -45,7 +45,8 @@ class EliteDetector(DeepDetector):
     the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
     beside the meta-gradient weights; ``labeled_loss`` picks that term: ``hinge`` (L_v itself) or
     ``inverse`` (SOEL's supervised loss, ``losses.supervised_loss``: Omega for labeled normals,
-    1 / (Omega + 1e-6) for labeled anomalies, which keeps pushing an anomaly away past the margin).
+    1 / (Omega + 1e-6) for labeled anomalies, on ELITE's Omega: the distance unless ``squared``; it keeps
+    pushing an anomaly away past the margin).
     """
 
     requires_labels = (-1, 0, 1)
@@ -75,8 +76,8 @@ class EliteDetector(DeepDetector):
             raise ConfigError(f"labeled_loss={self.labeled_loss!r} is not allowed; "
                               f"allowed: {', '.join(LABELED_LOSSES)}")
         if self.labeled_loss != "hinge" and not self.labeled_weight:
-            raise ConfigError(f"labeled_loss={self.labeled_loss!r} acts only with a direct labeled term; "
-                              f"set labeled_weight > 0 (got {self.labeled_weight})")
+            raise ConfigError(f"labeled_loss={self.labeled_loss!r} acts only with a direct labeled term: give it a "
+                              f"weight > 0 (elite.labeled_weight in the runner, labeled_weight here)")
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)

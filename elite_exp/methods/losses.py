@@ -44,7 +44,8 @@ def anomaly_loss(l_n: torch.Tensor) -> torch.Tensor:
 
 def supervised_loss(l_n: torch.Tensor, is_anomaly: torch.Tensor) -> torch.Tensor:
     """SOEL's loss of labeled samples, (B,) -> (): the mean of L_n over labeled normals and of
-    L_a = 1 / (L_n + eps) over labeled anomalies, as one mean (Deep SAD's labeled terms with eta = 1)."""
+    L_a = 1 / (L_n + eps) over labeled anomalies, as one mean (Deep SAD's labeled terms with eta = 1 when
+    L_n is the squared distance, as SOEL's is; ELITE's score is the distance unless ``squared``)."""
     return torch.where(is_anomaly, anomaly_loss(l_n), l_n).mean()
 
 

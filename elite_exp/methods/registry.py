@@ -61,7 +61,7 @@ def base_name(cfg: DictConfig) -> str:
         variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
             "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
-            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "")
+            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "", "hinge") else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
