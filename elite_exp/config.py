@@ -69,7 +69,7 @@ class EliteConf:
     normalize: bool = True  # divide M by its batch mean magnitude
     # beyond the paper; null = off (unset keys leave run folders where they were)
     pretrain: bool | None = None  # auto-encoder pre-training of the encoder (svdd score)
-    labeled_weight: float | None = None  # weight of L_v on the labeled set as a direct training term
+    labeled_weight: float | None = None  # weight of a direct training term on the labeled set (labeled_loss)
     labeled_loss: str | None = None  # that term: hinge (L_v, Eq. 6) | inverse (SOEL's); null = hinge
 
 

@@ -11,6 +11,7 @@ setting that changes the result.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -51,6 +52,7 @@ from elite_exp.methods.registry import (
     method_record,
     setting_text,
     spelled_number,
+    unread_defaults,
 )
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
@@ -97,10 +99,15 @@ def _without_none(tree):
 def result_settings(config: dict) -> dict:
     """The settings of a config (a plain dict, resolved or not) that change the result, in one
     normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
-    added later moves no folder); ``FOUND_AT`` keys as their defaults; ``UNSET_WHEN`` keys set to
+    added later moves no folder); settings the run's method does not read (``elite.*`` for a baseline:
+    ``registry.unread_defaults``) and ``FOUND_AT`` keys as their defaults; ``UNSET_WHEN`` keys set to
     their off value count as unset; n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000
     are one run); a numeric margin as its number (``elite.margin=1`` and ``=1.0`` are one run)."""
     body = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    if all(OmegaConf.select(OmegaConf.create(body), f"{g}.name") is not None for g in ("data", "model", "baseline")):
+        for key, value in unread_defaults(OmegaConf.create(body)).items():
+            *path, last = key.split(".")
+            functools.reduce(lambda tree, k: tree[k], path, body)[last] = value
     if body.get("r_l") is not None:
         body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
     body["r_l"] = None
@@ -284,10 +291,12 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
 
 def run_identity(cfg: DictConfig) -> dict:
     """What makes a record the result of this run: the record format, the hash of every setting that
-    changes the result, and for your own data (csv, folder) a fingerprint of the files."""
+    changes the result, and for your own data (csv, folder) a fingerprint of the files, for CIFAR-10 the
+    layout its pixels come from (``datasets.data_fingerprint``)."""
     options = OmegaConf.to_container(cfg.data, resolve=True)
     return {"format": RECORD_FORMAT, "config_hash": config_hash(cfg),
-            "data_fingerprint": data_fingerprint(cfg.data.name, **{k: options[k] for k in DATA_OPTIONS})}
+            "data_fingerprint": data_fingerprint(cfg.data.name, root=options["root"],
+                                                 **{k: options[k] for k in DATA_OPTIONS})}
 
 
 def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
@@ -332,7 +341,8 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
         old = previous.get("identity", {})
         why = (f"an older version of elite-exp (record format {record_format(previous)}, now {RECORD_FORMAT})"
                if record_format(previous) != RECORD_FORMAT else
-               "other data files under data.path" if old.get("data_fingerprint") != identity["data_fingerprint"]
+               f"other data files ({old.get('data_fingerprint')}, now {identity['data_fingerprint']})"
+               if old.get("data_fingerprint") != identity["data_fingerprint"]
                else "other settings")
         log.warning("rerunning %s: its record was made by %s", run_dir, why)
     return None

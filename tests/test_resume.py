@@ -53,9 +53,25 @@ def test_changed_csv_under_the_same_path_is_rerun(tmp_path):
     pd.concat([frame, frame.iloc[:30]]).to_csv(path, index=False)  # the same path, other rows
     proc = run_cli(*args, out_dir=tmp_path)
     assert proc.returncode == 0 and "skipping" not in proc.stdout + proc.stderr
-    assert "other data files under data.path" in proc.stdout + proc.stderr
+    assert "its record was made by other data files" in proc.stdout + proc.stderr
     after = json.loads(record.read_text())
     assert after["identity"]["data_fingerprint"] != before["identity"]["data_fingerprint"]
+
+
+def test_cifar10_from_its_other_layout_is_another_data_set_in_the_same_folder(tmp_path):
+    # an image-folder copy (here a JPEG re-encoding) and torchvision's original differ in their pixels
+    from elite_exp.runner import run_identity, run_path
+
+    jpeg, original = tmp_path / "jpeg", tmp_path / "original"
+    for split in ("train", "test"):
+        (jpeg / "CIFAR10" / split).mkdir(parents=True)
+    (original / "cifar-10-batches-py").mkdir(parents=True)
+    a, b = (composed(tmp_path, "data=cifar10", f"data.root={root}") for root in (jpeg, original))
+    assert run_path(a) == run_path(b)  # where the data is found names no other folder...
+    assert run_identity(a)["data_fingerprint"] == "cifar10:image-folder"
+    # ...but the record of one is not done for the other
+    assert run_identity(b)["data_fingerprint"] == "cifar10:torchvision"
+    assert run_identity(composed(tmp_path, "data=mnist"))["data_fingerprint"] is None
 
 
 @pytest.mark.parametrize("edit", ["no identity", "old format"])

@@ -80,6 +80,7 @@ def composed(tmp_path, *overrides):
     ("elite.meta_grad=exact", "elite.meta_grad='exact' is not allowed"),
     ("elite.labeled_weight=-1", "elite.labeled_weight=-1.0 is not allowed"),
     ("elite.labeled_loss=inverse", "elite.labeled_loss='inverse' acts only with a direct labeled term"),
+    ("elite.labeled_loss=''", "elite.labeled_loss='' is not allowed; allowed: hinge, inverse"),
     ("r_l=0.15", "r_l=0.15 is not allowed with n_train=100: it gives 15 labels"),
     ("r_l=1.5", "r_l=1.5 is not allowed; the label ratio n_labels / n_train must lie in (0, 1)"),
 ])
@@ -152,6 +153,32 @@ def test_folders_of_finished_runs_never_move():
         "digits/elite_svdd+elite.margin=1/class0/rp0.1_nl10_eta1.0_seed0_c8217c41"
     assert run_path(composed("out", "elite.margin=0.5")) == \
         "digits/elite_svdd+elite.margin=0.5/class0/rp0.1_nl10_eta1.0_seed0_440f4cff"
+
+
+def test_a_setting_the_method_does_not_read_names_no_other_run():
+    # a sweep over method=elite_svdd,deepsad elite.meta_grad=finite_diff finds Deep SAD's runs done
+    from elite_exp.runner import run_path
+
+    pinned = {("method=deepsad",): "digits/deepsad/class0/rp0.1_nl10_eta1.0_seed0_7bb36071",
+              ("method=ssad",): "digits/ssad/class0/rp0.1_nl10_eta1.0_seed0_56a7d260",
+              ("method=loe_hard_svdd",): "digits/loe_hard_svdd/class0/rp0.1_nl10_eta1.0_seed0_d2463822",
+              ("method=labels_svdd",): "digits/labels_svdd/class0/rp0.1_nl10_eta1.0_seed0_af4f6821",
+              ("method=deepsvdd", "baseline.pretrain=false"):
+                  "digits/deepsvdd+baseline.pretrain=false/class0/rp0.1_nl10_eta1.0_seed0_ba28c26a"}
+    unread = {("method=deepsad",): ("elite.meta_grad=finite_diff", "elite.pretrain=true", "model.squared=true"),
+              ("method=ssad",): ("train.lr=0.01", "data.network.rep_dim=8", "elite.update=paper"),
+              ("method=loe_hard_svdd",): ("model.squared=true", "elite.labeled_weight=1"),
+              ("method=labels_svdd",): ("elite.update=paper", "elite.meta_grad=finite_diff"),
+              ("method=deepsvdd", "baseline.pretrain=false"): ("baseline.pretrain_epochs=3",)}
+    for method, path in pinned.items():
+        assert run_path(composed("out", *method)) == path  # folders of finished runs never move
+        for setting in unread[method]:
+            assert run_path(composed("out", *method, setting)) == path, setting
+    # what the method reads is another run
+    for method, setting in ((("method=deepsad",), "baseline.eta=2"), (("method=ssad",), "baseline.nu=0.5"),
+                            (("method=labels_svdd",), "elite.margin=2"), (("method=loe_hard_svdd",), "train.lr=0.01"),
+                            (("method=ssad", "baseline.hybrid=true"), "train.lr=0.01")):
+        assert run_path(composed("out", *method, setting)) != run_path(composed("out", *method)), setting
 
 
 def test_where_the_data_is_found_names_no_other_run():

@@ -212,12 +212,16 @@ def _listing(folder: Path, files: list[tuple[Path, int]]) -> list[tuple[str, int
     return [(str(f.relative_to(folder)), st.st_size, st.st_mtime_ns) for f, st in ((f, f.stat()) for f, _ in files)]
 
 
-def data_fingerprint(name: str, *, path: str | None = None, test_path: str | None = None, **_) -> str | None:
+def data_fingerprint(name: str, *, root: str | None = None, path: str | None = None, test_path: str | None = None,
+                     **_) -> str | None:
     """A digest of the files behind your own data (``folder``: every image's name, size and time;
-    ``csv``: the bytes of the table(s)), so a record made from other files is not taken as done;
-    ``None`` for the fixed benchmark data sets, or when the files are missing (loading then says so)."""
+    ``csv``: the bytes of the table(s)), so a record made from other files is not taken as done; for
+    CIFAR-10, which of its two layouts under ``root`` (:func:`cifar10_layout`) gives the pixels; ``None`` for
+    the other benchmark data sets, or when the files are missing (loading then says so)."""
     import hashlib
 
+    if name == "cifar10":
+        return f"cifar10:{cifar10_layout(data_root(root))}"
     try:
         if name == "folder" and path:
             root = Path(path).expanduser()
@@ -266,13 +270,22 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
     return x, y, classes
 
 
+def cifar10_layout(root: Path) -> str:
+    """The layout CIFAR-10 loads from under ``root``: ``image-folder`` when ``<root>/CIFAR10/{train,test}/``
+    exist (e.g. a JPEG re-encoding, whose pixels differ from the original's), else ``torchvision`` (the
+    original release as torchvision downloads it, ``cifar-10-batches-py``)."""
+    folder = root / "CIFAR10"
+    return "image-folder" if (folder / "train").is_dir() and (folder / "test").is_dir() else "torchvision"
+
+
 def load_cifar10(root: Path, download: bool = True, image_size: int | None = None) -> ArrayDataset:
     """CIFAR-10 from torchvision's layout (``cifar-10-batches-py``) or an image-folder layout
-    (``<root>/CIFAR10/{train,test}/<class>/*``), whichever is present."""
+    (``<root>/CIFAR10/{train,test}/<class>/*``), whichever is present (:func:`cifar10_layout`; the
+    image folder when both are)."""
     import torchvision.datasets as tvd
 
     folder = root / "CIFAR10"
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
+    if cifar10_layout(root) == "image-folder":
         x_tr, y_tr, classes = _cached_image_folder(folder / "train")
         x_te, y_te, _ = _cached_image_folder(folder / "test")
     else:

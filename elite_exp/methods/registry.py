@@ -61,7 +61,7 @@ def base_name(cfg: DictConfig) -> str:
         variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
             "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
-            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "", "hinge") else "")
+            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
@@ -103,7 +103,6 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
     differs from its default and that :data:`NAMED` leaves out, sorted by key. A
     default that is an interpolation holds when the run's value equals what it points to
     (``pretrain_epochs: ${train.epochs}`` is the default however long training is)."""
-    reads = read_settings(cfg)
     # not hydra.*: it names the folder
     groups = [g for g in ("train", "baseline", "elite", "model", "data") if g in cfg]
     raw = flatten({g: OmegaConf.to_container(cfg[g], resolve=False) for g in groups})
@@ -115,11 +114,27 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
         points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
         return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
 
-    def is_read(key):
-        return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
-
     return sorted((k, run[k]) for k in run
-                  if is_read(k) and k not in NAMED and k in default and not is_default(k))
+                  if is_read(k, cfg) and k not in NAMED and k in default and not is_default(k))
+
+
+def is_read(key: str, cfg: DictConfig) -> bool:
+    """Whether the method of ``cfg`` reads the dotted setting ``key`` (:func:`read_settings`)."""
+    return any(key == r or (r.endswith(".") and key.startswith(r)) for r in read_settings(cfg))
+
+
+# the groups whose keys only some methods read (:func:`read_settings`)
+METHOD_GROUPS = ("train", "baseline", "elite", "model", "data.network")
+
+
+def unread_defaults(cfg: DictConfig) -> dict[str, object]:
+    """(dotted key: default) for every key of :data:`METHOD_GROUPS` that the method of ``cfg`` does not
+    read (``elite.*`` for a baseline, ``train.*`` for plain SSAD, ...), with its default for the run's data
+    set, model and baseline (as :func:`changed_settings` has them; unresolved, ``${...}`` as written)."""
+    default = _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
+    keys = flatten({g: OmegaConf.to_container(OmegaConf.select(cfg, g), resolve=False)
+                    for g in METHOD_GROUPS if OmegaConf.select(cfg, g) is not None})
+    return {k: default[k] for k in keys if k in default and not is_read(k, cfg)}
 
 
 @functools.cache
@@ -230,7 +245,8 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                             margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
                             normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
                             labeled_weight=cfg.elite.labeled_weight or 0.0,
-                            labeled_loss=cfg.elite.labeled_loss or "hinge", **common)
+                            labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
+                            **common)
     elif b.name == "labels":
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
