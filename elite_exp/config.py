@@ -66,7 +66,6 @@ class EliteConf:
     update: str = "reweight"  # reweight | paper | loe (measured: reweight is better, see README)
     margin: str = "auto_mean"  # auto_mean | auto_max | a number
     meta_grad: str = "forward_ad"  # forward_ad | finite_diff | double_backward
-    meta_params: str = "all"  # the look-ahead step's parameters: all (the paper) | last_layer (cheaper)
     normalize: bool = True  # divide M by its batch mean magnitude
     # beyond the paper; null = off (unset keys leave run folders where they were)
     pretrain: bool | None = None  # auto-encoder pre-training of the encoder (svdd score)

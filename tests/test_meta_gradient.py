@@ -10,9 +10,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from elite_exp.data import load_dataset, make_split
-from elite_exp.errors import ConfigError
 from elite_exp.methods.elite import EliteDetector
-from elite_exp.methods.meta_gradient import elite_loss, look_ahead_params, meta_gradients
+from elite_exp.methods.meta_gradient import elite_loss, meta_gradients
 from elite_exp.networks import NetworkSpec
 from elite_exp.scores import build_score
 
@@ -53,44 +52,23 @@ def _module(score, spec, shape, x, dtype):
 CASES = [(score, net) for score in ("svdd", "ae") for net in sorted(NETS)] + [("rot", "conv")]
 
 
-@pytest.mark.parametrize("meta_params", ["all", "last_layer"])
 @pytest.mark.parametrize("score, net", CASES)
-def test_forward_ad_equals_double_backward_float64(digits, score, net, meta_params):
+def test_forward_ad_equals_double_backward_float64(digits, score, net):
     spec, shape = NETS[net]
     x, xv, yv = _batch(digits, shape)
     module = _module(score, spec, shape, x, torch.float64)
     out = {}
     for method in ("forward_ad", "double_backward"):
         m = copy.deepcopy(module)
-        scores, meta, lv = meta_gradients(m, x.double(), xv.double(), yv, margin=5.0, step_size=1e-3, method=method,
-                                          meta_params=meta_params)
+        scores, meta, lv = meta_gradients(m, x.double(), xv.double(), yv, margin=5.0, step_size=1e-3, method=method)
         out[method] = (scores.detach(), meta, lv, [b.clone() for b in m.buffers()])
     (s1, m1, l1, b1), (s2, m2, l2, b2) = out["forward_ad"], out["double_backward"]
-    assert m1.abs().max() > 0 and (meta_params != "all" or ((m1 > 0).any() and (m1 < 0).any()))
+    assert m1.abs().max() > 0 and (m1 > 0).any() and (m1 < 0).any()
     torch.testing.assert_close(m1, m2, rtol=1e-9, atol=1e-12 * float(m2.abs().max()))
     torch.testing.assert_close(s1, s2, rtol=1e-12, atol=0)
     torch.testing.assert_close(l1, l2, rtol=1e-12, atol=0)
     for a, b in zip(b1, b2):  # one running-statistics update, from the training forward only
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
-
-
-@pytest.mark.parametrize("score, net, last", [("svdd", "conv", ["encoder.fc.weight"]),
-                                              ("svdd", "mlp", ["encoder.6.weight"]),
-                                              ("ae", "conv", ["decoder.body.5.weight"]),
-                                              ("ae", "mlp", ["decoder.6.weight"]),
-                                              ("rot", "conv", ["head.weight", "head.bias"])])
-def test_the_last_layer_look_ahead_moves_the_score_networks_last_layer(digits, score, net, last):
-    spec, shape = NETS[net]
-    x, xv, yv = _batch(digits, shape)
-    module = _module(score, spec, shape, x, torch.float64)
-    assert list(look_ahead_params(module, "last_layer")) == last
-    assert len(look_ahead_params(module, "all")) > len(last)
-    every = meta_gradients(copy.deepcopy(module), x.double(), xv.double(), yv, 5.0, 1e-3, meta_params="all")[1]
-    part = meta_gradients(copy.deepcopy(module), x.double(), xv.double(), yv, 5.0, 1e-3, meta_params="last_layer")[1]
-    assert not torch.allclose(part, every)  # an approximation, with the look-ahead on fewer weights
-    assert float(torch.corrcoef(torch.stack([part, every]))[0, 1]) > 0.3, "its M should follow the paper's M"
-    with pytest.raises(ConfigError, match="meta_params='first' is not allowed; allowed: all, last_layer"):
-        look_ahead_params(module, "first")
 
 
 @pytest.mark.parametrize("score, net", CASES)

@@ -10,7 +10,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
 from elite_exp.methods.losses import supervised_loss, validation_loss
-from elite_exp.methods.meta_gradient import META_GRADIENTS, META_PARAMS, UPDATES, elite_loss, meta_gradients
+from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 
@@ -46,17 +46,14 @@ class EliteDetector(DeepDetector):
     beside the meta-gradient weights; ``labeled_loss`` picks that term: ``hinge`` (L_v itself) or
     ``inverse`` (SOEL's supervised loss, ``losses.supervised_loss``: Omega for labeled normals,
     1 / (Omega + 1e-6) for labeled anomalies, on ELITE's Omega: the distance unless ``squared``; it keeps
-    pushing an anomaly away past the margin); ``meta_params='last_layer'`` takes the meta-gradient of the
-    look-ahead step on the score network's last layer only (``meta_gradient.look_ahead_params``: a cheaper
-    approximation of the paper's M; ``all``, the paper's, by default).
+    pushing an anomaly away past the margin).
     """
 
     requires_labels = (-1, 0, 1)
 
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
-                 pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge",
-                 meta_params: str = "all", network=None,
+                 pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge", network=None,
                  epochs: int = 30,
                  batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
@@ -70,8 +67,6 @@ class EliteDetector(DeepDetector):
             raise ConfigError(f"update={self.update!r} is not allowed; allowed: {', '.join(UPDATES)}")
         if self.meta_grad not in META_GRADIENTS:
             raise ConfigError(f"meta_grad={self.meta_grad!r} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
-        if self.meta_params not in META_PARAMS:
-            raise ConfigError(f"meta_params={self.meta_params!r} is not allowed; allowed: {', '.join(META_PARAMS)}")
         if not self.eta_m > 0:
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
@@ -109,8 +104,7 @@ class EliteDetector(DeepDetector):
         log.debug("ELITE margin C = %.4g", self.margin_)
 
         def step(idx):
-            scores, m, lv = meta_gradients(module, x_unl[idx], x_lab, y_lab, self.margin_, s.lr, self.meta_grad,
-                                           self.meta_params)
+            scores, m, lv = meta_gradients(module, x_unl[idx], x_lab, y_lab, self.margin_, s.lr, self.meta_grad)
             loss, y_hat = elite_loss(scores, m, self.margin_, self.update, self.eta_m, self.normalize)
             if self.labeled_weight:
                 with batch_statistics(module):  # the labeled set normalised on its own, as for L_v

@@ -16,14 +16,6 @@ by the one-sided difference (Omega(theta + h g) - Omega(theta)) / h along g = gr
 training step's own forward gives Omega(theta), so the only extra work is one no-grad
 forward. ``double_backward`` is the literal definition (the official code's approach),
 kept as the reference the fast paths are tested against.
-
-``meta_params`` picks the parameters theta of the look-ahead step: ``all`` (the paper) or
-``last_layer`` (beyond the paper: only the score network's last parametrised layer, e.g. the
-Deep SVDD encoder's final linear map; every other weight is held fixed in the look-ahead). With
-``last_layer`` the tangent of the ``forward_ad`` pass starts at that layer, so the meta-gradient
-costs about one small matrix product more than the training forward, and grad L_v is a backward
-through that layer only. It is an approximation of the paper's M (the same definition, on fewer
-parameters), like the last-layer meta-gradients of fast sample re-weighting methods.
 """
 
 from __future__ import annotations
@@ -49,21 +41,10 @@ META_GRADIENTS = ("forward_ad", "finite_diff", "double_backward")
 # truncation and rounding error measured on the MNIST nets: about 0.3% relative error of M)
 FD_STEP = 1e-5
 UPDATES = ("paper", "reweight", "loe")
-META_PARAMS = ("all", "last_layer")
 
 
-def look_ahead_params(module: nn.Module, meta_params: str = "all") -> dict[str, torch.Tensor]:
-    """The trainable parameters the look-ahead step moves, by name: every one (``all``) or those of the
-    last submodule that holds parameters, in registration order (``last_layer``: ``encoder.fc`` of the
-    Deep SVDD score, the decoder's last convolution or linear map of the auto-encoder, the rotation
-    score's ``head``). ConfigError for another ``meta_params``."""
-    params = {k: p for k, p in module.named_parameters() if p.requires_grad}
-    if meta_params == "all":
-        return params
-    if meta_params != "last_layer":
-        raise ConfigError(f"meta_params={meta_params!r} is not allowed; allowed: {', '.join(META_PARAMS)}")
-    last = next(reversed(params)).rpartition(".")[0]
-    return {k: p for k, p in params.items() if k.rpartition(".")[0] == last}
+def _params(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p for k, p in module.named_parameters() if p.requires_grad}
 
 
 def _validation_gradient(module: nn.Module, params: dict[str, torch.Tensor], val_x: torch.Tensor,
@@ -76,16 +57,15 @@ def _validation_gradient(module: nn.Module, params: dict[str, torch.Tensor], val
 
 
 def meta_gradients(module: nn.Module, x: torch.Tensor, val_x: torch.Tensor, val_anomaly: torch.Tensor,
-                   margin: float, step_size: float, method: str = "forward_ad", meta_params: str = "all"
+                   margin: float, step_size: float, method: str = "forward_ad"
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (scores of ``x`` with their autograd graph, meta-gradients M (detached), L_v (detached)).
 
     The scores come from a train-mode forward pass (it counts as the training step's forward
     pass and updates BatchNorm running statistics); every other forward pass uses batch
-    statistics without updating them. ``meta_params``: the parameters of the look-ahead step
-    (:func:`look_ahead_params`).
+    statistics without updating them.
     """
-    params = look_ahead_params(module, meta_params)
+    params = _params(module)
     n = x.shape[0]
     if method == "forward_ad":
         grads, lv = _validation_gradient(module, params, val_x, val_anomaly, margin)

@@ -202,8 +202,7 @@ CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr":
                "optimizer": "train.optimizer", "weight_decay": "train.weight_decay", "random_state": "seed",
                "network": "data.network", "rep_dim": "data.network.rep_dim", "test_fraction": "data.test_fraction",
                "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
-               "meta_grad": "elite.meta_grad", "meta_params": "elite.meta_params", "normalize": "elite.normalize",
-               "pretrain": "elite.pretrain",
+               "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
                "labeled_weight": "elite.labeled_weight", "labeled_loss": "elite.labeled_loss"}
 
 
@@ -244,7 +243,6 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     if b.name == "none":
         est = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                             margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
-                            meta_params=cfg.elite.meta_params,
                             normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
                             labeled_weight=cfg.elite.labeled_weight or 0.0,
                             labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
