@@ -11,7 +11,6 @@ setting that changes the result.
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import logging
@@ -46,13 +45,14 @@ from elite_exp.data.datasets import TEST_TABLE, data_fingerprint, refuse_test_fr
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import check_device_name, resolve_device
 from elite_exp.methods.registry import (
+    as_read,
     build_method,
     config_key_error,
     method_name,
     method_record,
+    names_its_method,
     setting_text,
     spelled_number,
-    unread_defaults,
 )
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
@@ -96,18 +96,17 @@ def _without_none(tree):
     return tree
 
 
-def result_settings(config: dict) -> dict:
+def result_settings(config: dict, as_its_method_reads: bool = True) -> dict:
     """The settings of a config (a plain dict, resolved or not) that change the result, in one
     normal form: without ``NOT_HASHED``, the sweep grids and unset (None) keys (so an optional key
     added later moves no folder); settings the run's method does not read (``elite.*`` for a baseline:
-    ``registry.unread_defaults``) and ``FOUND_AT`` keys as their defaults; ``UNSET_WHEN`` keys set to
+    ``registry.as_read``) and ``FOUND_AT`` keys as their defaults; ``UNSET_WHEN`` keys set to
     their off value count as unset; n_labels as the run uses it (``r_l=0.004`` and ``n_labels=20`` of 5,000
-    are one run); a numeric margin as its number (``elite.margin=1`` and ``=1.0`` are one run)."""
+    are one run); a numeric margin as its number (``elite.margin=1`` and ``=1.0`` are one run).
+    ``as_its_method_reads=False`` leaves the unread settings as they are (to compare with an old record
+    that does not say what its method reads)."""
     body = {k: v for k, v in config.items() if k not in NOT_HASHED}
-    if all(OmegaConf.select(OmegaConf.create(body), f"{g}.name") is not None for g in ("data", "model", "baseline")):
-        for key, value in unread_defaults(OmegaConf.create(body)).items():
-            *path, last = key.split(".")
-            functools.reduce(lambda tree, k: tree[k], path, body)[last] = value
+    body = as_read(body) if as_its_method_reads else copy.deepcopy(body)
     if body.get("r_l") is not None:
         body["n_labels"] = labels_from_ratio(body["r_l"], body["n_train"])
     body["r_l"] = None
@@ -302,8 +301,9 @@ def run_identity(cfg: DictConfig) -> dict:
 def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
     """``key: old -> new`` for settings that change the result (:func:`result_settings`) and that both
     configs hold (a key one of them lacks, e.g. added by a later version, is no difference)."""
-    a = flatten(result_settings(old))
-    b = flatten(result_settings(OmegaConf.to_container(new, resolve=True)))
+    both = names_its_method(old)  # else neither is normalised: it cannot be
+    a = flatten(result_settings(old, both))
+    b = flatten(result_settings(OmegaConf.to_container(new, resolve=True), both))
     diff = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
     return diff[:most] + ([f"... ({len(diff) - most} more)"] if len(diff) > most else [])
 
@@ -341,6 +341,8 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
         old = previous.get("identity", {})
         why = (f"an older version of elite-exp (record format {record_format(previous)}, now {RECORD_FORMAT})"
                if record_format(previous) != RECORD_FORMAT else
+               "a version that did not record which CIFAR-10 layout it read (an image-folder copy's pixels are "
+               "not the original's)" if old.get("data_fingerprint") is None and previous.get("data") == "cifar10" else
                f"other data files ({old.get('data_fingerprint')}, now {identity['data_fingerprint']})"
                if old.get("data_fingerprint") != identity["data_fingerprint"]
                else "other settings")

@@ -3,7 +3,8 @@
 * :func:`check_jobs`: before any job of a multirun starts, every job's config is composed and
   checked (:func:`elite_exp.runner.check_config`; the device by its name only, since a launcher
   may run the jobs elsewhere); the first bad one stops the sweep with one line naming the value
-  and the job (exit status 2), so a mistake in the 300th job is not found hours in.
+  and the job (exit status 2), so a mistake in the 300th job is not found hours in. A job whose
+  run folder an earlier job has (the same run) is left out.
 * :func:`count_outcomes` and :func:`finish`: after the jobs, one line counting finished, skipped
   and failed runs (runs not run because their folder holds another run's record count as
   failed); when any failed, one line naming their records and exit status 1. Each failure is
@@ -12,8 +13,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
@@ -21,25 +24,32 @@ from omegaconf import DictConfig, open_dict
 
 from elite_exp.errors import ConfigError
 
+log = logging.getLogger("elite_exp")
+
 # the last multirun's outcome in this process: (summary line, error line or None), for finish()
 _outcome: list[tuple[str, str | None]] = []
 
 
-def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]) -> None:
+def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]) -> set[int]:
     """Compose each job (its override list) as the launcher will and check its settings; on the first
     ConfigError print ``error: ...`` naming the job (numbered as Hydra's launch lines) and exit with
-    status 2."""
+    status 2. Returns the numbers of the jobs whose run folder an earlier job already has (the same run:
+    they differ only in settings their method does not read, e.g. ``elite.*`` for a baseline), each said in
+    one log line: the sweeper leaves them out, so two processes never write one folder."""
     from elite_exp.runner import check_config
 
     _outcome.clear()
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
+    folders: dict[Path, int] = {}
+    repeats: set[int] = set()
     try:
         for num, overrides in enumerate(jobs):
             cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
             with open_dict(cfg):  # as the launcher numbers the job, for ${hydra:job.num} in its settings
                 cfg.hydra.job.num, cfg.hydra.job.id = num, str(num)
             hydra_config.set_config(cfg)
+            folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
             with open_dict(cfg):
                 del cfg["hydra"]
             try:
@@ -48,8 +58,14 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
                 print(f"error: {err} (job #{num} of {len(jobs)}: {' '.join(overrides)}); no job was started",
                       file=sys.stderr)
                 sys.exit(2)
+            if folder in folders:
+                log.info("job #%d (%s) is job #%d's run (its method does not read what they differ in): left out",
+                         num, " ".join(overrides), folders[folder])
+                repeats.add(num)
+            folders.setdefault(folder, num)
     finally:
         hydra_config.cfg = previous
+    return repeats
 
 
 def count_outcomes(returns: Sequence[Sequence[JobReturn]]) -> None:

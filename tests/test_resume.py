@@ -58,7 +58,7 @@ def test_changed_csv_under_the_same_path_is_rerun(tmp_path):
     assert after["identity"]["data_fingerprint"] != before["identity"]["data_fingerprint"]
 
 
-def test_cifar10_from_its_other_layout_is_another_data_set_in_the_same_folder(tmp_path):
+def test_cifar10_from_its_other_layout_is_another_data_set_in_the_same_folder(tmp_path, caplog):
     # an image-folder copy (here a JPEG re-encoding) and torchvision's original differ in their pixels
     from elite_exp.runner import run_identity, run_path
 
@@ -72,6 +72,20 @@ def test_cifar10_from_its_other_layout_is_another_data_set_in_the_same_folder(tm
     # ...but the record of one is not done for the other
     assert run_identity(b)["data_fingerprint"] == "cifar10:torchvision"
     assert run_identity(composed(tmp_path, "data=mnist"))["data_fingerprint"] is None
+    # a record of a version that did not say which layout it read is run again, saying why
+    from elite_exp.runner import _previous_record, base_record
+
+    run_dir = tmp_path / "run"
+    record = {**base_record(a, run_dir), "status": "ok"}
+    record["identity"]["data_fingerprint"] = None
+    write_json(run_dir / "result.json", record)
+    with caplog.at_level("WARNING", logger="elite_exp"):
+        assert _previous_record(a, run_dir, run_identity(a), multirun=True) is None
+    assert "a version that did not record which CIFAR-10 layout it read" in caplog.text
+    record["identity"] = run_identity(a)
+    write_json(run_dir / "result.json", record)
+    assert _previous_record(a, run_dir, run_identity(a), multirun=True) == "finished"
+    assert _previous_record(b, run_dir, run_identity(b), multirun=True) is None  # the other layout: not done
 
 
 @pytest.mark.parametrize("edit", ["no identity", "old format"])

@@ -181,6 +181,28 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
         assert run_path(composed("out", *method, setting)) != run_path(composed("out", *method)), setting
 
 
+def test_a_setting_the_method_reads_keeps_its_value_through_one_it_does_not():
+    from omegaconf import OmegaConf
+
+    from elite_exp.runner import config_differences, result_settings, run_path
+
+    # plain SSAD reads baseline.n_landmarks, not train.*: its value, through the interpolation, names the run
+    ssad = ("method=ssad", "baseline.n_landmarks=${train.batch_size}")
+    assert run_path(composed("out", *ssad, "train.batch_size=32")) != run_path(composed("out", *ssad,
+                                                                                         "train.batch_size=64"))
+    # the training length is a column of every record and table: another length is another run
+    assert run_path(composed("out", "method=ssad", "train.epochs=3")) != run_path(composed("out", "method=ssad"))
+    # the caller's config is left as it was
+    config = OmegaConf.to_container(composed("out", "method=deepsad", "elite.meta_grad=finite_diff"), resolve=True)
+    result_settings(config)
+    assert config["elite"]["meta_grad"] == "finite_diff"
+    # the record of an old version that does not name its model: compared as it is, no made-up difference
+    old = OmegaConf.to_container(composed("out", "elite.meta_grad=finite_diff"), resolve=True)
+    del old["model"]
+    assert config_differences(old, composed("out", "elite.meta_grad=finite_diff")) == []
+    assert config_differences(old, composed("out")) == ["elite.meta_grad: finite_diff -> forward_ad"]
+
+
 def test_where_the_data_is_found_names_no_other_run():
     from elite_exp.runner import run_path
 

@@ -96,6 +96,17 @@ def test_rerun_skips_finished_and_force_reruns(tmp_path):
     assert again["test_auc"] == pytest.approx(first["test_auc"])  # same seed, same result
 
 
+def test_jobs_that_are_one_run_run_once(tmp_path):
+    # Deep SAD does not read elite.meta_grad: its two jobs are one run, in one folder, trained once
+    proc = cli(["-m", *TINY, "method=elite_svdd,deepsad", "elite.meta_grad=forward_ad,finite_diff"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep: 3 run(s): 3 finished" in proc.stdout + proc.stderr
+    assert "job #3 (" in proc.stdout and "is job #2's run (its method does not read what they differ in): left out" \
+        in proc.stdout
+    assert sorted(p.parent.parent.parent.name for p in tmp_path.rglob("result.json")) == \
+        ["deepsad", "elite_svdd", "elite_svdd+elite.meta_grad=finite_diff"]
+
+
 def test_diverged_run_is_recorded_and_rerun(tmp_path):
     run_dir = tmp_path / "run"
     rec = execute(cfg_of([*TINY, "train.lr=1e30"]), run_dir, multirun=True)

@@ -216,8 +216,9 @@ def data_fingerprint(name: str, *, root: str | None = None, path: str | None = N
                      **_) -> str | None:
     """A digest of the files behind your own data (``folder``: every image's name, size and time;
     ``csv``: the bytes of the table(s)), so a record made from other files is not taken as done; for
-    CIFAR-10, which of its two layouts under ``root`` (:func:`cifar10_layout`) gives the pixels; ``None`` for
-    the other benchmark data sets, or when the files are missing (loading then says so)."""
+    CIFAR-10, which of its two layouts under ``root`` (:func:`cifar10_layout`) gives the pixels (two copies in
+    the image-folder layout, e.g. JPEGs of two qualities, are not told apart); ``None`` for the other
+    benchmark data sets, or for your own data when its files are missing (loading then says so)."""
     import hashlib
 
     if name == "cifar10":

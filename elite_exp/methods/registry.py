@@ -8,8 +8,10 @@ method and does not use ``model=``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+import re
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -125,16 +127,48 @@ def is_read(key: str, cfg: DictConfig) -> bool:
 
 # the groups whose keys only some methods read (:func:`read_settings`)
 METHOD_GROUPS = ("train", "baseline", "elite", "model", "data.network")
+# settings records and tables show as their own columns (a record's ``epochs``): kept for every method
+COLUMNS = ("train.epochs",)
 
 
 def unread_defaults(cfg: DictConfig) -> dict[str, object]:
     """(dotted key: default) for every key of :data:`METHOD_GROUPS` that the method of ``cfg`` does not
-    read (``elite.*`` for a baseline, ``train.*`` for plain SSAD, ...), with its default for the run's data
-    set, model and baseline (as :func:`changed_settings` has them; unresolved, ``${...}`` as written)."""
+    read (``elite.*`` for a baseline, ``train.lr`` for plain SSAD, ...; not :data:`COLUMNS`), with its default
+    for the run's data set, model and baseline (as :func:`changed_settings` has them; unresolved, ``${...}``
+    as written)."""
     default = _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
     keys = flatten({g: OmegaConf.to_container(OmegaConf.select(cfg, g), resolve=False)
                     for g in METHOD_GROUPS if OmegaConf.select(cfg, g) is not None})
-    return {k: default[k] for k in keys if k in default and not is_read(k, cfg)}
+    return {k: default[k] for k in keys if k in default and k not in COLUMNS and not is_read(k, cfg)}
+
+
+def names_its_method(config: dict) -> bool:
+    """Whether a config (a plain dict) names its data set, model and baseline, which say what its method reads."""
+    return all(isinstance(config.get(g), dict) and config[g].get("name") is not None
+               for g in ("data", "model", "baseline"))
+
+
+def as_read(config: dict) -> dict:
+    """A copy of ``config`` (a plain dict, resolved or not) with every setting its method does not read at
+    its default (:func:`unread_defaults`): two configs that differ only there are one run. A setting the
+    method reads that interpolates an unread one (``baseline.n_landmarks: ${train.batch_size}`` for plain
+    SSAD) is resolved first, so it keeps its value. Unchanged (a copy) when the config names no data set,
+    model or baseline (e.g. the record of an old version): nothing says what its method reads."""
+    body = copy.deepcopy(config)
+    if not names_its_method(body):
+        return body
+    tree = OmegaConf.create(body)
+    unread = unread_defaults(tree)
+    refers_to_unread = re.compile(r"\$\{(" + "|".join(map(re.escape, unread)) + r")\}") if unread else None
+    changes = dict(unread)
+    for key, value in flatten({g: OmegaConf.to_container(OmegaConf.select(tree, g), resolve=False)
+                               for g in METHOD_GROUPS if OmegaConf.select(tree, g) is not None}).items():
+        if key not in unread and isinstance(value, str) and refers_to_unread and refers_to_unread.search(value):
+            changes[key] = OmegaConf.select(tree, key)  # resolved
+    for key, value in changes.items():
+        *path, last = key.split(".")
+        functools.reduce(lambda sub, k: sub[k], path, body)[last] = value
+    return body
 
 
 @functools.cache

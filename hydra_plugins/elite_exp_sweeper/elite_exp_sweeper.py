@@ -1,5 +1,6 @@
 """``hydra/sweeper=elite_exp`` (the runner's default): Hydra's basic sweeper, plus a check of every
-job's settings before any job starts and a count of the failed runs at the end.
+job's settings before any job starts (a job that repeats an earlier job's run is left out) and a count
+of the failed runs at the end.
 
 Hydra imports every module here on each start, so this one stays thin: the work is in
 ``elite_exp.sweeps``, imported when a sweep runs.
@@ -28,10 +29,17 @@ class EliteExpSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from elite_exp.sweeps import check_jobs, count_outcomes
 
-        check_jobs(self.hydra_context.config_loader, self.config, self.job_overrides(arguments))
+        self._repeats = check_jobs(self.hydra_context.config_loader, self.config, self.job_overrides(arguments))
+        self._given = 0  # jobs handed out so far, numbered as check_jobs numbers them
         returns = super().sweep(arguments)
         count_outcomes(returns)
         return returns
+
+    def get_job_batch(self):
+        """The next batch without the jobs ``check_jobs`` found to repeat an earlier job's run."""
+        batch = super().get_job_batch()
+        first, self._given = self._given, self._given + len(batch)
+        return [job for num, job in enumerate(batch, first) if num not in self._repeats]
 
     def validate_batch_is_legal(self, batch) -> None:
         """Nothing left to do: ``check_jobs`` composed and checked every job before the first batch."""
