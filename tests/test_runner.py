@@ -174,6 +174,9 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
         assert run_path(composed("out", *method)) == path  # folders of finished runs never move
         for setting in unread[method]:
             assert run_path(composed("out", *method, setting)) == path, setting
+    # ELITE's pre-training acts on the svdd score only
+    assert run_path(composed("out", "model=ae", "elite.pretrain=true")) == run_path(composed("out", "model=ae"))
+    assert run_path(composed("out", "elite.pretrain=true")) != run_path(composed("out"))
     # what the method reads is another run
     for method, setting in ((("method=deepsad",), "baseline.eta=2"), (("method=ssad",), "baseline.nu=0.5"),
                             (("method=labels_svdd",), "elite.margin=2"), (("method=loe_hard_svdd",), "train.lr=0.01"),

@@ -85,7 +85,7 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     network (``data.network.*``) and ``train.*`` for every method that trains one (not plain SSAD, a
     kernel on the raw features); ELITE's ``elite.*``, the ablation's ``elite.margin``, and
     ``model.squared`` for both on the svdd score. Deep SVDD / Deep SAD without pre-training do not
-    read ``baseline.pretrain_epochs``."""
+    read ``baseline.pretrain_epochs``, ELITE on another score than svdd not ``elite.pretrain``."""
     b = cfg.baseline
     keys = ["baseline."]
     if not (b.name == "ssad" and not b.hybrid):
@@ -97,6 +97,9 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     if b.name in ("deepsvdd", "deepsad") and not b.pretrain:
         keys.remove("baseline.")
         keys += [f"baseline.{k}" for k in b if k != "pretrain_epochs"]
+    if b.name == "none" and cfg.model.name != "svdd":  # pre-training acts on the svdd score only
+        keys.remove("elite.")
+        keys += [f"elite.{k}" for k in cfg.elite if k != "pretrain"]
     return tuple(keys)
 
 
