@@ -67,7 +67,9 @@ DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "dig
 @dataclass(frozen=True)
 class Figure:
     """A figure of the paper: its x axis and the settings its runs hold fixed.
-    ``labels="data"`` fixes n_labels at the data set's default (conf/data/<name>.yaml)."""
+    ``labels="data"`` fixes n_labels at the data set's default (conf/data/<name>.yaml); ``methods``: the
+    method-name prefixes it shows (``elite_``: every ELITE variant, ``elite_svdd+elite.meta_grad=finite_diff``
+    too), None: every method."""
 
     name: str
     title: str
@@ -86,7 +88,7 @@ FIGURES = (
     Figure("fig5", "Fig. 5: ROC AUC vs number of labels (r_p = 0.5)", "n_labels", "number of labeled examples",
            r_p=0.5, labels=None),
     Figure("fig6", "Fig. 6: sensitivity of ELITE to $\\eta_M$ (r_p = 0.1)", "eta_m", "$\\eta_M$",
-           r_p=0.1, eta_m=None, methods=("elite_svdd", "elite_ae")),
+           r_p=0.1, eta_m=None, methods=("elite_",)),
 )
 
 
@@ -141,7 +143,7 @@ def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
     if fig.labels == "data":
         keep &= runs["n_labels"].astype(float) == runs["data"].map(default_labels)
     if fig.methods is not None:
-        keep &= runs["method"].isin(fig.methods)
+        keep &= runs["method"].map(lambda m: str(m).startswith(fig.methods))
     sel = runs[keep].sort_values("written")
     # runs whose settings differ only in what no figure shows (say a key the method ignores)
     # would count twice: the newest one stands for its (cell, class, seed)

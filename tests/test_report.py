@@ -101,10 +101,11 @@ def test_figures_select_their_runs(tmp_path):
     fake_run(tmp_path, n_labels=60, r_p=0.5)  # Fig. 5 only
     fake_run(tmp_path, eta_m=50.0)  # Fig. 6 only
     fake_run(tmp_path, "deepsad", eta_m=50.0)  # no figure: eta_M is ELITE's
+    fake_run(tmp_path, "elite_svdd+elite.meta_grad=finite_diff", eta_m=50.0)  # Fig. 6: every ELITE variant
     fake_run(tmp_path, "elite_svdd", data="cifar10", n_labels=100, r_p=0.1)  # CIFAR-10's n_labels is 100
     runs = collect([tmp_path])
     sizes = {name: len(summarise(runs, fig)[0]) for name, fig in FIG.items()}
-    assert sizes == {"fig3": 2, "fig4": 3, "fig5": 1, "fig6": 3}
+    assert sizes == {"fig3": 2, "fig4": 3, "fig5": 1, "fig6": 4}
 
 
 def test_cli_writes_tables_and_rejects_missing_folder(grid, tmp_path, capsys):

@@ -81,6 +81,8 @@ def composed(tmp_path, *overrides):
     ("elite.labeled_weight=-1", "elite.labeled_weight=-1.0 is not allowed"),
     ("elite.labeled_loss=inverse", "elite.labeled_loss='inverse' acts only with a direct labeled term"),
     ("elite.labeled_loss=''", "elite.labeled_loss='' is not allowed; allowed: hinge, inverse"),
+    ("method=deepsad elite.labeled_loss=foo", "elite.labeled_loss='foo' is not allowed; allowed: hinge, inverse"),
+    ("method=ssad elite.meta_grad=exact", "elite.meta_grad='exact' is not allowed"),
     ("r_l=0.15", "r_l=0.15 is not allowed with n_train=100: it gives 15 labels"),
     ("r_l=1.5", "r_l=1.5 is not allowed; the label ratio n_labels / n_train must lie in (0, 1)"),
 ])

@@ -77,7 +77,7 @@ class EliteDetector(DeepDetector):
                               f"allowed: {', '.join(LABELED_LOSSES)}")
         if self.labeled_loss != "hinge" and not self.labeled_weight:
             raise ConfigError(f"labeled_loss={self.labeled_loss!r} acts only with a direct labeled term: give it a "
-                              f"weight > 0 (elite.labeled_weight in the runner, labeled_weight here)")
+                              f"weight > 0 (elite.labeled_weight in the runner, labeled_weight in EliteDetector)")
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)

@@ -257,8 +257,9 @@ def config_key_error(err: ConfigError, cfg: DictConfig) -> ConfigError:
 
 
 def build_method(cfg: DictConfig, device: str) -> DeepDetector:
-    """The estimator a run config asks for, with its parameters checked (no data touched). Raises
-    ConfigError naming the bad value by its config key (``train.epochs=0 is not allowed; ...``)."""
+    """The estimator a run config asks for, with its parameters checked (no data touched; ELITE's ``elite.*``
+    and ``eta_m`` for every method). Raises ConfigError naming the bad value by its config key
+    (``train.epochs=0 is not allowed; ...``)."""
     try:
         return _build_method(cfg, device)
     except ConfigError as err:
@@ -277,13 +278,17 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
                           f"model=svdd or model=ae")
     common = dict(device=device, **common_params(cfg))
+    elite = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
+                          margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
+                          normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
+                          labeled_weight=cfg.elite.labeled_weight or 0.0,
+                          labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
+                          **common)
+    # ELITE's settings are checked for every method: a value ELITE does not allow is an error in any run
+    # (as in a sweep that holds an ELITE job), not a setting a baseline silently records
+    elite._check_params()
     if b.name == "none":
-        est = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
-                            margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
-                            normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
-                            labeled_weight=cfg.elite.labeled_weight or 0.0,
-                            labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
-                            **common)
+        est = elite
     elif b.name == "labels":
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
