@@ -49,7 +49,10 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
             with open_dict(cfg):  # as the launcher numbers the job, for ${hydra:job.num} in its settings
                 cfg.hydra.job.num, cfg.hydra.job.id = num, str(num)
             hydra_config.set_config(cfg)
-            folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            try:
+                folder = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            except Exception:  # noqa: BLE001 - a config the check below rejects, naming the bad value
+                folder = None
             with open_dict(cfg):
                 del cfg["hydra"]
             try:
@@ -58,11 +61,12 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
                 print(f"error: {err} (job #{num} of {len(jobs)}: {' '.join(overrides)}); no job was started",
                       file=sys.stderr)
                 sys.exit(2)
-            if folder in folders:
+            if folder is not None and folder in folders:
                 log.info("job #%d (%s) is job #%d's run (its method does not read what they differ in): left out",
                          num, " ".join(overrides), folders[folder])
                 repeats.add(num)
-            folders.setdefault(folder, num)
+            if folder is not None:
+                folders.setdefault(folder, num)
     finally:
         hydra_config.cfg = previous
     return repeats
