@@ -61,12 +61,12 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
                 print(f"error: {err} (job #{num} of {len(jobs)}: {' '.join(overrides)}); no job was started",
                       file=sys.stderr)
                 sys.exit(2)
-            if folder is not None and folder in folders:
+            if folder in folders:
                 log.info("job #%d (%s) is job #%d's run (its method does not read what they differ in): left out",
                          num, " ".join(overrides), folders[folder])
                 repeats.add(num)
-            if folder is not None:
-                folders.setdefault(folder, num)
+            elif folder is not None:
+                folders[folder] = num
     finally:
         hydra_config.cfg = previous
     return repeats

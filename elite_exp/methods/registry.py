@@ -119,30 +119,21 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
         points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
         return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
 
+    reads = read_settings(cfg)
     return sorted((k, run[k]) for k in run
-                  if is_read(k, cfg) and k not in NAMED and k in default and not is_default(k))
+                  if is_read(k, reads) and k not in NAMED and k in default and not is_default(k))
 
 
-def is_read(key: str, cfg: DictConfig) -> bool:
-    """Whether the method of ``cfg`` reads the dotted setting ``key`` (:func:`read_settings`)."""
-    return any(key == r or (r.endswith(".") and key.startswith(r)) for r in read_settings(cfg))
+def is_read(key: str, reads: tuple[str, ...]) -> bool:
+    """Whether the dotted setting ``key`` is among ``reads`` (:func:`read_settings`: keys, or prefixes ending
+    in ``.``)."""
+    return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
 
 
 # the groups whose keys only some methods read (:func:`read_settings`)
 METHOD_GROUPS = ("train", "baseline", "elite", "model", "data.network")
 # settings records and tables show as their own columns (a record's ``epochs``): kept for every method
 COLUMNS = ("train.epochs",)
-
-
-def unread_defaults(cfg: DictConfig) -> dict[str, object]:
-    """(dotted key: default) for every key of :data:`METHOD_GROUPS` that the method of ``cfg`` does not
-    read (``elite.*`` for a baseline, ``train.lr`` for plain SSAD, ...; not :data:`COLUMNS`), with its default
-    for the run's data set, model and baseline (as :func:`changed_settings` has them; unresolved, ``${...}``
-    as written)."""
-    default = _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
-    keys = flatten({g: OmegaConf.to_container(OmegaConf.select(cfg, g), resolve=False)
-                    for g in METHOD_GROUPS if OmegaConf.select(cfg, g) is not None})
-    return {k: default[k] for k in keys if k in default and k not in COLUMNS and not is_read(k, cfg)}
 
 
 def names_its_method(config: dict) -> bool:
@@ -152,8 +143,10 @@ def names_its_method(config: dict) -> bool:
 
 
 def as_read(config: dict) -> dict:
-    """A copy of ``config`` (a plain dict, resolved or not) with every setting its method does not read at
-    its default (:func:`unread_defaults`): two configs that differ only there are one run. A setting the
+    """A copy of ``config`` (a plain dict, resolved or not) with every setting of :data:`METHOD_GROUPS` its
+    method does not read (``elite.*`` for a baseline, ``train.lr`` for plain SSAD, ...; not :data:`COLUMNS`)
+    at its default for the run's data set, model and baseline (as :func:`changed_settings` has them;
+    unresolved, ``${...}`` as written): two configs that differ only there are one run. A setting the
     method reads that interpolates an unread one (``baseline.n_landmarks: ${train.batch_size}`` for plain
     SSAD) is resolved first, so it keeps its value. Unchanged (a copy) when the config names no data set,
     model or baseline (e.g. the record of an old version): nothing says what its method reads."""
@@ -161,11 +154,14 @@ def as_read(config: dict) -> dict:
     if not names_its_method(body):
         return body
     tree = OmegaConf.create(body)
-    unread = unread_defaults(tree)
+    settings = flatten({g: OmegaConf.to_container(OmegaConf.select(tree, g), resolve=False)
+                        for g in METHOD_GROUPS if OmegaConf.select(tree, g) is not None})
+    default = _defaults(str(tree.data.name), str(tree.model.name), str(tree.baseline.name))
+    reads = read_settings(tree)
+    unread = {k: default[k] for k in settings if k in default and k not in COLUMNS and not is_read(k, reads)}
     refers_to_unread = re.compile(r"\$\{(" + "|".join(map(re.escape, unread)) + r")\}") if unread else None
     changes = dict(unread)
-    for key, value in flatten({g: OmegaConf.to_container(OmegaConf.select(tree, g), resolve=False)
-                               for g in METHOD_GROUPS if OmegaConf.select(tree, g) is not None}).items():
+    for key, value in settings.items():
         if key not in unread and isinstance(value, str) and refers_to_unread and refers_to_unread.search(value):
             changes[key] = OmegaConf.select(tree, key)  # resolved
     for key, value in changes.items():
