@@ -71,6 +71,8 @@ class EliteConf:
     pretrain: bool | None = None  # auto-encoder pre-training of the encoder (svdd score)
     labeled_weight: float | None = None  # weight of a direct training term on the labeled set (labeled_loss)
     labeled_loss: str | None = None  # that term: hinge (L_v, Eq. 6) | inverse (SOEL's); null = hinge
+    loe_weight: float | None = None  # weight of an LOE_H term on each unlabeled batch (latent labels, alpha)
+    alpha: float | None = None  # the contamination that term assumes; null: the run's true r_p (oracle)
 
 
 @dataclass

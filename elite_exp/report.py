@@ -42,6 +42,8 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
                  "elite_svdd_pretrain_labeled1": "ELITE_SVDD + pre-training + labeled term",
                  "elite_svdd_labeled1_inverse": "ELITE_SVDD + inverse labeled term",
                  "elite_svdd_pretrain_labeled1_inverse": "ELITE_SVDD + pre-training + inverse labeled term",
+                 "elite_svdd_loeterm1": "ELITE_SVDD + LOE term",
+                 "elite_svdd_pretrain_loeterm1": "ELITE_SVDD + pre-training + LOE term",
                  "elite_svdd_paper": "ELITE_SVDD (paper update)", "elite_svdd_loe": "ELITE_SVDD (LOE update)",
                  "elite_svdd_loe_pretrain": "ELITE_SVDD (LOE update) + pre-training",
                  "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",

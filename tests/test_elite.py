@@ -53,11 +53,16 @@ def test_options_beyond_the_paper_change_training_and_still_learn(digits):
     plain = EliteDetector(**DIGITS).fit(X, y).decision_function(digits.x_test)
     hinge = EliteDetector(**DIGITS, labeled_weight=1.0).fit(X, y).decision_function(digits.x_test)
     for params in (dict(pretrain=True), dict(labeled_weight=1.0), dict(pretrain=True, labeled_weight=1.0),
-                   dict(labeled_weight=1.0, labeled_loss="inverse")):
+                   dict(labeled_weight=1.0, labeled_loss="inverse"), dict(loe_weight=1.0, alpha=0.5)):
         scores = EliteDetector(**DIGITS, **params).fit(X, y).decision_function(digits.x_test)
         assert not np.allclose(scores, plain), params
         assert roc_auc_score(digits.y_test != 0, scores) > 0.85, params
-    assert not np.allclose(scores, hinge)  # the inverse labeled term is another term than L_v
+    inverse = EliteDetector(**DIGITS, labeled_weight=1.0, labeled_loss="inverse").fit(X, y).decision_function(
+        digits.x_test)
+    assert not np.allclose(inverse, hinge)  # the inverse labeled term is another term than L_v
+    # the LOE term's latent labels depend on alpha: no latent anomaly is plain training on Omega
+    assert not np.allclose(scores, EliteDetector(**DIGITS, loe_weight=1.0, alpha=0.0).fit(X, y).decision_function(
+        digits.x_test))
     ae = EliteDetector(**DIGITS, score="ae")
     assert np.array_equal(ae.fit(X, y).decision_function(digits.x_test),
                           EliteDetector(**DIGITS, score="ae", pretrain=True).fit(X, y).decision_function(digits.x_test))
@@ -86,6 +91,15 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     labeled = cfg_of(["data=digits", "elite.labeled_weight=1"])
     assert run_path(labeled) == run_path(cfg_of(["data=digits", "elite.labeled_weight=1", "elite.labeled_loss=hinge"]))
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=false", "elite.labeled_weight=0"]))
+    # the LOE term: named with its weight (and a configured alpha); alpha unread without the term
+    assert method_name(cfg_of(["data=digits", "elite.loe_weight=1"])) == "elite_svdd_loeterm1"
+    assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.loe_weight=0.5", "elite.alpha=0.1"])) == \
+        "elite_svdd_pretrain_loeterm0.5_alpha0.1"
+    assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.loe_weight=0", "elite.alpha=0.2"]))
+    with pytest.raises(ConfigError, match="loe_weight=-1 is not allowed"):
+        EliteDetector(loe_weight=-1)._check_params()
+    with pytest.raises(ConfigError, match="alpha=0.7 is not allowed"):
+        EliteDetector(loe_weight=1, alpha=0.7)._check_params()
     with pytest.raises(ConfigError, match="labeled_weight=-1 is not allowed"):
         EliteDetector(labeled_weight=-1)._check_params()
     with pytest.raises(ConfigError, match="labeled_loss='l2' is not allowed; allowed: hinge, inverse"):

@@ -141,6 +141,10 @@ def test_alpha_defaults_to_the_true_pollution_and_a_wrong_one_is_recorded(tmp_pa
                      multirun=False)
     assert record["status"] == "ok"
     assert (record["alpha"], record["alpha_source"], record["r_p"]) == (0.1, "config", 0.3)
+    # ELITE's LOE term assumes a contamination too, recorded the same way
+    assert build_method(compose_cfg("elite.loe_weight=1", "r_p=0.3"), "cpu").alpha == 0.3
+    record = execute(compose_cfg("elite.loe_weight=1", "r_p=0.3", "train.epochs=2"), tmp_path / "elite", multirun=False)
+    assert (record["method"], record["alpha"], record["alpha_source"]) == ("elite_svdd_loeterm1", 0.3, "oracle")
 
 
 def test_bad_alpha_stops_the_run_with_one_line(tmp_path, capsys):

@@ -11,9 +11,10 @@ from sklearn.metrics import roc_auc_score
 
 from elite_exp.data import load_dataset, make_split
 from elite_exp.methods.elite import EliteDetector
+from elite_exp.methods.losses import validation_loss
 from elite_exp.methods.meta_gradient import elite_loss, meta_gradients
 from elite_exp.networks import NetworkSpec
-from elite_exp.scores import build_score
+from elite_exp.scores import batch_statistics, build_score
 
 NETS = {  # digits as 64-d vectors (MLP) and as 1x8x8 images (LeNet-type conv net); both with BatchNorm
     "mlp": (NetworkSpec(kind="mlp", hidden=(32, 16), rep_dim=8), (64,)),
@@ -126,3 +127,28 @@ def test_elite_loss_updates_by_definition():
         loss, y_hat = elite_loss(scores, m, margin=3.0, update=update, eta_m=2.5)
         assert torch.equal(y_hat, flags)
         assert torch.allclose(loss, 2.5 * value, rtol=1e-12), update
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_reweight_step_is_the_validation_gradient_preconditioned_by_the_batch(digits, net):
+    """ELITE's ``reweight`` update descends along kappa J^T J grad L_v (kappa > 0; J the (B, P) Jacobian of
+    the batch's scores, BatchNorm's coupling included): the unlabeled samples enter the step only through J,
+    never as a prior that they are normal (README, ELITE)."""
+    spec, shape = NETS[net]
+    x, xv, yv = _batch(digits, shape)
+    module = _module("svdd", spec, shape, x, torch.float64)
+    x, xv, lr, eta_m = x.double(), xv.double(), 1e-3, 2.0
+    params = {k: p.detach() for k, p in module.named_parameters()}
+    jac = torch.func.jacrev(lambda p: torch.func.functional_call(copy.deepcopy(module), p, (x,)))(params)
+    J = torch.cat([jac[k].flatten(1) for k in params], 1)
+    step = copy.deepcopy(module)
+    scores, m, _ = meta_gradients(step, x, xv, yv, margin=5.0, step_size=lr, method="forward_ad")
+    loss, _ = elite_loss(scores, m, margin=5.0, update="reweight", eta_m=eta_m)
+    grad = torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(step.parameters()))])
+    with batch_statistics(module):  # L_v as ELITE takes it
+        lv = validation_loss(module(xv), yv, 5.0)
+    g_v = torch.cat([g.flatten() for g in torch.autograd.grad(lv, list(module.parameters()))])
+    n = len(x)
+    kappa = eta_m * lr / (n * n * float(m.abs().mean()))
+    torch.testing.assert_close(grad, kappa * J.T @ (J @ g_v), rtol=1e-8, atol=1e-12 * float(grad.abs().max()))
+    assert float(g_v @ grad) > 0  # a descent direction of L_v

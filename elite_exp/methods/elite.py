@@ -9,7 +9,8 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.losses import supervised_loss, validation_loss
+from elite_exp.methods.loe import check_alpha, latent_anomalies
+from elite_exp.methods.losses import anomaly_loss, loe_losses, supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
@@ -46,15 +47,18 @@ class EliteDetector(DeepDetector):
     beside the meta-gradient weights; ``labeled_loss`` picks that term: ``hinge`` (L_v itself) or
     ``inverse`` (SOEL's supervised loss, ``losses.supervised_loss``: Omega for labeled normals,
     1 / (Omega + 1e-6) for labeled anomalies, on ELITE's Omega: the distance unless ``squared``; it keeps
-    pushing an anomaly away past the margin).
+    pushing an anomaly away past the margin); ``loe_weight`` > 0 adds that weight times LOE_H's loss
+    (``methods.loe``) of each unlabeled batch on ELITE's Omega, with ``alpha`` (in [0, 0.5]) the share of the
+    batch taken as latent anomalies: the prior that most unlabeled samples are normal, which ELITE's own
+    update does not use (its step is the validation gradient preconditioned by the batch, README).
     """
 
     requires_labels = (-1, 0, 1)
 
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
-                 pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge", network=None,
-                 epochs: int = 30,
+                 pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge",
+                 loe_weight: float = 0.0, alpha: float = 0.1, network=None, epochs: int = 30,
                  batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
@@ -78,6 +82,9 @@ class EliteDetector(DeepDetector):
         if self.labeled_loss != "hinge" and not self.labeled_weight:
             raise ConfigError(f"labeled_loss={self.labeled_loss!r} acts only with a direct labeled term: give it a "
                               f"weight > 0 (elite.labeled_weight in the runner, labeled_weight in EliteDetector)")
+        if not self.loe_weight >= 0:
+            raise ConfigError(f"loe_weight={self.loe_weight} is not allowed; it must be >= 0")
+        check_alpha(self.alpha)
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
@@ -112,6 +119,10 @@ class EliteDetector(DeepDetector):
                 term = (validation_loss(s_lab, y_lab, self.margin_) if self.labeled_loss == "hinge"
                         else supervised_loss(s_lab, y_lab))
                 loss = loss + self.labeled_weight * term
+            if self.loe_weight:
+                l_a = anomaly_loss(scores)
+                flags = latent_anomalies(scores, l_a, self.alpha)
+                loss = loss + self.loe_weight * loe_losses(scores, l_a, flags, "hard").mean()
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
         self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),

@@ -36,7 +36,8 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 # read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
 NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
-         "elite.update", "elite.pretrain", "elite.labeled_weight", "elite.labeled_loss", "train.epochs")
+         "elite.update", "elite.pretrain", "elite.labeled_weight", "elite.labeled_loss", "elite.loe_weight",
+         "elite.alpha", "train.epochs")
 
 
 def method_name(cfg: DictConfig) -> str:
@@ -63,7 +64,9 @@ def base_name(cfg: DictConfig) -> str:
         variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
             "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
-            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "")
+            f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "") + (
+            f"_loeterm{cfg.elite.loe_weight:g}" if cfg.elite.loe_weight else "") + (
+            f"_alpha{cfg.elite.alpha:g}" if cfg.elite.loe_weight and cfg.elite.alpha is not None else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
@@ -85,7 +88,8 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     network (``data.network.*``) and ``train.*`` for every method that trains one (not plain SSAD, a
     kernel on the raw features); ELITE's ``elite.*``, the ablation's ``elite.margin``, and
     ``model.squared`` for both on the svdd score. Deep SVDD / Deep SAD without pre-training do not
-    read ``baseline.pretrain_epochs``, ELITE on another score than svdd not ``elite.pretrain``."""
+    read ``baseline.pretrain_epochs``, ELITE on another score than svdd not ``elite.pretrain``, ELITE
+    without an LOE term (``elite.loe_weight``) not ``elite.alpha``."""
     b = cfg.baseline
     keys = ["baseline."]
     if not (b.name == "ssad" and not b.hybrid):
@@ -97,9 +101,12 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     if b.name in ("deepsvdd", "deepsad") and not b.pretrain:
         keys.remove("baseline.")
         keys += [f"baseline.{k}" for k in b if k != "pretrain_epochs"]
-    if b.name == "none" and cfg.model.name != "svdd":  # pre-training acts on the svdd score only
+    # pre-training acts on the svdd score only, the LOE term's alpha only with the term
+    unread = {k for k, acts in (("pretrain", cfg.model.name == "svdd"), ("alpha", cfg.elite.get("loe_weight")))
+              if not acts}
+    if b.name == "none" and unread:
         keys.remove("elite.")
-        keys += [f"elite.{k}" for k in cfg.elite if k != "pretrain"]
+        keys += [f"elite.{k}" for k in cfg.elite if k not in unread]
     return tuple(keys)
 
 
@@ -211,15 +218,20 @@ def spelled_number(value) -> float | None:
 
 
 def method_record(cfg: DictConfig) -> dict:
-    """Record fields beyond the common ones: for LOE / SOEL the contamination ``alpha`` they assume
-    and its ``alpha_source``: ``oracle`` (``baseline.alpha`` unset: the run's true r_p, the LOE
-    paper's setting) or ``config`` (``baseline.alpha`` given). Other methods: none."""
+    """Record fields beyond the common ones: for LOE / SOEL, and for ELITE with an LOE term
+    (``elite.loe_weight`` > 0), the contamination ``alpha`` they assume and its ``alpha_source``:
+    ``oracle`` (``baseline.alpha`` / ``elite.alpha`` unset: the run's true r_p, the LOE paper's setting) or
+    ``config`` (given). Other methods: none."""
     b = cfg.baseline
-    if b.name not in ("loe", "soel"):
+    if b.name in ("loe", "soel"):
+        alpha = b.alpha
+    elif b.name == "none" and cfg.elite.loe_weight:
+        alpha = cfg.elite.alpha
+    else:
         return {}
-    if b.alpha is None:
+    if alpha is None:
         return {"alpha": cfg.r_p, "alpha_source": "oracle"}
-    return {"alpha": b.alpha, "alpha_source": "config"}
+    return {"alpha": alpha, "alpha_source": "config"}
 
 
 def common_params(cfg: DictConfig) -> dict:
@@ -236,14 +248,16 @@ CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr":
                "network": "data.network", "rep_dim": "data.network.rep_dim", "test_fraction": "data.test_fraction",
                "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
                "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
-               "labeled_weight": "elite.labeled_weight", "labeled_loss": "elite.labeled_loss"}
+               "labeled_weight": "elite.labeled_weight", "labeled_loss": "elite.labeled_loss",
+               "loe_weight": "elite.loe_weight", "alpha": "elite.alpha"}
 
 
-def config_key_error(err: ConfigError, cfg: DictConfig) -> ConfigError:
+def config_key_error(err: ConfigError, cfg: DictConfig, of_elite: bool = False) -> ConfigError:
     """``err`` (``<parameter>=<value> ...`` from an estimator's check) with the parameter named by its
-    config key; other messages unchanged."""
+    config key (``of_elite``: ELITE's check, so ``alpha`` is ``elite.alpha`` in any run); other messages
+    unchanged."""
     keys = {**CONFIG_KEYS}
-    if cfg.baseline.name not in ("none", "labels"):
+    if cfg.baseline.name not in ("none", "labels") and not of_elite:
         keys.update({k: f"baseline.{k}" for k in cfg.baseline if k != "name"})
     message = str(err)
     param = message.split("=", 1)[0]
@@ -274,24 +288,32 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
                           f"model=svdd or model=ae")
     common = dict(device=device, **common_params(cfg))
+    # the contamination ELITE's LOE term assumes: the oracle r_p unless elite.alpha is given
+    elite_alpha = method_record(cfg)["alpha"] if b.name == "none" and cfg.elite.loe_weight else cfg.elite.alpha
+    if method_record(cfg).get("alpha_source") == "oracle" and cfg.r_p > MAX_ALPHA:
+        key, given = (("elite.alpha", f"elite.loe_weight={setting_text(cfg.elite.loe_weight)}") if b.name == "none"
+                      else ("baseline.alpha", f"baseline={b.name}"))
+        raise ConfigError(f"r_p={cfg.r_p} is not allowed with {given} unless {key} is given: it assumes "
+                          f"the contamination ratio alpha = r_p, which must lie in [0, {MAX_ALPHA}]")
     elite = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                           margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
                           normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
                           labeled_weight=cfg.elite.labeled_weight or 0.0,
                           labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
-                          **common)
+                          loe_weight=cfg.elite.loe_weight or 0.0,
+                          **({} if elite_alpha is None else {"alpha": elite_alpha}), **common)
     # ELITE's settings are checked for every method: a value ELITE does not allow is an error in any run
     # (as in a sweep that holds an ELITE job), not a setting a baseline silently records
-    elite._check_params()
+    try:
+        elite._check_params()
+    except ConfigError as err:
+        raise config_key_error(err, cfg, of_elite=True) from None
     if b.name == "none":
         est = elite
     elif b.name == "labels":
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
     elif b.name in ("loe", "soel"):
-        if b.alpha is None and cfg.r_p > MAX_ALPHA:
-            raise ConfigError(f"r_p={cfg.r_p} is not allowed with baseline={b.name} unless baseline.alpha is given: "
-                              f"it assumes the contamination ratio alpha = r_p, which must lie in [0, {MAX_ALPHA}]")
         latent = dict(alpha=method_record(cfg)["alpha"], warmup_epochs=b.warmup_epochs, score=cfg.model.name)
         est = LOE(mode=b.mode, **latent, **common) if b.name == "loe" else SOEL(**latent, **common)
     elif b.name == "deepsvdd":
