@@ -42,8 +42,6 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
                  "elite_svdd_pretrain_labeled1": "ELITE_SVDD + pre-training + labeled term",
                  "elite_svdd_labeled1_inverse": "ELITE_SVDD + inverse labeled term",
                  "elite_svdd_pretrain_labeled1_inverse": "ELITE_SVDD + pre-training + inverse labeled term",
-                 "elite_svdd_loeterm1": "ELITE_SVDD + LOE term",
-                 "elite_svdd_pretrain_loeterm1": "ELITE_SVDD + pre-training + LOE term",
                  "elite_svdd_paper": "ELITE_SVDD (paper update)", "elite_svdd_loe": "ELITE_SVDD (LOE update)",
                  "elite_svdd_loe_pretrain": "ELITE_SVDD (LOE update) + pre-training",
                  "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",
@@ -53,13 +51,23 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
 
 def method_label(name: str) -> str:
     """The display name of a record's method: ``elite_svdd+elite.meta_grad=finite_diff`` ->
-    ``ELITE_SVDD (elite.meta_grad=finite_diff)``; an assumed contamination set in the config,
-    ``soel_svdd_alpha0.1`` -> ``SOEL (SVDD), alpha 0.1`` (see ``registry.method_name``)."""
+    ``ELITE_SVDD (elite.meta_grad=finite_diff)``; ELITE's LOE term, ``elite_svdd_loeterm4`` ->
+    ``ELITE_SVDD + LOE term x4``; an assumed contamination set in the config, ``soel_svdd_alpha0.1`` ->
+    ``SOEL (SVDD), alpha 0.1`` (see ``registry.method_name``)."""
     base, *changed = re.split(r"\+(?=[A-Za-z_][\w.]*=)", name)
     stem, alpha = re.fullmatch(r"(.*?)(?:_alpha(.+))?", base).groups()
-    label = METHOD_LABELS.get(base) or (f"{METHOD_LABELS[stem]}, alpha {alpha}" if alpha and stem in METHOD_LABELS
-                                        else base)
+    stem_label = _stem_label(stem)
+    label = METHOD_LABELS.get(base) or (f"{stem_label}, alpha {alpha}" if alpha and stem_label else
+                                        _stem_label(base) or base)
     return label + (f" ({', '.join(changed)})" if changed else "")
+
+
+def _stem_label(stem: str) -> str | None:
+    """The display name of a base name without ``_alpha``, None for an unknown one."""
+    term = re.fullmatch(r"(.*)_loeterm([^_]+)", stem)
+    if term and term.group(1) in METHOD_LABELS:
+        return f"{METHOD_LABELS[term.group(1)]} + LOE term x{term.group(2)}"
+    return METHOD_LABELS.get(stem)
 
 
 DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits",

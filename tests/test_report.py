@@ -226,6 +226,11 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
     assert method_label("loe_soft_ae_alpha0.2+train.lr=0.001") == "LOE_S (AE), alpha 0.2 (train.lr=0.001)"
     assert method_label("loe_hard_rot_alpha0") == "Rotation prediction (unsupervised)"
     assert method_label("my_method_alpha1") == "my_method_alpha1"
+    # ELITE's LOE term, its weight, and a configured alpha
+    assert method_label("elite_svdd_loeterm4") == "ELITE_SVDD + LOE term x4"
+    assert method_label("elite_svdd_pretrain_loeterm0.5_alpha0.1") == \
+        "ELITE_SVDD + pre-training + LOE term x0.5, alpha 0.1"
+    assert method_label("my_method_loeterm1") == "my_method_loeterm1"
 
 
 def test_classes_named_by_index_in_some_runs_and_by_name_in_others_are_reported(tmp_path):
