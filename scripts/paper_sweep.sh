@@ -44,6 +44,7 @@ stage() {
                      [ $d = mnist ] && c=5,6,7,8,9 || c="range(10)"
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=$NEW
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=elite_svdd elite.pretrain=true
+                     OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.1,0.3,0.5 seed=0,1,2 method=elite_svdd elite.loe_weight=4
                      OUT=$BEYOND_OUT CLASSES=$c sweep data=$d r_p=0.3 seed=1,2 \
                        method=elite_svdd,labels_svdd,deepsad_every_batch; done ;;
     beyond_rot)    for d in $DATASETS; do  # the rotation-prediction score on the report data, seed 0

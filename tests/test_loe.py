@@ -145,6 +145,11 @@ def test_alpha_defaults_to_the_true_pollution_and_a_wrong_one_is_recorded(tmp_pa
     assert build_method(compose_cfg("elite.loe_weight=1", "r_p=0.3"), "cpu").alpha == 0.3
     record = execute(compose_cfg("elite.loe_weight=1", "r_p=0.3", "train.epochs=2"), tmp_path / "elite", multirun=False)
     assert (record["method"], record["alpha"], record["alpha_source"]) == ("elite_svdd_loeterm1", 0.3, "oracle")
+    assert build_method(compose_cfg("elite.loe_weight=1", "r_p=0.3", "elite.alpha=0.1"), "cpu").alpha == 0.1
+    record = execute(compose_cfg("elite.loe_weight=1", "r_p=0.3", "elite.alpha=0.1", "train.epochs=2"),
+                     tmp_path / "elite_alpha", multirun=False)
+    assert (record["method"], record["alpha"], record["alpha_source"]) == ("elite_svdd_loeterm1_alpha0.1", 0.1,
+                                                                            "config")
 
 
 def test_bad_alpha_stops_the_run_with_one_line(tmp_path, capsys):

@@ -50,7 +50,8 @@ class EliteDetector(DeepDetector):
     pushing an anomaly away past the margin); ``loe_weight`` > 0 adds that weight times LOE_H's loss
     (``methods.loe``) of each unlabeled batch on ELITE's Omega, with ``alpha`` (in [0, 0.5]) the share of the
     batch taken as latent anomalies: the prior that most unlabeled samples are normal, which ELITE's own
-    update does not use (its step is the validation gradient preconditioned by the batch, README).
+    update does not use (its step is the validation gradient preconditioned by the batch, README). Here
+    ``alpha`` defaults to 0.1; the runner gives it the run's true r_p unless ``elite.alpha`` is set.
     """
 
     requires_labels = (-1, 0, 1)

@@ -52,8 +52,9 @@ def method_name(cfg: DictConfig) -> str:
 
 
 def base_name(cfg: DictConfig) -> str:
-    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1`` with the options
-    beyond the paper; ``_pretrain`` only where it acts, on svdd), ``labels_svdd`` / ``labels_ae`` /
+    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1``,
+    ``elite_svdd_pretrain_loeterm0.5_alpha0.1`` with the options beyond the paper; ``_pretrain`` only where it
+    acts, on svdd; ``_alpha`` only for a configured alpha of the LOE term), ``labels_svdd`` / ``labels_ae`` /
     ``labels_rot`` for the ablation,
     ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_rot``, ... for LOE / SOEL (every method that takes
     ``model=`` names its score; ``loe_hard_rot_alpha0`` when ``baseline.alpha`` is set, here to
@@ -65,8 +66,8 @@ def base_name(cfg: DictConfig) -> str:
             "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
             f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "") + (
-            f"_loeterm{cfg.elite.loe_weight:g}" if cfg.elite.loe_weight else "") + (
-            f"_alpha{cfg.elite.alpha:g}" if cfg.elite.loe_weight and cfg.elite.alpha is not None else "")
+            f"_loeterm{setting_text(cfg.elite.loe_weight)}" if cfg.elite.loe_weight else "") + (
+            f"_alpha{setting_text(cfg.elite.alpha)}" if cfg.elite.loe_weight and cfg.elite.alpha is not None else "")
         return f"elite_{cfg.model.name}{variant}"
     if b.name == "labels":
         return f"labels_{cfg.model.name}"
@@ -288,9 +289,12 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
                           f"model=svdd or model=ae")
     common = dict(device=device, **common_params(cfg))
-    # the contamination ELITE's LOE term assumes: the oracle r_p unless elite.alpha is given
-    elite_alpha = method_record(cfg)["alpha"] if b.name == "none" and cfg.elite.loe_weight else cfg.elite.alpha
-    if method_record(cfg).get("alpha_source") == "oracle" and cfg.r_p > MAX_ALPHA:
+    if cfg.elite.alpha is not None and not cfg.elite.loe_weight:
+        raise ConfigError(f"elite.alpha={cfg.elite.alpha} acts only with an LOE term: give it a weight > 0 "
+                          f"(elite.loe_weight)")
+    assumed = method_record(cfg)  # the contamination LOE / SOEL or ELITE's LOE term assume, if any
+    elite_alpha = assumed["alpha"] if b.name == "none" and cfg.elite.loe_weight else cfg.elite.alpha
+    if assumed.get("alpha_source") == "oracle" and cfg.r_p > MAX_ALPHA:
         key, given = (("elite.alpha", f"elite.loe_weight={setting_text(cfg.elite.loe_weight)}") if b.name == "none"
                       else ("baseline.alpha", f"baseline={b.name}"))
         raise ConfigError(f"r_p={cfg.r_p} is not allowed with {given} unless {key} is given: it assumes "
@@ -314,7 +318,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
         est = LabelsOnly(score=cfg.model.name, squared=cfg.model.squared, margin=cfg.elite.margin,
                          steps_per_epoch=max(cfg.n_train // cfg.train.batch_size, 1), **common)
     elif b.name in ("loe", "soel"):
-        latent = dict(alpha=method_record(cfg)["alpha"], warmup_epochs=b.warmup_epochs, score=cfg.model.name)
+        latent = dict(alpha=assumed["alpha"], warmup_epochs=b.warmup_epochs, score=cfg.model.name)
         est = LOE(mode=b.mode, **latent, **common) if b.name == "loe" else SOEL(**latent, **common)
     elif b.name == "deepsvdd":
         est = DeepSVDD(pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
