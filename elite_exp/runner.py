@@ -371,11 +371,23 @@ def _remove_empty_parents(run_dir: Path, out_dir: Path) -> None:
         parent = parent.parent
 
 
+def _stop_single_run(err: ConfigError, cfg: DictConfig, run_dir: Path) -> None:
+    """A user error in a single run: one ``error:`` line, no folder left behind (nothing ran), exit status 2."""
+    print(f"error: {err}", file=sys.stderr)
+    _discard_job_folder(run_dir, Path(cfg.out_dir))
+    sys.exit(2)
+
+
 def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     """Run, record and report one job; returns its record, None when a finished record was there
     (skipped), or a ``"not run"`` stand-in when its folder holds another run's record. A user error
     in a single run exits with code 2; in a sweep every failure is recorded and the sweep goes on."""
     record = base_record(cfg, run_dir)
+    if not multirun:  # a bad value stops the run even where a finished record of its folder would skip it
+        try:
+            validate(cfg)  # (a sweep checked every job before the first started: sweeps.check_jobs)
+        except ConfigError as err:
+            _stop_single_run(err, cfg, run_dir)
     previous = _previous_record(cfg, run_dir, record["identity"], multirun)
     if previous == "finished":
         return None
@@ -393,9 +405,7 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         if isinstance(err, ConfigError):  # one the estimator found while fitting names its config key
             err = config_key_error(err, cfg)
         if isinstance(err, ConfigError) and not multirun:
-            print(f"error: {err}", file=sys.stderr)
-            _discard_job_folder(run_dir, Path(cfg.out_dir))  # nothing ran: leave no folder behind
-            sys.exit(2)
+            _stop_single_run(err, cfg, run_dir)
         record.update(status="failed", error=type(err).__name__, reason=str(err))
         if not isinstance(err, ConfigError | TrainingDiverged):
             record["traceback"] = traceback.format_exc()

@@ -161,6 +161,17 @@ def test_bad_alpha_stops_the_run_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_bad_value_stops_a_single_run_whose_folder_holds_a_finished_record(tmp_path, capsys):
+    """``elite.*`` is unread by SOEL (one folder), but a value ELITE does not allow is still an error."""
+    assert execute(compose_cfg("baseline=soel", "train.epochs=2"), tmp_path / "run", multirun=False)["status"] == "ok"
+    with pytest.raises(SystemExit) as exit_info:
+        execute(compose_cfg("baseline=soel", "train.epochs=2", "elite.loe_weight=1", "elite.alpha=0.7"),
+                tmp_path / "run", multirun=False)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: elite.alpha=0.7 is not allowed")
+    assert (tmp_path / "run" / "result.json").exists()  # the finished record stays
+
+
 def test_cli_runs_loe_both_modes_and_soel(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "elite_exp", "-m", "method=loe_hard_svdd,loe_soft_svdd,soel_svdd",
