@@ -6,6 +6,7 @@ wrong type, is rejected by Hydra before anything runs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,45 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 def group_file(group: str, option: str) -> DictConfig | None:
     """The values of ``conf/<group>/<option>.yaml`` without its defaults list, or None for an option
-    that has no file there (e.g. one added through Hydra's search path)."""
-    path = CONF_DIR / group / f"{option}.yaml"
+    that has no file there (e.g. one added through Hydra's search path: :func:`chosen_file`)."""
+    return read_group_file(CONF_DIR / group / f"{option}.yaml")
+
+
+def read_group_file(path: Path) -> DictConfig | None:
+    """The values of the group file at ``path`` without its defaults list, or None where there is none."""
     if not path.exists():
         return None
     body = OmegaConf.load(path)
     body.pop("defaults", None)
     return body
+
+
+def chosen_file(group: str, name: str) -> tuple[str, Path]:
+    """(option, file) of the config group ``group`` (data, model or baseline) whose ``<group>.name`` is
+    ``name``: in a Hydra job, the option the job chose (``hydra.runtime.choices``) in the first folder of
+    its search path that holds it (conf/, then a ``--config-dir``), so that a file added with
+    ``--config-dir`` (e.g. ``data/mytable.yaml`` with ``data.name: csv``) is the one its runs take their
+    defaults and their data set's name from; else, or when that file names another ``<group>.name`` (a
+    config that is not this job's), ``conf/<group>/<name>.yaml``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    builtin = (name, CONF_DIR / group / f"{name}.yaml")
+    option = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+    if option is None:
+        return builtin
+    for source in HydraConfig.get().runtime.config_sources:
+        path = Path(source.path) / group / f"{option}.yaml"
+        if source.schema == "file" and path.exists():
+            return (option, path) if file_name(group, path) == name else builtin
+    return builtin
+
+
+@functools.cache
+def file_name(group: str, path: Path) -> str | None:
+    """The ``<group>.name`` the group file at ``path`` sets: ``data.name`` in a data file of the global
+    package (as conf/data/ has them), else its ``name``."""
+    body = read_group_file(path)
+    return OmegaConf.select(body, "data.name" if group == "data" and "data" in body else "name")
 
 
 @dataclass

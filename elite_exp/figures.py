@@ -27,7 +27,6 @@ from elite_exp.report import (  # noqa: E402
     METHOD_LABELS,
     Figure,
     chosen,
-    default_labels,
     method_label,
     run_cli,
     summarise,
@@ -140,7 +139,7 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
     fmnist = ok[(ok["data"] == "fmnist") & ok["method"].isin(FIG7_METHODS)]
     curves = _read_run_csvs(fmnist, "curves.csv")
     mnist = ok[(ok["data"] == "mnist") & (ok["method"] == "elite_svdd") & np.isclose(ok["r_p"], 0.5)
-               & (ok["n_labels"].astype(float) == default_labels("mnist"))]
+               & (ok["n_labels"].astype(float) == ok["n_labels_default"].astype(float))]
     meta = _read_run_csvs(mnist, "meta_scores.csv")
     if curves.empty and meta.empty:
         log.info("fig7: no curves.csv (FMNIST) or meta_scores.csv (MNIST, r_p 0.5), not drawn")

@@ -24,9 +24,9 @@ from elite_exp.tracking import ARTIFACT_DIR
 
 log = logging.getLogger(__name__)
 
-RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "r_l", "n_train", "eta_m", "seed", "epochs",
-               "status", "test_auc", "train_auc", "test_aupr", "train_aupr", "train_seconds", "error", "reason",
-               "record_format", "run_dir"]
+RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "n_labels_default", "r_l", "n_train", "eta_m",
+               "seed", "epochs", "status", "test_auc", "train_auc", "test_aupr", "train_aupr", "train_seconds", "error",
+               "reason", "record_format", "run_dir"]
 # the summarised metrics (anomaly = positive class), their names in tables and their file suffix
 METRICS = {"test_auc": ("Test ROC AUC", ""), "test_aupr": ("Test average precision (AUPR)", "_aupr")}
 # a summary cell averages runs that agree on these (plus the figure's x axis)
@@ -77,7 +77,8 @@ DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "dig
 @dataclass(frozen=True)
 class Figure:
     """A figure of the paper: its x axis and the settings its runs hold fixed.
-    ``labels="data"`` fixes n_labels at the data set's default (conf/data/<name>.yaml); ``methods``: the
+    ``labels="data"`` fixes n_labels at the data set's default (its data file's: a record's
+    ``n_labels_default``); ``methods``: the
     method-name prefixes it shows (``elite_``: every ELITE variant, ``elite_svdd+elite.meta_grad=finite_diff``
     too), None: every method."""
 
@@ -103,7 +104,8 @@ FIGURES = (
 
 
 def default_labels(data: str) -> float:
-    """The data set's default n_labels (its conf/data file), NaN for an unknown data set."""
+    """The data set's default n_labels (its conf/data file), NaN for an unknown data set: a record's
+    ``n_labels_default`` where an older record does not hold it."""
     body = group_file("data", data)
     return np.nan if body is None else float(body.n_labels)
 
@@ -129,6 +131,8 @@ def collect(paths: list[Path]) -> pd.DataFrame:
             log.warning("unreadable record skipped: %s", f)
             continue
         row = {k: rec.get(k) for k in RUN_COLUMNS}
+        if row["n_labels_default"] is None:
+            row["n_labels_default"] = default_labels(str(row["data"]))
         row["record_format"] = record_format(rec)
         row["run_dir"] = str(f.parent)
         row["written"] = f.stat().st_mtime
@@ -151,7 +155,7 @@ def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
     if fig.eta_m is not None:
         keep &= np.isclose(runs["eta_m"], fig.eta_m)
     if fig.labels == "data":
-        keep &= runs["n_labels"].astype(float) == runs["data"].map(default_labels)
+        keep &= runs["n_labels"].astype(float) == runs["n_labels_default"].astype(float)
     if fig.methods is not None:
         keep &= runs["method"].map(lambda m: str(m).startswith(fig.methods))
     sel = runs[keep].sort_values("written")

@@ -1,6 +1,9 @@
 """Own data: data=folder (image folders), data=csv (tables), data=breast_cancer, through loaders and the runner."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -295,3 +298,37 @@ def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not list((tmp_path / "out").rglob("result.json"))
+
+
+def test_a_data_file_added_with_config_dir_names_its_data_set_and_sets_its_defaults(tmp_path):
+    """A user's data file (``--config-dir``) is a data set of its own: folders, records and tables name it by its
+    option, its own values are its defaults (not in the method's name, its n_labels is Fig. 3's), and a
+    multirun beside the built-in breast_cancer keeps the two apart."""
+    table = _write(tmp_path / "cancer.csv", breast_cancer_frame())
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "cancer.yaml").write_text(
+        "# @package _global_\n"
+        f"data: {{name: csv, path: {table}, label_column: diagnosis,\n"
+        "       network: {kind: mlp, hidden: [16], rep_dim: 8}}\n"
+        "n_train: 150\nn_labels: 8\ntrain: {epochs: 3, batch_size: 32, lr: 0.002}\n")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "elite_exp", "-m", "--config-dir", str(tmp_path / "conf"),
+                           "data=cancer,breast_cancer", "normal_class=benign", "train.epochs=3", "n_train=150",
+                           "n_labels=8", "train.weight_decay=0.001", f"out_dir={out}", "progress=false", "plots=false",
+                           "threads=1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = {r["data"]: r for r in map(json.loads, map(Path.read_text, out.rglob("result.json")))}
+    assert set(records) == {"cancer", "breast_cancer"}
+    mine = records["cancer"]
+    # the file's own values are no change; the command line's are
+    assert mine["method"] == "elite_svdd+train.weight_decay=0.001"
+    assert mine["run_dir"].startswith(str(out / "cancer" / "elite_svdd+train.weight_decay=0.001"))
+    assert mine["n_labels"] == 8 and mine["n_labels_default"] == 8 and mine["config"]["data"]["name"] == "csv"
+    assert records["breast_cancer"]["n_labels_default"] == 10
+    assert records["breast_cancer"]["method"] == "elite_svdd+train.weight_decay=0.001"
+
+    report = subprocess.run([sys.executable, "-m", "elite_exp.report", str(out), "--out", str(tmp_path / "rep"),
+                             "--only", "fig3"], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr[-2000:]
+    fig3 = pd.read_csv(tmp_path / "rep" / "fig3.csv")
+    assert set(fig3["data"]) == {"cancer"}  # breast_cancer ran with 8 labels, not its default 10

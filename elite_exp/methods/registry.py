@@ -12,10 +12,11 @@ import copy
 import functools
 import math
 import re
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from elite_exp.config import Config, group_file
+from elite_exp.config import Config, chosen_file, read_group_file
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import AutoEncoder
 from elite_exp.methods.base import DeepDetector
@@ -178,16 +179,24 @@ def as_read(config: dict) -> dict:
     return body
 
 
-@functools.cache
 def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
-    """The flattened defaults of a run of ``baseline`` on ``model`` and ``data``: the schema's, then the
-    group files' (a data set's file may set train.*; a data set without a file keeps the schema's)."""
+    """The flattened defaults of a run of ``baseline`` on ``model`` and ``data`` (their ``<group>.name``
+    values): the schema's, then those of the group files the run chose (:func:`config.chosen_file`: a file
+    added with ``--config-dir`` in a Hydra job; a data set's file may set train.*; an option without a file
+    keeps the schema's)."""
+    return _defaults_of_files(chosen_file("data", data)[1], chosen_file("model", model)[1],
+                              chosen_file("baseline", baseline)[1], baseline)
+
+
+@functools.cache
+def _defaults_of_files(data: Path, model: Path, baseline: Path, baseline_name: str) -> dict[str, object]:
     tree = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config)))  # untyped: any baseline keys
-    tree.baseline = {"name": baseline}
-    for group, option, package in (("data", data, None), ("model", model, "model"), ("baseline", baseline, "baseline")):
-        body = group_file(group, option)
-        if body is not None:
-            tree = OmegaConf.merge(tree, {package: body} if package else body)
+    tree.baseline = {"name": baseline_name}
+    for path, package in ((data, "data"), (model, "model"), (baseline, "baseline")):
+        body = read_group_file(path)
+        if body is not None:  # conf/data's files are of the global package (they set n_labels, train.*)
+            global_package = package == "data" and "data" in body
+            tree = OmegaConf.merge(tree, body if global_package else {package: body})
     return flatten(OmegaConf.to_container(tree, resolve=False))
 
 
