@@ -101,6 +101,10 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
         EliteDetector(loe_weight=-1)._check_params()
     with pytest.raises(ConfigError, match="alpha=0.7 is not allowed"):
         EliteDetector(loe_weight=1, alpha=0.7)._check_params()
+    with pytest.raises(ConfigError, match=r"alpha=0.2 acts only with an LOE term: give it a weight > 0 \(elite.loe"):
+        EliteDetector(alpha=0.2)._check_params()
+    assert EliteDetector(loe_weight=1, contamination=0.3)._loe_alpha() == 0.3
+    assert EliteDetector(loe_weight=1, alpha=0.2, contamination=0.3)._loe_alpha() == 0.2
     with pytest.raises(ConfigError, match="labeled_weight=-1 is not allowed"):
         EliteDetector(labeled_weight=-1)._check_params()
     with pytest.raises(ConfigError, match="labeled_loss='l2' is not allowed; allowed: hinge, inverse"):

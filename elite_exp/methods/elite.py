@@ -9,8 +9,8 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.loe import check_alpha, latent_anomalies
-from elite_exp.methods.losses import anomaly_loss, loe_losses, supervised_loss, validation_loss
+from elite_exp.methods.loe import check_alpha, latent_anomalies, unlabeled_loss
+from elite_exp.methods.losses import supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
@@ -50,8 +50,9 @@ class EliteDetector(DeepDetector):
     pushing an anomaly away past the margin); ``loe_weight`` > 0 adds that weight times LOE_H's loss
     (``methods.loe``) of each unlabeled batch on ELITE's Omega, with ``alpha`` (in [0, 0.5]) the share of the
     batch taken as latent anomalies: the prior that most unlabeled samples are normal, which ELITE's own
-    update does not use (its step is the validation gradient preconditioned by the batch, README). Here
-    ``alpha`` defaults to 0.1; the runner gives it the run's true r_p unless ``elite.alpha`` is set.
+    update does not use (its step is the validation gradient preconditioned by the batch, README).
+    ``alpha`` None (the default) takes ``contamination``; the runner gives it the run's true r_p unless
+    ``elite.alpha`` is set. A ``labeled_loss`` or ``alpha`` without the weight of its term is a ConfigError.
     """
 
     requires_labels = (-1, 0, 1)
@@ -59,7 +60,7 @@ class EliteDetector(DeepDetector):
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
                  pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge",
-                 loe_weight: float = 0.0, alpha: float = 0.1, network=None, epochs: int = 30,
+                 loe_weight: float = 0.0, alpha: float | None = None, network=None, epochs: int = 30,
                  batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
@@ -85,7 +86,15 @@ class EliteDetector(DeepDetector):
                               f"weight > 0 (elite.labeled_weight in the runner, labeled_weight in EliteDetector)")
         if not self.loe_weight >= 0:
             raise ConfigError(f"loe_weight={self.loe_weight} is not allowed; it must be >= 0")
-        check_alpha(self.alpha)
+        if self.alpha is not None:
+            check_alpha(self.alpha)
+            if not self.loe_weight:
+                raise ConfigError(f"alpha={self.alpha} acts only with an LOE term: give it a weight > 0 "
+                                  f"(elite.loe_weight in the runner, loe_weight in EliteDetector)")
+
+    def _loe_alpha(self) -> float:
+        """The LOE term's alpha: ``alpha``, else ``contamination``."""
+        return self.contamination if self.alpha is None else self.alpha
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=self.squared)
@@ -111,6 +120,9 @@ class EliteDetector(DeepDetector):
         self.margin_ = self._margin(module, x_unl, x_lab, s.batch_size)
         log.debug("ELITE margin C = %.4g", self.margin_)
 
+        def loe_labels(l_n, l_a):
+            return latent_anomalies(l_n, l_a, self._loe_alpha())
+
         def step(idx):
             scores, m, lv = meta_gradients(module, x_unl[idx], x_lab, y_lab, self.margin_, s.lr, self.meta_grad)
             loss, y_hat = elite_loss(scores, m, self.margin_, self.update, self.eta_m, self.normalize)
@@ -121,9 +133,7 @@ class EliteDetector(DeepDetector):
                         else supervised_loss(s_lab, y_lab))
                 loss = loss + self.labeled_weight * term
             if self.loe_weight:
-                l_a = anomaly_loss(scores)
-                flags = latent_anomalies(scores, l_a, self.alpha)
-                loss = loss + self.loe_weight * loe_losses(scores, l_a, flags, "hard").mean()
+                loss = loss + self.loe_weight * unlabeled_loss(scores, loe_labels, "hard")[0]
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
         self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),

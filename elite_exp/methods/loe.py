@@ -88,9 +88,10 @@ class _LatentLabelDetector(DeepDetector):
         return label
 
 
-def _unlabeled_step(l_n: torch.Tensor, label, mode: str) -> tuple[torch.Tensor, dict]:
-    """Mean LOE loss of a batch of L_n values, (B,), with latent labels from ``label``, and the
-    monitor's ``anomaly_hat`` (absent during warm-up)."""
+def unlabeled_loss(l_n: torch.Tensor, label, mode: str) -> tuple[torch.Tensor, dict]:
+    """Mean LOE loss (``mode`` hard / soft) of a batch of L_n values, (B,), with latent labels from
+    ``label(l_n, l_a)`` ((B,) bool, or None: every sample normal), and the monitor's ``anomaly_hat``
+    (absent when ``label`` gives None). LOE's, SOEL's and ELITE's LOE term's batch loss."""
     l_a = anomaly_loss(l_n)
     flags = label(l_n, l_a)
     if flags is None:
@@ -126,7 +127,7 @@ class LOE(_LatentLabelDetector):
         label = self._labeler(len(x_unl), s)
 
         def step(idx):
-            return _unlabeled_step(module(x_unl[idx]), label, self.mode)
+            return unlabeled_loss(module(x_unl[idx]), label, self.mode)
 
         self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),
                                           desc=f"LOE-{self.mode}-{self.score}", progress=self.progress,
@@ -167,7 +168,7 @@ class SOEL(_LatentLabelDetector):
         def step(idx):
             l_n = module(torch.cat([x_unl[idx], x_lab]))
             b = len(idx)
-            loss, extra = _unlabeled_step(l_n[:b], label, "soft")
+            loss, extra = unlabeled_loss(l_n[:b], label, "soft")
             if len(x_lab):
                 supervised = supervised_loss(l_n[b:], y_lab)
                 loss = loss + supervised

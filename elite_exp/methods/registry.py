@@ -298,9 +298,6 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
                           f"model=svdd or model=ae")
     common = dict(device=device, **common_params(cfg))
-    if cfg.elite.alpha is not None and not cfg.elite.loe_weight:
-        raise ConfigError(f"elite.alpha={cfg.elite.alpha} acts only with an LOE term: give it a weight > 0 "
-                          f"(elite.loe_weight)")
     assumed = method_record(cfg)  # the contamination LOE / SOEL or ELITE's LOE term assume, if any
     elite_alpha = assumed["alpha"] if b.name == "none" and cfg.elite.loe_weight else cfg.elite.alpha
     if assumed.get("alpha_source") == "oracle" and cfg.r_p > MAX_ALPHA:
@@ -314,7 +311,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           labeled_weight=cfg.elite.labeled_weight or 0.0,
                           labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
                           loe_weight=cfg.elite.loe_weight or 0.0,
-                          **({} if elite_alpha is None else {"alpha": elite_alpha}), **common)
+                          alpha=elite_alpha, **common)
     # ELITE's settings are checked for every method: a value ELITE does not allow is an error in any run
     # (as in a sweep that holds an ELITE job), not a setting a baseline silently records
     try:
