@@ -102,6 +102,7 @@ class EliteConf:
     normalize: bool = True  # divide M by its batch mean magnitude
     # beyond the paper; null = off (unset keys leave run folders where they were)
     pretrain: bool | None = None  # auto-encoder pre-training of the encoder (svdd score)
+    warmup_epochs: int | None = None  # epochs of supervised warm-up on the labeled set (L_v) before ELITE
     labeled_weight: float | None = None  # weight of a direct training term on the labeled set (labeled_loss)
     labeled_loss: str | None = None  # that term: hinge (L_v, Eq. 6) | inverse (SOEL's); null = hinge
     loe_weight: float | None = None  # weight of an LOE_H term on each unlabeled batch (latent labels, alpha)

@@ -52,7 +52,8 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
 def method_label(name: str) -> str:
     """The display name of a record's method: ``elite_svdd+elite.meta_grad=finite_diff`` ->
     ``ELITE_SVDD (elite.meta_grad=finite_diff)``; ELITE's LOE term, ``elite_svdd_loeterm4`` ->
-    ``ELITE_SVDD + LOE term x4``; an assumed contamination set in the config, ``soel_svdd_alpha0.1`` ->
+    ``ELITE_SVDD + LOE term x4``; its supervised warm-up, ``elite_svdd_pretrain_warmup5`` ->
+    ``ELITE_SVDD + pre-training + 5-epoch warm-up``; an assumed contamination set in the config, ``soel_svdd_alpha0.1`` ->
     ``SOEL (SVDD), alpha 0.1`` (see ``registry.method_name``)."""
     base, *changed = re.split(r"\+(?=[A-Za-z_][\w.]*=)", name)
     stem, alpha = re.fullmatch(r"(.*?)(?:_alpha(.+))?", base).groups()
@@ -64,6 +65,10 @@ def method_label(name: str) -> str:
 
 def _stem_label(stem: str) -> str | None:
     """The display name of a base name without ``_alpha``, None for an unknown one."""
+    warmup = re.fullmatch(r"(.*)_warmup(\d+)(.*)", stem)
+    if warmup:
+        rest = _stem_label(warmup.group(1) + warmup.group(3))
+        return f"{rest} + {warmup.group(2)}-epoch warm-up" if rest else None
     term = re.fullmatch(r"(.*)_loeterm([^_]+)", stem)
     if term and term.group(1) in METHOD_LABELS:
         return f"{METHOD_LABELS[term.group(1)]} + LOE term x{term.group(2)}"

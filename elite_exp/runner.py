@@ -79,7 +79,8 @@ GRIDS = ("r_l_grid",)
 FOUND_AT = {"download": True, "root": None}
 # options beyond the paper and the value that means off (or the paper's choice): that value is the same
 # run (and folder) as leaving them unset
-UNSET_WHEN = {"elite": {"pretrain": False, "labeled_weight": 0, "labeled_loss": "hinge", "loe_weight": 0}}
+UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
+                        "loe_weight": 0}}
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 

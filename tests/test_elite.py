@@ -55,7 +55,7 @@ def test_options_beyond_the_paper_change_training_and_still_learn(digits):
     scores = {}
     for name, params in {"pretrain": dict(pretrain=True), "both": dict(pretrain=True, labeled_weight=1.0),
                          "inverse": dict(labeled_weight=1.0, labeled_loss="inverse"),
-                         "loe": dict(loe_weight=1.0, alpha=0.5)}.items():
+                         "loe": dict(loe_weight=1.0, alpha=0.5), "warmup": dict(warmup_epochs=5)}.items():
         scores[name] = EliteDetector(**DIGITS, **params).fit(X, y).decision_function(digits.x_test)
     for name, s in {**scores, "hinge": hinge}.items():
         assert not np.allclose(s, plain), name
@@ -94,6 +94,11 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.pretrain=false", "elite.labeled_weight=0"]))
     # the LOE term: named with its weight (and a configured alpha); alpha unread without the term
     assert method_name(cfg_of(["data=digits", "elite.loe_weight=1"])) == "elite_svdd_loeterm1"
+    assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.warmup_epochs=5"])) == \
+        "elite_svdd_pretrain_warmup5"
+    assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.warmup_epochs=0"]))
+    with pytest.raises(ConfigError, match="warmup_epochs=-1 is not allowed; it must be an int >= 0"):
+        EliteDetector(warmup_epochs=-1)._check_params()
     assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.loe_weight=0.5", "elite.alpha=0.1"])) == \
         "elite_svdd_pretrain_loeterm0.5_alpha0.1"
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.loe_weight=0", "elite.alpha=0.2"]))

@@ -223,6 +223,7 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
         "SSAD (baseline.c_labeled=1e16, train.lr=1e-05)"
     # an assumed contamination given in the config: the method's label and the value
     assert method_label("soel_svdd_alpha0.1") == "SOEL (SVDD), alpha 0.1"
+    assert method_label("elite_svdd_pretrain_warmup5") == "ELITE_SVDD + pre-training + 5-epoch warm-up"
     assert method_label("loe_soft_ae_alpha0.2+train.lr=0.001") == "LOE_S (AE), alpha 0.2 (train.lr=0.001)"
     assert method_label("loe_hard_rot_alpha0") == "Rotation prediction (unsupervised)"
     assert method_label("my_method_alpha1") == "my_method_alpha1"

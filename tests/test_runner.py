@@ -64,6 +64,8 @@ def composed(tmp_path, *overrides):
     ("elite.loe_weight=1 r_p=0.9", "r_p=0.9 is not allowed with elite.loe_weight=1 unless elite.alpha is given"),
     ("method=soel_svdd elite.loe_weight=1 elite.alpha=0.7", "elite.alpha=0.7 is not allowed; the assumed"),
     ("elite.loe_weight=-1", "elite.loe_weight=-1.0 is not allowed; it must be >= 0"),
+    ("elite.warmup_epochs=-2", "elite.warmup_epochs=-2 is not allowed; it must be an int >= 0"),
+    ("method=loe_hard_svdd elite.warmup_epochs=-2", "elite.warmup_epochs=-2 is not allowed"),
     ("elite.alpha=0.2", "elite.alpha=0.2 acts only with an LOE term: give it a weight > 0 (elite.loe_weight in"),
     ("method=soel_svdd elite.alpha=0.2", "elite.alpha=0.2 acts only with an LOE term"),
     ("device=tpu", "device='tpu' is not allowed"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -9,10 +10,10 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.loe import check_alpha, latent_anomalies, unlabeled_loss
+from elite_exp.methods.loe import check_alpha, check_warmup, latent_anomalies, unlabeled_loss
 from elite_exp.methods.losses import supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
-from elite_exp.methods.training import run_training
+from elite_exp.methods.training import TrainSettings, run_training
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,17 @@ def parse_margin(margin) -> str | float:
     return value
 
 
+def train_on_labels(module, x_lab: torch.Tensor, y_lab: torch.Tensor, margin: float, steps_per_epoch: int,
+                    s: TrainSettings, generator: torch.Generator, *, desc: str, progress: bool = False,
+                    monitor=None) -> list[float]:
+    """Train ``module`` on the labeled set alone (``x_lab`` ``(L, ...)``, ``y_lab`` ``(L,)`` 0 / 1) with ELITE's
+    validation loss L_v (Eq. 6) at ``margin``: every step on the whole labeled set (normalised with its own
+    batch statistics), ``steps_per_epoch`` steps an epoch for ``s.epochs`` epochs. The labels-only ablation,
+    and ELITE's supervised warm-up. Returns the mean loss per epoch."""
+    return run_training(module, steps_per_epoch, lambda _: (validation_loss(module(x_lab), y_lab, margin), {}),
+                        dataclasses.replace(s, batch_size=1), generator, desc=desc, progress=progress, monitor=monitor)
+
+
 class EliteDetector(DeepDetector):
     """ELITE on a score-based deep detector (``score='svdd'``, ``'ae'`` or ``'rot'``: ``scores.SCORES``).
 
@@ -42,7 +54,10 @@ class EliteDetector(DeepDetector):
 
     Beyond the paper (off by default): ``pretrain`` starts the encoder from an auto-encoder trained
     on the unlabeled samples for ``epochs`` epochs (Deep SVDD's pre-training; svdd score only: it has no
-    effect on the ``ae`` score, an auto-encoder already, nor on ``rot``); ``labeled_weight`` > 0 adds that weight times
+    effect on the ``ae`` score, an auto-encoder already, nor on ``rot``); ``warmup_epochs`` > 0 first trains the
+    network on the labeled set alone for that many epochs (the labels-only ablation's steps: L_v of the whole
+    labeled set, ``len(unlabeled) // batch_size`` steps an epoch, its own Adam), after c and the margin C are
+    set and after any pre-training, then runs ELITE's ``epochs``; ``labeled_weight`` > 0 adds that weight times
     the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
     beside the meta-gradient weights; ``labeled_loss`` picks that term: ``hinge`` (L_v itself) or
     ``inverse`` (SOEL's supervised loss, ``losses.supervised_loss``: Omega for labeled normals,
@@ -59,9 +74,9 @@ class EliteDetector(DeepDetector):
 
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
-                 pretrain: bool = False, labeled_weight: float = 0.0, labeled_loss: str = "hinge",
-                 loe_weight: float = 0.0, alpha: float | None = None, network=None, epochs: int = 30,
-                 batch_size: int = 128, lr: float = 1e-4,
+                 pretrain: bool = False, warmup_epochs: int = 0, labeled_weight: float = 0.0,
+                 labeled_loss: str = "hinge", loe_weight: float = 0.0, alpha: float | None = None, network=None,
+                 epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
         self._keep_params(locals())
@@ -76,6 +91,7 @@ class EliteDetector(DeepDetector):
         if not self.eta_m > 0:
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
+        check_warmup(self.warmup_epochs)
         if not self.labeled_weight >= 0:
             raise ConfigError(f"labeled_weight={self.labeled_weight} is not allowed; it must be >= 0")
         if self.labeled_loss not in LABELED_LOSSES:
@@ -119,6 +135,10 @@ class EliteDetector(DeepDetector):
         module.prepare(x_unl, batch_size=s.batch_size)
         self.margin_ = self._margin(module, x_unl, x_lab, s.batch_size)
         log.debug("ELITE margin C = %.4g", self.margin_)
+        if self.warmup_epochs:
+            train_on_labels(module, x_lab, y_lab, self.margin_, max(len(x_unl) // s.batch_size, 1),
+                            dataclasses.replace(s, epochs=self.warmup_epochs), self._generator(),
+                            desc=f"ELITE-{self.score} warm-up", progress=self.progress)
 
         def loe_labels(l_n, l_a):
             return latent_anomalies(l_n, l_a, self._loe_alpha())

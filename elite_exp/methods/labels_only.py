@@ -3,15 +3,11 @@ with ELITE's validation loss (Eq. 6: hinge on labeled normals and anomalies); no
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.elite import MARGINS, parse_margin
-from elite_exp.methods.losses import validation_loss
-from elite_exp.methods.training import run_training
+from elite_exp.methods.elite import MARGINS, parse_margin, train_on_labels
 from elite_exp.scores import SCORES, batch_statistics, build_score
 
 
@@ -55,8 +51,6 @@ class LabelsOnly(DeepDetector):
     def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
         module.prepare(x_lab, among=~y_lab)  # batch statistics of the whole labeled set, as in training
         self.margin_ = self._margin(module, x_lab)
-        # one "sample" of the shared loop = one step on the whole labeled set
-        s = dataclasses.replace(self._settings(), batch_size=1)
-        self.epoch_losses_ = run_training(
-            module, self.steps_per_epoch, lambda _: (validation_loss(module(x_lab), y_lab, self.margin_), {}),
-            s, self._generator(), desc=f"labels-{self.score}", progress=self.progress, monitor=monitor)
+        self.epoch_losses_ = train_on_labels(module, x_lab, y_lab, self.margin_, self.steps_per_epoch, self._settings(),
+                                             self._generator(), desc=f"labels-{self.score}", progress=self.progress,
+                                             monitor=monitor)

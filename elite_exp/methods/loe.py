@@ -54,6 +54,13 @@ def check_alpha(alpha) -> float:
     return float(alpha)
 
 
+def check_warmup(epochs) -> int:
+    """A number of warm-up epochs: an int >= 0."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
+        raise ConfigError(f"warmup_epochs={epochs!r} is not allowed; it must be an int >= 0")
+    return int(epochs)
+
+
 def latent_anomalies(l_n: torch.Tensor, l_a: torch.Tensor, alpha: float) -> torch.Tensor:
     """(B,) bool: True for the round(alpha * B) samples with the largest L_n - L_a (LOE's label update)."""
     k = int(alpha * len(l_n) + 0.5)
@@ -70,9 +77,7 @@ class _LatentLabelDetector(DeepDetector):
         if self.score not in SCORES:
             raise ConfigError(f"score={self.score!r} is not allowed; allowed: {', '.join(SCORES)}")
         check_alpha(self.alpha)
-        w = self.warmup_epochs
-        if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 0:
-            raise ConfigError(f"warmup_epochs={w!r} is not allowed; it must be an int >= 0")
+        check_warmup(self.warmup_epochs)
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=True)

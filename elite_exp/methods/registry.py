@@ -37,8 +37,8 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 # read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
 NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
-         "elite.update", "elite.pretrain", "elite.labeled_weight", "elite.labeled_loss", "elite.loe_weight",
-         "elite.alpha", "train.epochs")
+         "elite.update", "elite.pretrain", "elite.warmup_epochs", "elite.labeled_weight", "elite.labeled_loss",
+         "elite.loe_weight", "elite.alpha", "train.epochs")
 
 
 def method_name(cfg: DictConfig) -> str:
@@ -54,6 +54,7 @@ def method_name(cfg: DictConfig) -> str:
 
 def base_name(cfg: DictConfig) -> str:
     """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1``,
+    ``elite_svdd_warmup5``,
     ``elite_svdd_pretrain_loeterm0.5_alpha0.1`` with the options beyond the paper; ``_pretrain`` only where it
     acts, on svdd; ``_alpha`` only for a configured alpha of the LOE term), ``labels_svdd`` / ``labels_ae`` /
     ``labels_rot`` for the ablation,
@@ -65,6 +66,7 @@ def base_name(cfg: DictConfig) -> str:
     if b.name == "none":
         variant = ("" if cfg.elite["update"] == "reweight" else f"_{cfg.elite['update']}") + (
             "_pretrain" if cfg.elite.pretrain and cfg.model.name == "svdd" else "") + (
+            f"_warmup{cfg.elite.warmup_epochs}" if cfg.elite.warmup_epochs else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
             f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "") + (
             f"_loeterm{setting_text(cfg.elite.loe_weight)}" if cfg.elite.loe_weight else "") + (
@@ -258,8 +260,8 @@ CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr":
                "network": "data.network", "rep_dim": "data.network.rep_dim", "test_fraction": "data.test_fraction",
                "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
                "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
-               "labeled_weight": "elite.labeled_weight", "labeled_loss": "elite.labeled_loss",
-               "loe_weight": "elite.loe_weight", "alpha": "elite.alpha"}
+               "warmup_epochs": "elite.warmup_epochs", "labeled_weight": "elite.labeled_weight",
+               "labeled_loss": "elite.labeled_loss", "loe_weight": "elite.loe_weight", "alpha": "elite.alpha"}
 
 
 def config_key_error(err: ConfigError, cfg: DictConfig, of_elite: bool = False) -> ConfigError:
@@ -308,6 +310,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     elite = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                           margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
                           normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
+                          warmup_epochs=cfg.elite.warmup_epochs or 0,
                           labeled_weight=cfg.elite.labeled_weight or 0.0,
                           labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
                           loe_weight=cfg.elite.loe_weight or 0.0,
