@@ -7,9 +7,10 @@ wrong type, is rejected by Hydra before anything runs.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -20,12 +21,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 def group_file(group: str, option: str) -> DictConfig | None:
     """The values of ``conf/<group>/<option>.yaml`` without its defaults list, or None for an option
-    that has no file there (e.g. one added through Hydra's search path: :func:`chosen_file`)."""
-    return read_group_file(CONF_DIR / group / f"{option}.yaml")
-
-
-def read_group_file(path: Path) -> DictConfig | None:
-    """The values of the group file at ``path`` without its defaults list, or None where there is none."""
+    that has no file there (e.g. a data file added through Hydra's search path: :func:`chosen_data_file`)."""
+    path = CONF_DIR / group / f"{option}.yaml"
     if not path.exists():
         return None
     body = OmegaConf.load(path)
@@ -33,32 +30,67 @@ def read_group_file(path: Path) -> DictConfig | None:
     return body
 
 
-def chosen_file(group: str, name: str) -> tuple[str, Path]:
-    """(option, file) of the config group ``group`` (data, model or baseline) whose ``<group>.name`` is
-    ``name``: in a Hydra job, the option the job chose (``hydra.runtime.choices``) in the first folder of
-    its search path that holds it (conf/, then a ``--config-dir``), so that a file added with
-    ``--config-dir`` (e.g. ``data/mytable.yaml`` with ``data.name: csv``) is the one its runs take their
-    defaults and their data set's name from; else, or when that file names another ``<group>.name`` (a
-    config that is not this job's), ``conf/<group>/<name>.yaml``."""
+class DataFile(NamedTuple):
+    """The data file (``conf/data/<option>.yaml``, or one added with ``--config-dir``) a run takes its data
+    set's name (``option``) and its defaults (:meth:`values`) from. ``path`` None: no file (the schema's
+    defaults); ``search``: the config folders its defaults list is looked up in."""
+
+    option: str
+    path: Path | None
+    search: tuple[Path, ...]
+
+    def values(self) -> DictConfig:
+        """What the file sets, as keys of the run config (``data.*``, ``n_labels``, ``train.*``, ...), its
+        defaults list resolved (other data files it names, then its own values unless ``_self_`` comes
+        first; entries of other groups are left out). Shared: do not modify."""
+        if self.path is None:
+            return OmegaConf.create()
+        return _data_values(self.path, self.path.stat().st_mtime_ns, self.search)
+
+
+def data_file(option: str, search: tuple[Path, ...] = (CONF_DIR,)) -> DataFile:
+    """The data file ``<folder>/data/<option>.yaml`` of the first folder of ``search`` that holds one."""
+    path = next((d / "data" / f"{option}.yaml" for d in search if (d / "data" / f"{option}.yaml").exists()), None)
+    return DataFile(option, path, search)
+
+
+def chosen_data_file(name: str) -> DataFile:
+    """The data file of a run whose ``data.name`` is ``name``: in a Hydra job, the ``data=`` option the job
+    chose (``hydra.runtime.choices``) in the first folder of its search path that holds it (conf/, then a
+    ``--config-dir``; folders only), so that a file of your own (``data/mytable.yaml`` with ``data.name:
+    csv``) names its own data set and sets its runs' defaults; else, or when that file gives another
+    ``data.name`` (a config that is not this job's), ``conf/data/<name>.yaml``."""
     from hydra.core.hydra_config import HydraConfig
 
-    builtin = (name, CONF_DIR / group / f"{name}.yaml")
-    option = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
-    if option is None:
-        return builtin
-    for source in HydraConfig.get().runtime.config_sources:
-        path = Path(source.path) / group / f"{option}.yaml"
-        if source.schema == "file" and path.exists():
-            return (option, path) if file_name(group, path) == name else builtin
-    return builtin
+    if HydraConfig.initialized():
+        runtime = HydraConfig.get().runtime
+        option = runtime.choices.get("data")
+        if option is not None:
+            chosen = data_file(option, tuple(Path(s.path) for s in runtime.config_sources if s.schema == "file"))
+            if chosen.path is not None and OmegaConf.select(chosen.values(), "data.name") == name:
+                return chosen
+    return data_file(name)
+
+
+def default_n_labels(data: DataFile) -> int:
+    """n_labels as the data file sets it, else the schema's: the labels of Fig. 3 and of every figure whose
+    axis is not n_labels."""
+    return int(data.values().get("n_labels", Config.n_labels))
 
 
 @functools.cache
-def file_name(group: str, path: Path) -> str | None:
-    """The ``<group>.name`` the group file at ``path`` sets: ``data.name`` in a data file of the global
-    package (as conf/data/ has them), else its ``name``."""
-    body = read_group_file(path)
-    return OmegaConf.select(body, "data.name" if group == "data" and "data" in body else "name")
+def _data_values(path: Path, mtime_ns: int, search: tuple[Path, ...]) -> DictConfig:
+    text = path.read_text()
+    body = OmegaConf.create(text)
+    defaults = list(body.pop("defaults", None) or [])
+    own = body if re.search(r"^#\s*@package\s+_global_\s*$", text, re.MULTILINE) else OmegaConf.create({"data": body})
+    values = OmegaConf.create()
+    for entry in defaults if "_self_" in defaults else [*defaults, "_self_"]:
+        if entry == "_self_":
+            values = OmegaConf.merge(values, own)
+        elif isinstance(entry, str) and (not entry.startswith("/") or entry.startswith("/data/")):
+            values = OmegaConf.merge(values, data_file(entry.removeprefix("/data/"), search).values())
+    return values
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from elite_exp.config import Config, group_file
+from elite_exp.config import Config, data_file, default_n_labels
 from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write_text, read_record, record_format, write_csv
 from elite_exp.tracking import ARTIFACT_DIR
 
@@ -53,8 +53,8 @@ def method_label(name: str) -> str:
     """The display name of a record's method: ``elite_svdd+elite.meta_grad=finite_diff`` ->
     ``ELITE_SVDD (elite.meta_grad=finite_diff)``; ELITE's LOE term, ``elite_svdd_loeterm4`` ->
     ``ELITE_SVDD + LOE term x4``; its supervised warm-up, ``elite_svdd_pretrain_warmup5`` ->
-    ``ELITE_SVDD + pre-training + 5-epoch warm-up``; an assumed contamination set in the config, ``soel_svdd_alpha0.1`` ->
-    ``SOEL (SVDD), alpha 0.1`` (see ``registry.method_name``)."""
+    ``ELITE_SVDD + pre-training + 5-epoch warm-up``; an assumed contamination set in the config,
+    ``soel_svdd_alpha0.1`` -> ``SOEL (SVDD), alpha 0.1`` (see ``registry.method_name``)."""
     base, *changed = re.split(r"\+(?=[A-Za-z_][\w.]*=)", name)
     stem, alpha = re.fullmatch(r"(.*?)(?:_alpha(.+))?", base).groups()
     stem_label = _stem_label(stem)
@@ -111,8 +111,8 @@ FIGURES = (
 def default_labels(data: str) -> float:
     """The data set's default n_labels (its conf/data file), NaN for an unknown data set: a record's
     ``n_labels_default`` where an older record does not hold it."""
-    body = group_file("data", data)
-    return np.nan if body is None else float(body.n_labels)
+    file = data_file(data)
+    return np.nan if file.path is None else float(default_n_labels(file))
 
 
 def record_files(paths: list[Path]) -> list[Path]:

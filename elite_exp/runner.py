@@ -30,7 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from elite_exp.config import CONF_DIR, Config, chosen_file, read_group_file, register
+from elite_exp.config import CONF_DIR, chosen_data_file, default_n_labels, register
 from elite_exp.curves import TrainingRecorder
 from elite_exp.data import (
     check_label_ratio,
@@ -136,14 +136,7 @@ def data_set_name(cfg: DictConfig) -> str:
     """The run's data set as its folder, record and tables name it: the ``data=`` option it chose, which is
     ``data.name`` for conf/data's files; a file added with ``--config-dir`` (``data/mytable.yaml`` with
     ``data.name: csv``) names its own data set (``mytable``), apart from other files of the same loader."""
-    return chosen_file("data", str(cfg.data.name))[0]
-
-
-def default_n_labels(cfg: DictConfig) -> int:
-    """n_labels as the run's data file sets it (else the schema's): the labels of Fig. 3 and of every figure
-    whose axis is not n_labels."""
-    body = read_group_file(chosen_file("data", str(cfg.data.name))[1])
-    return int(OmegaConf.select(body, "n_labels", default=Config.n_labels) if body is not None else Config.n_labels)
+    return chosen_data_file(str(cfg.data.name)).option
 
 
 def _register_resolvers() -> None:
@@ -326,7 +319,7 @@ def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     n_labels = n_labels_of(cfg)
     return {"method": method_name(cfg), "data": data_set_name(cfg), "normal_class": cfg.normal_class, "r_p": cfg.r_p,
-            "n_labels": n_labels, "n_labels_default": default_n_labels(cfg),
+            "n_labels": n_labels, "n_labels_default": default_n_labels(chosen_data_file(str(cfg.data.name))),
             "r_l": n_labels / cfg.n_train if cfg.n_train > 0 else None,  # checked later
             "n_train": cfg.n_train, "eta_m": cfg.eta_m,
             "seed": cfg.seed, "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),

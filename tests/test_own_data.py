@@ -18,6 +18,7 @@ from elite_exp.data import class_index, load_dataset
 from elite_exp.data import datasets as datasets_module
 from elite_exp.errors import ConfigError
 from elite_exp.runner import _register_resolvers, execute
+from tests.conftest import REPO
 
 
 def write_digit_pngs(folder, classes=(0, 1, 2), per_class=40):
@@ -302,33 +303,41 @@ def test_runner_bad_own_data_exits_2_with_one_line_and_no_record(tmp_path, capsy
 
 def test_a_data_file_added_with_config_dir_names_its_data_set_and_sets_its_defaults(tmp_path):
     """A user's data file (``--config-dir``) is a data set of its own: folders, records and tables name it by its
-    option, its own values are its defaults (not in the method's name, its n_labels is Fig. 3's), and a
-    multirun beside the built-in breast_cancer keeps the two apart."""
+    option, its own values (and those of the files its defaults list names) are its defaults (not in the
+    method's name; its n_labels is Fig. 3's), and a multirun beside the built-in breast_cancer keeps them
+    apart. A model file of one's own is no data set: its changes stay in the method's name."""
     table = _write(tmp_path / "cancer.csv", breast_cancer_frame())
-    (tmp_path / "conf" / "data").mkdir(parents=True)
-    (tmp_path / "conf" / "data" / "cancer.yaml").write_text(
+    conf = tmp_path / "conf"
+    (conf / "data").mkdir(parents=True)
+    (conf / "model").mkdir()
+    (conf / "data" / "cancer.yaml").write_text(
         "# @package _global_\n"
         f"data: {{name: csv, path: {table}, label_column: diagnosis,\n"
         "       network: {kind: mlp, hidden: [16], rep_dim: 8}}\n"
         "n_train: 150\nn_labels: 8\ntrain: {epochs: 3, batch_size: 32, lr: 0.002}\n")
+    # a group-package file that takes the built-in breast_cancer's values and changes one
+    (conf / "data" / "bc8.yaml").write_text("defaults: [breast_cancer, _self_]\nn_classes: 3\n")
+    (conf / "model" / "sq.yaml").write_text("name: svdd\nsquared: true\n")
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "elite_exp", "-m", "--config-dir", str(tmp_path / "conf"),
-                           "data=cancer,breast_cancer", "normal_class=benign", "train.epochs=3", "n_train=150",
-                           "n_labels=8", "train.weight_decay=0.001", f"out_dir={out}", "progress=false", "plots=false",
-                           "threads=1"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = {r["data"]: r for r in map(json.loads, map(Path.read_text, out.rglob("result.json")))}
-    assert set(records) == {"cancer", "breast_cancer"}
-    mine = records["cancer"]
-    # the file's own values are no change; the command line's are
-    assert mine["method"] == "elite_svdd+train.weight_decay=0.001"
+    common = ["normal_class=benign", "train.epochs=3", "n_train=150", "n_labels=8", f"out_dir={out}",
+              "progress=false", "plots=false", "threads=1"]
+    for args in (["-m", "data=cancer,breast_cancer", "train.weight_decay=0.001"], ["data=bc8"],
+                 ["data=breast_cancer", "model=sq"]):
+        done = subprocess.run([sys.executable, "-m", "elite_exp", "--config-dir", str(conf), *args, *common],
+                              cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    records = {(r["data"], r["method"]): r for r in map(json.loads, map(Path.read_text, out.rglob("result.json")))}
+    assert set(records) == {("cancer", "elite_svdd+train.weight_decay=0.001"), ("bc8", "elite_svdd"),
+                            ("breast_cancer", "elite_svdd+train.weight_decay=0.001"),
+                            ("breast_cancer", "elite_svdd+model.squared=true")}
+    mine = records["cancer", "elite_svdd+train.weight_decay=0.001"]
     assert mine["run_dir"].startswith(str(out / "cancer" / "elite_svdd+train.weight_decay=0.001"))
-    assert mine["n_labels"] == 8 and mine["n_labels_default"] == 8 and mine["config"]["data"]["name"] == "csv"
-    assert records["breast_cancer"]["n_labels_default"] == 10
-    assert records["breast_cancer"]["method"] == "elite_svdd+train.weight_decay=0.001"
+    assert mine["n_labels_default"] == 8 and mine["config"]["data"]["name"] == "csv"
+    assert records["breast_cancer", "elite_svdd+train.weight_decay=0.001"]["n_labels_default"] == 10
+    assert records["bc8", "elite_svdd"]["n_labels_default"] == 10
 
     report = subprocess.run([sys.executable, "-m", "elite_exp.report", str(out), "--out", str(tmp_path / "rep"),
-                             "--only", "fig3"], capture_output=True, text=True)
+                             "--only", "fig3"], cwd=REPO, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-2000:]
     fig3 = pd.read_csv(tmp_path / "rep" / "fig3.csv")
-    assert set(fig3["data"]) == {"cancer"}  # breast_cancer ran with 8 labels, not its default 10
+    assert set(fig3["data"]) == {"cancer"}  # the others ran with 8 labels, not their default 10

@@ -12,11 +12,10 @@ import copy
 import functools
 import math
 import re
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from elite_exp.config import Config, chosen_file, read_group_file
+from elite_exp.config import Config, DataFile, chosen_data_file, group_file
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import AutoEncoder
 from elite_exp.methods.base import DeepDetector
@@ -183,22 +182,22 @@ def as_read(config: dict) -> dict:
 
 def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
     """The flattened defaults of a run of ``baseline`` on ``model`` and ``data`` (their ``<group>.name``
-    values): the schema's, then those of the group files the run chose (:func:`config.chosen_file`: a file
-    added with ``--config-dir`` in a Hydra job; a data set's file may set train.*; an option without a file
-    keeps the schema's)."""
-    return _defaults_of_files(chosen_file("data", data)[1], chosen_file("model", model)[1],
-                              chosen_file("baseline", baseline)[1], baseline)
+    values): the schema's, then those of the run's data file (:func:`config.chosen_data_file`: in a Hydra job a
+    file added with ``--config-dir`` counts; a data file may set train.*) and of conf/model/<model>.yaml and
+    conf/baseline/<baseline>.yaml (a group option without a file keeps the schema's)."""
+    chosen = chosen_data_file(data)
+    return _defaults_of(chosen, chosen.path.stat().st_mtime_ns if chosen.path else 0, model, baseline)
 
 
 @functools.cache
-def _defaults_of_files(data: Path, model: Path, baseline: Path, baseline_name: str) -> dict[str, object]:
+def _defaults_of(data: DataFile, mtime_ns: int, model: str, baseline: str) -> dict[str, object]:
     tree = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config)))  # untyped: any baseline keys
-    tree.baseline = {"name": baseline_name}
-    for path, package in ((data, "data"), (model, "model"), (baseline, "baseline")):
-        body = read_group_file(path)
-        if body is not None:  # conf/data's files are of the global package (they set n_labels, train.*)
-            global_package = package == "data" and "data" in body
-            tree = OmegaConf.merge(tree, body if global_package else {package: body})
+    tree.baseline = {"name": baseline}
+    tree = OmegaConf.merge(tree, data.values())
+    for group, option in (("model", model), ("baseline", baseline)):
+        body = group_file(group, option)
+        if body is not None:
+            tree = OmegaConf.merge(tree, {group: body})
     return flatten(OmegaConf.to_container(tree, resolve=False))
 
 
