@@ -79,7 +79,7 @@ def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
     """One panel per data set: AUC vs ``spec.x``, one line per method (per data set for Fig. 6)."""
     _, avg = summarise(runs, spec)
     if avg.empty:
-        log.info("%s: no finished runs, not drawn", spec.name)
+        log.info("%s: no finished run with %s, not drawn", spec.name, spec.fixed())
         return []
     datasets = sorted(set(avg["data"]), key=lambda d: _rank(d, DATA_ORDER))
     one_panel = spec.name == "fig6"

@@ -96,6 +96,14 @@ class Figure:
     eta_m: float | None = Config.eta_m
     methods: tuple[str, ...] | None = None
 
+    def fixed(self) -> str:
+        """The settings its runs hold fixed, as a log line says them."""
+        parts = [f"r_p {self.r_p:g}" if self.r_p is not None else None,
+                 f"eta_M {self.eta_m:g}" if self.eta_m is not None else None,
+                 "the data set's default n_labels (n_labels_default)" if self.labels == "data" else None,
+                 f"methods {', '.join(self.methods)}*" if self.methods else None]
+        return ", ".join(p for p in parts if p)
+
 
 FIGURES = (
     Figure("fig3", "Fig. 3: ROC AUC vs pollution ratio", "r_p", "pollution ratio $r_p$"),
@@ -274,6 +282,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
                      f"{label} per normal class:", "",
                      pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
         if len(text) == 2:
+            log.info("%s: no finished run with %s, not written", fig.name, fig.fixed())
             continue
         atomic_write_text(out / f"{fig.name}.md", "\n".join(text))
         index += text
@@ -291,7 +300,7 @@ def run_cli(argv: list[str] | None, prog: str, description: str,
     """The command line of ``elite_exp.report`` and ``elite_exp.figures``: run folders in, files out."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
-    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder (default: outputs/report under the current folder)")
     parser.add_argument("--only", type=lambda v: v.split(","), default=None, metavar="FIGS",
                         help="comma-separated figures to write (fig3,...,fig7; default: all)")
     args = parser.parse_args(argv)

@@ -41,7 +41,7 @@ from elite_exp.data import (
     load_dataset,
     make_split,
 )
-from elite_exp.data.datasets import TEST_TABLE, data_fingerprint, refuse_test_fraction
+from elite_exp.data.datasets import TEST_TABLE, check_data, data_fingerprint, refuse_test_fraction
 from elite_exp.errors import ConfigError
 from elite_exp.methods.base import check_device_name, resolve_device
 from elite_exp.methods.registry import (
@@ -168,6 +168,7 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine
                               f"n_labels / n_train (r_l={cfg.r_l} of n_train={cfg.n_train} is "
                               f"{cfg.r_l * cfg.n_train:g} labels)")
         check_label_ratio(cfg.r_l, cfg.n_train)
+    check_data(cfg.data.name, cfg.data.image_size)
     check_protocol(cfg.r_p, cfg.n_train, n_labels_of(cfg))
     check_normal_class(cfg.normal_class)
     if cfg.data.n_classes is not None and isinstance(cfg.normal_class, int) and cfg.normal_class >= cfg.data.n_classes:

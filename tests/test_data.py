@@ -32,8 +32,11 @@ def test_missing_data_names_the_folder(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(ConfigError, match="unknown data set 'svhn'; allowed: .*cifar10, .*digits, .*mnist"):
+    with pytest.raises(ConfigError, match="data.name='svhn' is not a data set loader; allowed: .*cifar10, .*digits"):
         load_dataset("svhn")
+    for size in (0, -5):
+        with pytest.raises(ConfigError, match=f"data.image_size={size} is not allowed; it must be >= 1"):
+            load_dataset("digits", image_size=size)
 
 
 def _write_cifar_like(root, per_class=3):

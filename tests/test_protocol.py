@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -55,7 +57,7 @@ def test_labeled_set_is_the_same_at_every_pollution_ratio():
     (dict(n_train=1), "n_train=1 is not allowed; it must be >= 2"),
     (dict(n_train=2, r_p=0.25), r"r_p=0.25 of n_train=2 gives no anomaly; allowed: n_train >= 3 at r_p=0.25"),
     (dict(n_labels=2002), "n_labels=2002 asks for 1001 labeled normals of class 0, but the train split holds only "
-                          "1000; allowed: n_labels <= 2000"),
+                          "1000; allowed: n_labels <= 1820 with n_train=100 at r_p=0.1"),
     (dict(class_name="zero", n_train=1200), "unlabeled normals of class zero"),
 ])
 def test_bad_values_are_named(kwargs, message):
@@ -80,6 +82,16 @@ def test_the_largest_n_train_an_error_offers_fits():
         make_split(labels, 0, r_p, n, 20, seed=0)
         with pytest.raises(ConfigError, match=f"allowed: n_train <= {n} "):
             make_split(labels, 0, r_p, n + 1, 20, seed=0)
+    # the most labels an error names leave n_train its samples
+    for labels, r_p, n_train in ((LABELS, 0.1, 100), (few_anomalies, 0.1, 200), (few_anomalies, 0.5, 40)):
+        with pytest.raises(ConfigError, match=r"allowed: n_labels <= (\d+) with") as err:
+            make_split(labels, 0, r_p, n_train, 3000, seed=0)
+        most = int(re.search(r"n_labels <= (\d+)", str(err.value)).group(1))
+        make_split(labels, 0, r_p, n_train, most, seed=0)
+        with pytest.raises(ConfigError):
+            make_split(labels, 0, r_p, n_train, most + 2, seed=0)
+    with pytest.raises(ConfigError, match="train split holds only the normal class 0: the protocol takes its"):
+        make_split(np.zeros(500, int), 0, 0.1, 100, 20, seed=0)
     with pytest.raises(ConfigError, match="allowed: none at r_p=0.5 and n_labels=60: fewer labels leave more"):
         make_split(few_anomalies, 0, 0.5, 100, 60, seed=0)
     # 10 anomalies left after 10 labeled ones: 4 would draw but hold no anomaly at r_p 0.1

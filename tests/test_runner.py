@@ -69,6 +69,8 @@ def composed(tmp_path, *overrides):
     ("elite.alpha=0.2", "elite.alpha=0.2 acts only with an LOE term: give it a weight > 0 (elite.loe_weight in"),
     ("method=soel_svdd elite.alpha=0.2", "elite.alpha=0.2 acts only with an LOE term"),
     ("device=tpu", "device='tpu' is not allowed"),
+    ("data.name=svhn", "data.name='svhn' is not a data set loader; allowed: "),
+    ("data.image_size=-5", "data.image_size=-5 is not allowed; it must be >= 1"),
     ("eta_m=0", "eta_m=0.0 is not allowed"),
     ("elite.update=both", "elite.update='both' is not allowed"),
     ("elite.margin=-1", "elite.margin='-1' is not allowed"),

@@ -419,6 +419,9 @@ def _table_features(frame: pd.DataFrame, where: str, label_column: str, feature_
     missing = [c for c in (label_column, *feature_columns) if c not in frame.columns]
     if missing:
         raise ConfigError(f"{where} has no column {missing[0]!r}; its columns: {', '.join(map(str, frame.columns))}")
+    if label_column in feature_columns:
+        raise ConfigError(f"data.feature_columns lists the label column {label_column!r} (data.label_column): the "
+                          "label cannot be a feature; list the other columns")
     non_numeric = [c for c in feature_columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise ConfigError(f"{where}: feature column(s) {', '.join(map(repr, non_numeric))} are not numeric; "
@@ -501,12 +504,24 @@ DATASETS: dict[str, Callable[..., ArrayDataset]] = {
 }
 
 
+def check_data(name: str, image_size: int | None = None) -> None:
+    """``name`` is a loader of :data:`DATASETS` and ``image_size`` None (the images' own size) or >= 1; else
+    ConfigError naming the value (as ``data.name`` / ``data.image_size``)."""
+    if name not in DATASETS:
+        raise ConfigError(f"data.name={name!r} is not a data set loader; allowed: {', '.join(sorted(DATASETS))} "
+                          f"(your own data: data.name=csv or folder)")
+    if image_size is not None and (isinstance(image_size, bool) or not image_size >= 1):
+        raise ConfigError(f"data.image_size={image_size!r} is not allowed; it must be >= 1 (or null: the images' "
+                          f"own size)")
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,
                  image_size: int | None = None, **options) -> ArrayDataset:
     """Load a registered data set by name (see ``DATASETS``). ``options`` are the loader's own
-    keyword arguments (``path``, ``label_column``, ...); ``None`` means the loader's default."""
-    if name not in DATASETS:
-        raise ConfigError(f"unknown data set {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+    keyword arguments (``path``, ``label_column``, ...); ``None`` means the loader's default. Raises
+    ConfigError for an unknown name or a bad ``image_size`` (:func:`check_data`) or an option the loader
+    does not take."""
+    check_data(name, image_size)
     loader = DATASETS[name]
     accepted = inspect.signature(loader).parameters
     given = {k: v for k, v in {"image_size": image_size, **options}.items() if v is not None}

@@ -165,15 +165,21 @@ def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, 
     anomaly_pool = np.flatnonzero(labels != normal_class)
 
     name = normal_class if class_name is None else class_name
+    if not len(anomaly_pool):
+        raise ConfigError(f"the train split holds only the normal class {name}: the protocol takes its anomalies "
+                          f"(labeled and unlabeled) from the other classes; give data with a second class")
     rng = _stream(dataset, normal_class, n_labels, seed, "labeled")
     half = n_labels // 2
-    most_labels = f"n_labels <= {2 * min(len(normal_pool), len(anomaly_pool))}"
+    n_anomaly = n_anomalies(r_p, n_train)
+    n_normal = n_train - n_anomaly
+    # the most labels that leave this n_train its samples
+    most = 2 * min(len(normal_pool) - n_normal, len(anomaly_pool) - n_anomaly)
+    most_labels = (f"n_labels <= {most} with n_train={n_train} at r_p={r_p}" if most >= 2 else
+                   f"none with n_train={n_train} at r_p={r_p}: a smaller n_train leaves more samples to label")
     lab_n = _take(rng, normal_pool, half, f"n_labels={n_labels} asks for {half} labeled normals of class {name}",
                   most_labels)
     lab_a = _take(rng, anomaly_pool, half, f"n_labels={n_labels} asks for {half} labeled anomalies", most_labels)
 
-    n_anomaly = n_anomalies(r_p, n_train)
-    n_normal = n_train - n_anomaly
     fits = max_train(r_p, len(normal_pool) - half, len(anomaly_pool) - half)
     possible = fits >= 2 and (r_p == 0 or n_anomalies(r_p, fits) > 0)
     most_train = (f"n_train <= {fits} at r_p={r_p} and n_labels={n_labels}" if possible else

@@ -295,8 +295,9 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
         raise ConfigError(f"baseline={b.name} does not combine with model={cfg.model.name}; "
                           f"allowed: model={FIXED_MODEL[b.name]} (its own score)")
     if cfg.model.name == "rot" and b.name != "ssad" and cfg.data.network.kind == "mlp":
-        raise ConfigError(f"model=rot does not combine with data={cfg.data.name}: the rotation score needs square "
-                          f"images and {cfg.data.name} holds vectors ({cfg.data.network.kind} network); allowed: "
+        data = chosen_data_file(str(cfg.data.name)).option
+        raise ConfigError(f"model=rot does not combine with data={data}: the rotation score needs square "
+                          f"images and {data} holds vectors ({cfg.data.network.kind} network); allowed: "
                           f"model=svdd or model=ae")
     common = dict(device=device, **common_params(cfg))
     assumed = method_record(cfg)  # the contamination LOE / SOEL or ELITE's LOE term assume, if any
