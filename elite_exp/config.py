@@ -122,7 +122,7 @@ class DataConf:
 
 @dataclass
 class ModelConf:
-    name: str = "svdd"  # svdd | ae | rot: the score function Omega
+    name: str = "svdd"  # svdd | ae | rot | neutral: the score function Omega
     squared: bool = False  # svdd only: ||phi(x)-c||^2 instead of ||phi(x)-c||
 
 

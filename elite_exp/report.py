@@ -46,7 +46,10 @@ METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd":
                  "elite_svdd_loe_pretrain": "ELITE_SVDD (LOE update) + pre-training",
                  "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",
                  "loe_soft_rot": "LOE_S (ROT)", "soel_rot": "SOEL (ROT)",
-                 "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)"}
+                 "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)",
+                 "elite_neutral": "ELITE_NEUTRAL", "labels_neutral": "Labels only (NEUTRAL)",
+                 "loe_hard_neutral": "LOE_H (NEUTRAL)", "loe_soft_neutral": "LOE_S (NEUTRAL)",
+                 "soel_neutral": "SOEL (NEUTRAL)", "loe_hard_neutral_alpha0": "NeuTraL AD (unsupervised)"}
 
 
 def method_label(name: str) -> str:
@@ -300,7 +303,8 @@ def run_cli(argv: list[str] | None, prog: str, description: str,
     """The command line of ``elite_exp.report`` and ``elite_exp.figures``: run folders in, files out."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
-    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="output folder (default: outputs/report under the current folder)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"),
+                        help="output folder (default: outputs/report under the current folder)")
     parser.add_argument("--only", type=lambda v: v.split(","), default=None, metavar="FIGS",
                         help="comma-separated figures to write (fig3,...,fig7; default: all)")
     args = parser.parse_args(argv)

@@ -218,3 +218,21 @@ def test_cli_runs_a_baseline(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [path] = tmp_path.rglob("result.json")
     assert "/deepsad/" in str(path) and json.loads(path.read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
+@pytest.mark.parametrize("baseline", sorted(p.stem for p in (CONF_DIR / "baseline").glob("*.yaml")))
+def test_every_model_composes_with_every_baseline(model, baseline):
+    """Each model= file with each baseline= file on image data (MNIST's config; no data is read) builds its
+    estimator, named by its score where it takes model=, or fails with the one error that names the pair."""
+    from elite_exp.methods.registry import FIXED_MODEL
+
+    cfg = compose_cfg("data=mnist", f"baseline={baseline}", f"model={model}")
+    if baseline in FIXED_MODEL and model != FIXED_MODEL[baseline]:
+        with pytest.raises(ConfigError, match=f"baseline={baseline} does not combine with model={model}"):
+            build_method(cfg, "cpu")
+        return
+    est = build_method(cfg, "cpu")
+    name = method_name(cfg)
+    if baseline in ("none", "labels", "loe", "soel"):
+        assert est.score == model and name.endswith(f"_{model}"), name

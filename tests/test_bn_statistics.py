@@ -158,6 +158,8 @@ ESTIMATORS = {
     "soel_rot": lambda: SOEL(score="rot", network=ROT_NET, epochs=1, batch_size=32, device="cpu"),
     "labels_rot": lambda: LabelsOnly(score="rot", network=ROT_NET, epochs=1, steps_per_epoch=2, batch_size=32,
                                      device="cpu"),
+    "elite_neutral": lambda: EliteDetector(score="neutral", epochs=1, batch_size=32, device="cpu"),
+    "loe_neutral": lambda: LOE(score="neutral", epochs=1, batch_size=32, device="cpu"),
 }
 
 

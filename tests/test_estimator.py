@@ -171,7 +171,7 @@ def _nan_x():
     (GOOD_X, None, {}, r"needs at least 1 labeled normal \(y=0\) in y; got labels \[-1\]"),
     (GOOD_X, GOOD_Y, {"contamination": 0.7}, r"contamination=0.7 is not allowed; it must lie in \(0, 0.5\]"),
     (GOOD_X, GOOD_Y, {"random_state": "a"}, "random_state='a' is not allowed; it must be an int"),
-    (GOOD_X, GOOD_Y, {"score": "knn"}, "score='knn' is not allowed; allowed: svdd, ae, rot"),
+    (GOOD_X, GOOD_Y, {"score": "knn"}, "score='knn' is not allowed; allowed: svdd, ae, rot, neutral"),
     (GOOD_X, GOOD_Y, {"batch_size": 1}, "batch_size=1 is not allowed"),
     (GOOD_X, GOOD_Y, {"network": {"kind": "conv"}}, r"network kind 'conv' needs images \(N, C, H, W\)"),
     (GOOD_X, GOOD_Y, {"network": {"depth": 3}}, "network={'depth': 3} is not a valid network spec"),

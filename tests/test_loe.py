@@ -114,7 +114,7 @@ def test_save_and_load_round_trip(task, tmp_path):
     (lambda: LOE(alpha="0.1"), "alpha='0.1' is not allowed"),
     (lambda: LOE(mode="medium"), "mode='medium' is not allowed; allowed: hard, soft"),
     (lambda: SOEL(warmup_epochs=-1), "warmup_epochs=-1 is not allowed"),
-    (lambda: LOE(score="pca"), "score='pca' is not allowed; allowed: svdd, ae, rot"),
+    (lambda: LOE(score="pca"), "score='pca' is not allowed; allowed: svdd, ae, rot, neutral"),
 ])
 def test_bad_values_are_config_errors(task, make, message):
     X, y, _, _, _ = task

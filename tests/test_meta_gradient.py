@@ -50,7 +50,7 @@ def _module(score, spec, shape, x, dtype):
 
 
 # every score on every network it takes (the rotation score needs images)
-CASES = [(score, net) for score in ("svdd", "ae") for net in sorted(NETS)] + [("rot", "conv")]
+CASES = [(score, net) for score in ("svdd", "ae", "neutral") for net in sorted(NETS)] + [("rot", "conv")]
 
 
 @pytest.mark.parametrize("score, net", CASES)
@@ -81,7 +81,9 @@ def test_finite_diff_close_to_exact_float32(digits, score, net):
     fast = copy.deepcopy(module)
     scores, approx, _ = meta_gradients(fast, x, xv, yv, 5.0, 1e-3, "finite_diff")
     rel = float((approx.double() - exact).norm() / exact.norm())
-    assert rel < 2e-2, f"finite-difference meta-gradients off by {rel:.2e} (relative)"
+    # NeuTraL AD's contrastive score (cosines / temperature 0.1 inside a log-sum-exp) curves more along
+    # grad L_v: measured 3.1% on the conv net, against 0.3% for the others
+    assert rel < (5e-2 if score == "neutral" else 2e-2), f"finite-difference meta-gradients off by {rel:.2e} (relative)"
     big = exact.abs() > 0.1 * exact.abs().max()  # the samples that carry weight agree in sign
     assert ((approx > 0) == (exact > 0))[big].all()
     assert fast.training and scores.requires_grad

@@ -47,18 +47,19 @@ def train_on_labels(module, x_lab: torch.Tensor, y_lab: torch.Tensor, margin: fl
 
 
 class EliteDetector(DeepDetector):
-    """ELITE on a score-based deep detector (``score='svdd'``, ``'ae'`` or ``'rot'``: ``scores.SCORES``).
+    """ELITE on a score-based deep detector (``score='svdd'``, ``'ae'``, ``'rot'`` or ``'neutral'``:
+    ``scores.SCORES``).
 
     The labeled examples (y = 0 / 1) are used only as ELITE's validation set; the network
     trains on the unlabeled samples (y = -1) with labels inferred from meta-gradients.
 
     Beyond the paper (off by default): ``pretrain`` starts the encoder from an auto-encoder trained
     on the unlabeled samples for ``epochs`` epochs (Deep SVDD's pre-training; svdd score only: it has no
-    effect on the ``ae`` score, an auto-encoder already, nor on ``rot``); ``warmup_epochs`` > 0 first trains the
-    network on the labeled set alone for that many epochs (the labels-only ablation's steps: L_v of the whole
-    labeled set, ``len(unlabeled) // batch_size`` steps an epoch, its own Adam), after c and the margin C are
-    set and after any pre-training, then runs ELITE's ``epochs``; ``labeled_weight`` > 0 adds that weight times
-    the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
+    effect on the ``ae`` score, an auto-encoder already, nor on ``rot`` / ``neutral``); ``warmup_epochs`` > 0
+    first trains the network on the labeled set alone for that many epochs (the labels-only ablation's steps:
+    L_v of the whole labeled set, ``len(unlabeled) // batch_size`` steps an epoch, its own Adam), after c and the
+    margin C are set and after any pre-training, then runs ELITE's ``epochs``; ``labeled_weight`` > 0 adds
+    that weight times the validation loss L_v (Eq. 6) of the labeled set to every step's loss, a direct supervised term
     beside the meta-gradient weights; ``labeled_loss`` picks that term: ``hinge`` (L_v itself) or
     ``inverse`` (SOEL's supervised loss, ``losses.supervised_loss``: Omega for labeled normals,
     1 / (Omega + 1e-6) for labeled anomalies, on ELITE's Omega: the distance unless ``squared``; it keeps

@@ -18,6 +18,9 @@ Losses here: L_n = Omega(x), the score network's output, and L_a = 1 / (Omega(x)
   counterpart is our choice (not taken from the LOE paper), built the same way as Deep SVDD's.
 - Rotation prediction (``score='rot'``): L_n = the cross-entropy summed over the four rotations,
   L_a = its inverse; our choice, built as for the auto-encoder (not taken from the LOE paper).
+- NeuTraL AD (``score='neutral'``): L_n = its contrastive loss (DCL), L_a = its inverse, as for the others.
+  The LOE paper pairs NeuTraL AD's DCL with -sum_k log(1 - p_k) instead (p_k the softmax probability
+  each view is recognised with); the inverse keeps one anomaly loss for every score here.
 
 Both start as ELITE does: c is the mean initial embedding of the training samples and there is no
 auto-encoder pre-training, so LOE / SOEL and ELITE differ only in how they treat the unlabeled
