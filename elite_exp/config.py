@@ -238,6 +238,20 @@ class Config:
     tracking: TrackingConf = field(default_factory=TrackingConf)
 
 
+def unknown_settings(cfg: DictConfig) -> list[str]:
+    """The dotted keys of a composed run config that its schema (:class:`Config`, with the baseline's own
+    schema from :data:`BASELINE_SCHEMAS`) does not have: what a ``+key=value`` override (Hydra's way to add
+    a key) put there, sorted. A setting nothing reads would run silently under a folder of its own."""
+    from elite_exp.records import flatten
+
+    schema = OmegaConf.to_container(OmegaConf.structured(Config))
+    baseline = BASELINE_SCHEMAS.get(str(OmegaConf.select(cfg, "baseline.name")))
+    schema["baseline"] = OmegaConf.to_container(OmegaConf.structured(baseline)) if baseline else {}
+    known = flatten(schema)
+    given = flatten(OmegaConf.to_container(cfg, resolve=False))
+    return sorted(k for k in given if k not in known and not any(k.startswith(f"{p}.") for p in known))
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)

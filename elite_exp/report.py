@@ -24,9 +24,9 @@ from elite_exp.tracking import ARTIFACT_DIR
 
 log = logging.getLogger(__name__)
 
-RUN_COLUMNS = ["method", "data", "normal_class", "r_p", "n_labels", "n_labels_default", "r_l", "n_train", "eta_m",
-               "seed", "epochs", "status", "test_auc", "train_auc", "test_aupr", "train_aupr", "train_seconds", "error",
-               "reason", "record_format", "run_dir"]
+RUN_COLUMNS = ["method", "data", "normal_class", "normal_class_name", "r_p", "n_labels", "n_labels_default", "r_l",
+               "n_train", "eta_m", "seed", "epochs", "status", "test_auc", "train_auc", "test_aupr", "train_aupr",
+               "train_seconds", "error", "reason", "record_format", "run_dir"]
 # the summarised metrics (anomaly = positive class), their names in tables and their file suffix
 METRICS = {"test_auc": ("Test ROC AUC", ""), "test_aupr": ("Test average precision (AUPR)", "_aupr")}
 # a summary cell averages runs that agree on these (plus the figure's x axis)
@@ -139,7 +139,8 @@ def record_files(paths: list[Path]) -> list[Path]:
 
 
 def collect(paths: list[Path]) -> pd.DataFrame:
-    """The tidy run table: one row per record found (ok and failed), columns ``RUN_COLUMNS``."""
+    """The tidy run table: one row per record found (ok and failed), columns ``RUN_COLUMNS``. Where a data set's
+    runs spell one class two ways (its index and its name), its runs' ``normal_class`` is the class name."""
     rows = []
     for f in record_files(paths):
         rec = read_record(f.parent)
@@ -154,6 +155,13 @@ def collect(paths: list[Path]) -> pd.DataFrame:
         row["written"] = f.stat().st_mtime
         rows.append(row)
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "written"])
+    # a class spelled two ways (normal_class=1 and =malignant are one class): its data set's runs by class name
+    named = runs.dropna(subset=["normal_class_name"])
+    spellings = named.groupby(["data", "normal_class_name"])["normal_class"].agg(lambda c: c.astype(str).nunique())
+    mixed = (runs["data"].isin(spellings[spellings > 1].index.get_level_values("data"))
+             & runs["normal_class_name"].notna())
+    if mixed.any():
+        runs["normal_class"] = runs["normal_class"].astype(object).where(~mixed, runs["normal_class_name"])
     if runs["normal_class"].map(type).nunique() > 1:  # own data named by index in some runs, by name in others
         runs["normal_class"] = runs["normal_class"].astype(str)
     for col in ("r_p", "eta_m", *METRICS, "train_auc", "train_aupr", "train_seconds"):

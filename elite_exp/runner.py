@@ -30,7 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from elite_exp.config import CONF_DIR, chosen_data_file, default_n_labels, register
+from elite_exp.config import CONF_DIR, chosen_data_file, default_n_labels, register, unknown_settings
 from elite_exp.curves import TrainingRecorder
 from elite_exp.data import (
     check_label_ratio,
@@ -162,6 +162,11 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}; choose a complete option "
                           f"(e.g. baseline=deepsvdd|deepsad|ssad|rsrae|ae|labels|none)")
+    unknown = unknown_settings(cfg)
+    if unknown:
+        raise ConfigError(f"{unknown[0]} is not a setting of this run (added with +{unknown[0]}=...): nothing "
+                          f"would read it; drop it or fix its name (--cfg job lists the settings; a baseline's own "
+                          f"keys, such as baseline.alpha, come with its baseline= or method=)")
     if cfg.r_l is not None:
         if any(re.fullmatch(r"[+~]*n_labels=.*", o) for o in overrides):
             raise ConfigError(f"r_l={cfg.r_l} and n_labels={cfg.n_labels} are both given; give one: r_l is "

@@ -51,6 +51,25 @@ def test_collect_one_row_per_run(grid):
     assert len(collect([grid, one])) == 24
 
 
+def test_one_class_spelled_by_index_and_by_name_is_one_class(tmp_path):
+    """normal_class=1 in one seed and =malignant in another are one class (the record's normal_class_name): the
+    data set's rows then go by class name, one per class, with both seeds; a data set of one spelling keeps it."""
+    for seed, spelling in ((0, 1), (1, "malignant"), (2, 0)):
+        run = fake_run(tmp_path, data="breast_cancer", normal_class=spelling, seed=seed, n_labels=10,
+                       auc=0.7 + 0.1 * seed)
+        rec = pd.read_json(run / "result.json", typ="series").to_dict()
+        write_json(run / "result.json", {**rec, "normal_class_name": "benign" if spelling == 0 else "malignant"})
+    run = fake_run(tmp_path, normal_class=3)
+    write_json(run / "result.json", {**pd.read_json(run / "result.json", typ="series").to_dict(),
+                                     "normal_class_name": "3 - three"})
+    per_class, avg = summarise(collect([tmp_path]), FIG["fig3"])
+    cancer = per_class[per_class["data"] == "breast_cancer"].set_index("normal_class")
+    assert set(cancer.index) == {"benign", "malignant"} and cancer.loc["malignant", "n_seeds"] == 2
+    assert cancer.loc["malignant", "mean"] == pytest.approx(0.75)
+    assert list(per_class[per_class["data"] == "mnist"]["normal_class"]) == ["3"]  # its index (as text beside names)
+    assert avg.set_index("data").loc["breast_cancer", "n_classes"] == 2
+
+
 def test_fig3_pivot_shapes_and_mean_std(grid):
     per_class, avg = summarise(collect([grid]), FIG["fig3"])
     assert len(per_class) == 2 * 2 * 3 and len(avg) == 2 * 3
