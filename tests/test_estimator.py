@@ -175,6 +175,12 @@ def _nan_x():
     (GOOD_X, GOOD_Y, {"batch_size": 1}, "batch_size=1 is not allowed"),
     (GOOD_X, GOOD_Y, {"network": {"kind": "conv"}}, r"network kind 'conv' needs images \(N, C, H, W\)"),
     (GOOD_X, GOOD_Y, {"network": {"depth": 3}}, "network={'depth': 3} is not a valid network spec"),
+    (GOOD_X, GOOD_Y, {"squared": "no"}, "squared='no' is not allowed; it must be true or false"),
+    (GOOD_X, GOOD_Y, {"pretrain": "yes"}, "pretrain='yes' is not allowed; it must be true or false"),
+    (GOOD_X, GOOD_Y, {"lr": None}, "lr=None is not allowed; it must be a number"),
+    (GOOD_X, GOOD_Y, {"loe_weight": None}, "loe_weight=None is not allowed; it must be a number"),
+    (GOOD_X, GOOD_Y, {"eta_m": True}, "eta_m=True is not allowed; it must be a number"),
+    (GOOD_X, GOOD_Y, {"batch_size": 2.5}, "batch_size=2.5 is not allowed; it must be an int"),
 ])
 def test_bad_input_is_one_clear_config_error(X, y, params, message):
     est = EliteDetector(epochs=1, device="cpu", **params)
@@ -188,3 +194,22 @@ def test_scoring_other_shapes_is_rejected(small_fit):
     est, _, _ = small_fit
     with pytest.raises(ConfigError, match=r"X has samples of shape \(63,\); the model was fitted on \(64,\)"):
         est.decision_function(np.zeros((3, 63)))
+
+
+def test_every_estimator_checks_the_type_of_its_flags_and_numbers():
+    """Every bool, int and float hyper-parameter of every estimator refuses a value of another type before
+    training (a string flag would be truthy; None a TypeError deep inside)."""
+    import inspect
+
+    from elite_exp import methods
+
+    estimators = [getattr(methods, name) for name in methods.__all__
+                  if inspect.isclass(getattr(methods, name)) and issubclass(getattr(methods, name), DeepDetector)]
+    assert len(estimators) >= 9  # DeepDetector itself has no hyper-parameters
+    for cls in estimators:
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if not isinstance(param.default, bool | int | float):
+                continue
+            bad = "yes" if isinstance(param.default, bool) else None
+            with pytest.raises(ConfigError, match=f"^{name}={bad!r} is not allowed; it must be "):
+                cls(**{name: bad, "device": "cpu"}).fit(GOOD_X, GOOD_Y)

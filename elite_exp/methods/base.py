@@ -12,6 +12,7 @@ Conventions (PyOD and scikit-learn):
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -136,7 +137,26 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.random_state))
 
+    def _check_types(self) -> None:
+        """Every hyper-parameter whose default is a bool, an int or a float holds one (an int counts as a
+        float; a bool as neither), so that ``squared='no'`` or ``lr=None`` is a ConfigError naming the value,
+        not a truthy string or a TypeError deep inside training."""
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            default, value = param.default, getattr(self, name, None)
+            is_bool = isinstance(value, bool | np.bool_)
+            if isinstance(default, bool):
+                ok, kind = is_bool, "true or false"
+            elif isinstance(default, int):
+                ok, kind = isinstance(value, int | np.integer) and not is_bool, "an int"
+            elif isinstance(default, float):
+                ok, kind = isinstance(value, int | float | np.integer | np.floating) and not is_bool, "a number"
+            else:
+                continue
+            if not ok:
+                raise ConfigError(f"{name}={value!r} is not allowed; it must be {kind}")
+
     def _check_common(self) -> None:
+        self._check_types()
         if not 0.0 < self.contamination <= 0.5:
             raise ConfigError(f"contamination={self.contamination} is not allowed; it must lie in (0, 0.5]")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, int | np.integer):
