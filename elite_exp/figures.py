@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from elite_exp.records import RECORD_FORMAT  # noqa: E402
 from elite_exp.report import (  # noqa: E402
     DATA_LABELS,
-    METHOD_LABELS,
+    METHOD_ORDER,
     Figure,
     chosen,
     method_label,
@@ -42,7 +42,7 @@ def _rank(name: str, order: list[str]) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
-# one colour per method of METHOD_LABELS (a test checks there are enough): tab20's dark shades first, then
+# one colour per method of METHOD_ORDER (a test checks there are enough): tab20's dark shades first, then
 # its light ones, then tab20b's
 COLORS = [matplotlib.colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]] + ["black", "gold"] + [
     matplotlib.colormaps["tab20b"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]
@@ -90,18 +90,18 @@ def draw_auc_figure(runs: pd.DataFrame, spec: Figure, out: Path) -> list[Path]:
         # every x of the figure (label grids differ per data set): a missing cell is a gap in its line
         xs = np.sort((part if spec.x == "n_labels" else avg)[spec.x].unique())
         groups = sorted(part.groupby(["data", "method", "epochs", "n_train"]),
-                        key=lambda g: (_rank(g[0][1], list(METHOD_LABELS)), g[0]))
+                        key=lambda g: (_rank(g[0][1], list(METHOD_ORDER)), g[0]))
         for (d, method, _epochs, _n_train), line in groups:
             # markers at the measured cells only; the line joins them (no marker: no run)
             line = line.set_index(spec.x).sort_index()
             label = method_label(method)
-            color = _color(method, list(METHOD_LABELS))
+            color = _color(method, list(METHOD_ORDER))
             if one_panel:
                 label = f"{DATA_LABELS.get(d, d)} {label}"
                 color = _color(d, DATA_ORDER)
             dashed = method.startswith("labels") if not one_panel else not method.endswith("svdd")
             ax.errorbar(line.index, line["mean"], yerr=line["std"].fillna(0), label=label, color=color,
-                        marker=_marker(method, list(METHOD_LABELS)), ms=4, capsize=2, ls="--" if dashed else "-")
+                        marker=_marker(method, list(METHOD_ORDER)), ms=4, capsize=2, ls="--" if dashed else "-")
         ax.set_xlabel(spec.x_label)
         ax.set_ylabel("ROC AUC")
         ax.set_title("all data sets" if data is None else DATA_LABELS.get(data, data))
@@ -152,8 +152,8 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
             if part.empty or column not in part or part[column].isna().all():
                 continue
             mean = part.groupby("iteration")[column].mean()
-            ax.plot(mean.index, mean.values, label=f"{METHOD_LABELS[method]} (n={part['run_dir'].nunique()})",
-                    color=_color(method, list(METHOD_LABELS)))
+            ax.plot(mean.index, mean.values, label=f"{method_label(method)} (n={part['run_dir'].nunique()})",
+                    color=_color(method, list(METHOD_ORDER)))
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{tag} FMNIST: {ylabel}")

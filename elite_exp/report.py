@@ -31,25 +31,29 @@ RUN_COLUMNS = ["method", "data", "normal_class", "normal_class_name", "r_p", "n_
 METRICS = {"test_auc": ("Test ROC AUC", ""), "test_aupr": ("Test average precision (AUPR)", "_aupr")}
 # a summary cell averages runs that agree on these (plus the figure's x axis)
 SETTING = ["data", "method", "epochs", "n_train"]
-# display names as in the paper's legends
-METHOD_LABELS = {"elite_svdd": "ELITE_SVDD", "elite_ae": "ELITE_AE", "deepsvdd": "DeepSVDD", "deepsad": "DeepSAD",
-                 "deepsad_every_batch": "DeepSAD (labels in every batch)", "ssad": "SSAD",
-                 "ssad_hybrid": "SSAD hybrid", "rsrae": "RSRAE", "ae": "AE", "labels_svdd": "Labels only (SVDD)",
-                 "labels_ae": "Labels only (AE)", "loe_hard_svdd": "LOE_H (SVDD)", "loe_soft_svdd": "LOE_S (SVDD)",
-                 "soel_svdd": "SOEL (SVDD)", "loe_hard_ae": "LOE_H (AE)", "loe_soft_ae": "LOE_S (AE)",
-                 "soel_ae": "SOEL (AE)", "elite_svdd_pretrain": "ELITE_SVDD + pre-training",
-                 "elite_svdd_labeled1": "ELITE_SVDD + labeled term",
-                 "elite_svdd_pretrain_labeled1": "ELITE_SVDD + pre-training + labeled term",
-                 "elite_svdd_labeled1_inverse": "ELITE_SVDD + inverse labeled term",
-                 "elite_svdd_pretrain_labeled1_inverse": "ELITE_SVDD + pre-training + inverse labeled term",
-                 "elite_svdd_paper": "ELITE_SVDD (paper update)", "elite_svdd_loe": "ELITE_SVDD (LOE update)",
-                 "elite_svdd_loe_pretrain": "ELITE_SVDD (LOE update) + pre-training",
-                 "elite_rot": "ELITE_ROT", "labels_rot": "Labels only (ROT)", "loe_hard_rot": "LOE_H (ROT)",
-                 "loe_soft_rot": "LOE_S (ROT)", "soel_rot": "SOEL (ROT)",
+# display names as in the paper's legends; ELITE's variants and the methods that name their score
+# (labels_*, loe_*, soel_*) are spelled out by _stem_label
+METHOD_LABELS = {"deepsvdd": "DeepSVDD", "deepsad": "DeepSAD", "deepsad_every_batch": "DeepSAD (labels in every batch)",
+                 "ssad": "SSAD", "ssad_hybrid": "SSAD hybrid", "rsrae": "RSRAE", "ae": "AE",
                  "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)",
-                 "elite_neutral": "ELITE_NEUTRAL", "labels_neutral": "Labels only (NEUTRAL)",
-                 "loe_hard_neutral": "LOE_H (NEUTRAL)", "loe_soft_neutral": "LOE_S (NEUTRAL)",
-                 "soel_neutral": "SOEL (NEUTRAL)", "loe_hard_neutral_alpha0": "NeuTraL AD (unsupervised)"}
+                 "loe_hard_neutral_alpha0": "NeuTraL AD (unsupervised)"}
+# the methods in legend order; each keeps its colour and marker in every figure
+METHOD_ORDER = ("elite_svdd", "elite_ae", "deepsvdd", "deepsad", "deepsad_every_batch", "ssad", "ssad_hybrid", "rsrae",
+                "ae", "labels_svdd", "labels_ae", "loe_hard_svdd", "loe_soft_svdd", "soel_svdd",
+                "loe_hard_ae", "loe_soft_ae", "soel_ae", "elite_svdd_pretrain", "elite_svdd_labeled1",
+                "elite_svdd_pretrain_labeled1", "elite_svdd_labeled1_inverse",
+                "elite_svdd_pretrain_labeled1_inverse", "elite_svdd_paper", "elite_svdd_loe",
+                "elite_svdd_loe_pretrain", "elite_rot", "labels_rot", "loe_hard_rot", "loe_soft_rot",
+                "soel_rot", "loe_hard_rot_alpha0", "elite_neutral", "labels_neutral",
+                "loe_hard_neutral", "loe_soft_neutral", "soel_neutral", "loe_hard_neutral_alpha0")
+# ELITE's base names (registry.base_name): score, update, then the options beyond the paper in their order
+ELITE_NAME = re.compile(r"elite_(?P<score>[a-z]+?)(?:_(?P<update>paper|loe))?(?P<pretrain>_pretrain)?"
+                        r"(?:_warmup(?P<warmup>\d+))?(?:_labeled(?P<labeled>[^_]+))?(?P<inverse>_inverse)?"
+                        r"(?:_loeterm(?P<loeterm>[^_]+))?")
+SCORED_NAME = re.compile(r"(?P<method>labels|loe_hard|loe_soft|soel)_(?P<score>[a-z]+)")
+# a TeX formula in a figure's title ($\eta_M$), which a Markdown heading shows as the bare symbol (eta_M)
+TEX = re.compile(r"[$]\\?([^$]*)[$]")
+SCORED_LABELS = {"labels": "Labels only", "loe_hard": "LOE_H", "loe_soft": "LOE_S", "soel": "SOEL"}
 
 
 def method_label(name: str) -> str:
@@ -67,15 +71,26 @@ def method_label(name: str) -> str:
 
 
 def _stem_label(stem: str) -> str | None:
-    """The display name of a base name without ``_alpha``, None for an unknown one."""
-    warmup = re.fullmatch(r"(.*)_warmup(\d+)(.*)", stem)
-    if warmup:
-        rest = _stem_label(warmup.group(1) + warmup.group(3))
-        return f"{rest} + {warmup.group(2)}-epoch warm-up" if rest else None
-    term = re.fullmatch(r"(.*)_loeterm([^_]+)", stem)
-    if term and term.group(1) in METHOD_LABELS:
-        return f"{METHOD_LABELS[term.group(1)]} + LOE term x{term.group(2)}"
-    return METHOD_LABELS.get(stem)
+    """The display name of a base name without ``_alpha``, None for an unknown one: ``elite_svdd_paper`` ->
+    ``ELITE_SVDD (paper update)``, ``elite_svdd_pretrain_labeled2_inverse`` -> ``ELITE_SVDD + pre-training +
+    inverse labeled term x2``, ``soel_neutral`` -> ``SOEL (NEUTRAL)``."""
+    if stem in METHOD_LABELS:
+        return METHOD_LABELS[stem]
+    scored = SCORED_NAME.fullmatch(stem)
+    if scored:
+        return f"{SCORED_LABELS[scored['method']]} ({scored['score'].upper()})"
+    elite = ELITE_NAME.fullmatch(stem)
+    if not elite:
+        return None
+    update = {"paper": " (paper update)", "loe": " (LOE update)", None: ""}[elite["update"]]
+    labeled = elite["labeled"]
+    term = ("inverse labeled term" if elite["inverse"] else "labeled term") + ("" if labeled == "1" else f" x{labeled}")
+    parts = [f"ELITE_{elite['score'].upper()}{update}",
+             "pre-training" if elite["pretrain"] else None,
+             f"{elite['warmup']}-epoch warm-up" if elite["warmup"] else None,
+             term if labeled else None,
+             f"LOE term x{elite['loeterm']}" if elite["loeterm"] else None]
+    return " + ".join(p for p in parts if p)
 
 
 DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "digits": "Digits",
@@ -279,7 +294,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
         log.warning(note)
         index += [f"**Note:** {note}.", ""]
     for fig in chosen(only):
-        text = [f"## {fig.title}", ""]
+        text = ["## " + TEX.sub(r"\1", fig.title), ""]
         for metric, (label, suffix) in METRICS.items():
             per_class, averaged = summarise(runs, fig, metric)
             if averaged["mean"].isna().all():

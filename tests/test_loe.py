@@ -114,6 +114,7 @@ def test_save_and_load_round_trip(task, tmp_path):
     (lambda: LOE(alpha="0.1"), "alpha='0.1' is not allowed"),
     (lambda: LOE(mode="medium"), "mode='medium' is not allowed; allowed: hard, soft"),
     (lambda: SOEL(warmup_epochs=-1), "warmup_epochs=-1 is not allowed"),
+    (lambda: LOE(warmup_epochs=5, epochs=5), "warmup_epochs=5 is not allowed with epochs=5: every epoch would be"),
     (lambda: LOE(score="pca"), "score='pca' is not allowed; allowed: svdd, ae, rot, neutral"),
 ])
 def test_bad_values_are_config_errors(task, make, message):

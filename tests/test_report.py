@@ -226,9 +226,9 @@ def test_seeds_on_fewer_classes_stay_out_of_the_class_average(tmp_path):
 
 def test_every_named_method_has_its_own_colour():
     from elite_exp.figures import _color
-    from elite_exp.report import METHOD_LABELS
+    from elite_exp.report import METHOD_ORDER
 
-    order = list(METHOD_LABELS)
+    order = list(METHOD_ORDER)
     assert len({_color(name, order) for name in order}) == len(order)
 
 
@@ -243,6 +243,12 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
     # an assumed contamination given in the config: the method's label and the value
     assert method_label("soel_svdd_alpha0.1") == "SOEL (SVDD), alpha 0.1"
     assert method_label("elite_svdd_pretrain_warmup5") == "ELITE_SVDD + pre-training + 5-epoch warm-up"
+    # every ELITE variant and every scored method, not only those measured so far
+    assert method_label("elite_svdd_pretrain_labeled2") == "ELITE_SVDD + pre-training + labeled term x2"
+    assert method_label("elite_ae_paper") == "ELITE_AE (paper update)"
+    assert method_label("elite_svdd_loe_pretrain_labeled1_inverse_loeterm4_alpha0.2") == \
+        "ELITE_SVDD (LOE update) + pre-training + inverse labeled term + LOE term x4, alpha 0.2"
+    assert method_label("soel_neutral") == "SOEL (NEUTRAL)" and method_label("labels_rot") == "Labels only (ROT)"
     assert method_label("loe_soft_ae_alpha0.2+train.lr=0.001") == "LOE_S (AE), alpha 0.2 (train.lr=0.001)"
     assert method_label("loe_hard_rot_alpha0") == "Rotation prediction (unsupervised)"
     assert method_label("my_method_alpha1") == "my_method_alpha1"

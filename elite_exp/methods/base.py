@@ -128,8 +128,12 @@ class DeepDetector(OutlierMixin, BaseEstimator):
             return default_spec(input_shape)
         if isinstance(self.network, NetworkSpec):
             return self.network
+        if not isinstance(self.network, dict):
+            raise ConfigError(f"network={self.network!r} is not allowed; give a dict such as {{'kind': 'mlp', "
+                              f"'hidden': [64, 32], 'rep_dim': 16}} or {{'kind': 'conv', 'channels': [8, 4]}}")
+        # without a kind, the kind the input shape takes (mlp for vectors, conv for images)
+        spec = {"kind": default_spec(input_shape).kind, **self.network}
         try:
-            spec = dict(self.network)
             return NetworkSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
         except (TypeError, ValueError) as err:
             raise ConfigError(f"network={self.network!r} is not a valid network spec: {err}") from err
@@ -172,6 +176,9 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         self._check_common()
         self._check_params()
         x = as_float_tensor(X)
+        if y is None and self.uses_labels and ({0, 1} & set(self.requires_labels)):
+            raise ConfigError(f"{type(self).__name__} needs y: -1 for unlabeled samples, 0 / 1 for labeled normals / "
+                              f"anomalies (it uses both labeled kinds)")
         y = as_semi_labels(y, len(x))
         if not self.uses_labels:
             y = np.full(len(x), -1, dtype=np.int64)

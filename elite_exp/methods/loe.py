@@ -81,6 +81,10 @@ class _LatentLabelDetector(DeepDetector):
             raise ConfigError(f"score={self.score!r} is not allowed; allowed: {', '.join(SCORES)}")
         check_alpha(self.alpha)
         check_warmup(self.warmup_epochs)
+        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs} is not allowed with epochs={self.epochs}: every "
+                              f"epoch would be warm-up and no sample get a latent label; allowed: warmup_epochs < "
+                              f"epochs (alpha=0 trains on L_n alone)")
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=True)
