@@ -249,6 +249,8 @@ def unknown_settings(cfg: DictConfig) -> list[str]:
     schema["baseline"] = OmegaConf.to_container(OmegaConf.structured(baseline)) if baseline else {}
     known = flatten(schema)
     given = flatten(OmegaConf.to_container(cfg, resolve=False))
+    if baseline is None:  # an unknown baseline= is its own error (the registry's), not an unknown key
+        given = {k: v for k, v in given.items() if not k.startswith("baseline.")}
     return sorted(k for k in given if k not in known and not any(k.startswith(f"{p}.") for p in known))
 
 

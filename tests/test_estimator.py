@@ -170,6 +170,7 @@ def _nan_x():
     (GOOD_X, np.r_[-1, [0] * 10, 1], {}, r"needs at least 2 unlabeled samples \(y=-1\) in y"),
     (GOOD_X, None, {}, r"EliteDetector needs y: -1 for unlabeled samples, 0 / 1 for labeled normals / anomalies"),
     (GOOD_X, GOOD_Y, {"network": "mlp"}, r"network='mlp' is not allowed; give a dict such as"),
+    (GOOD_X, GOOD_Y, {"network": {"channels": [4]}}, r"network kind 'conv' needs images \(N, C, H, W\)"),
     (GOOD_X, GOOD_Y, {"contamination": 0.7}, r"contamination=0.7 is not allowed; it must lie in \(0, 0.5\]"),
     (GOOD_X, GOOD_Y, {"random_state": "a"}, "random_state='a' is not allowed; it must be an int"),
     (GOOD_X, GOOD_Y, {"score": "knn"}, "score='knn' is not allowed; allowed: svdd, ae, rot, neutral"),

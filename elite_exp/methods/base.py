@@ -15,11 +15,13 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
+from omegaconf import OmegaConf
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -128,11 +130,14 @@ class DeepDetector(OutlierMixin, BaseEstimator):
             return default_spec(input_shape)
         if isinstance(self.network, NetworkSpec):
             return self.network
-        if not isinstance(self.network, dict):
+        network = OmegaConf.to_container(self.network) if OmegaConf.is_config(self.network) else self.network
+        if not isinstance(network, Mapping):
             raise ConfigError(f"network={self.network!r} is not allowed; give a dict such as {{'kind': 'mlp', "
                               f"'hidden': [64, 32], 'rep_dim': 16}} or {{'kind': 'conv', 'channels': [8, 4]}}")
-        # without a kind, the kind the input shape takes (mlp for vectors, conv for images)
-        spec = {"kind": default_spec(input_shape).kind, **self.network}
+        # without a kind: the one its keys name (channels: conv, hidden: mlp), else the input shape's
+        named = {"channels", "hidden"} & set(network)
+        kind = {"channels": "conv", "hidden": "mlp"}[named.pop()] if len(named) == 1 else default_spec(input_shape).kind
+        spec = {"kind": kind, **network}
         try:
             return NetworkSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
         except (TypeError, ValueError) as err:
@@ -163,8 +168,6 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         self._check_types()
         if not 0.0 < self.contamination <= 0.5:
             raise ConfigError(f"contamination={self.contamination} is not allowed; it must lie in (0, 0.5]")
-        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int | np.integer):
-            raise ConfigError(f"random_state={self.random_state!r} is not allowed; it must be an int")
         self._settings()
 
     def _check_params(self) -> None:

@@ -52,11 +52,11 @@ def method_name(cfg: DictConfig) -> str:
 
 
 def base_name(cfg: DictConfig) -> str:
-    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` for ELITE (``elite_svdd_loe_pretrain_labeled1``,
+    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` / ``elite_neutral`` for ELITE (``elite_svdd_loe_pretrain_labeled1``,
     ``elite_svdd_warmup5``,
     ``elite_svdd_pretrain_loeterm0.5_alpha0.1`` with the options beyond the paper; ``_pretrain`` only where it
     acts, on svdd; ``_alpha`` only for a configured alpha of the LOE term), ``labels_svdd`` / ``labels_ae`` /
-    ``labels_rot`` for the ablation,
+    ``labels_rot`` / ``labels_neutral`` for the ablation,
     ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_rot``, ... for LOE / SOEL (every method that takes
     ``model=`` names its score; ``loe_hard_rot_alpha0`` when ``baseline.alpha`` is set, here to
     0), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
