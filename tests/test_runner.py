@@ -72,6 +72,8 @@ def composed(tmp_path, *overrides):
     ("+elite.loe_wieght=4", "elite.loe_wieght is not a setting of this run (added with +elite.loe_wieght=...)"),
     ("method=elite_svdd +baseline.alpha=0.2", "baseline.alpha is not a setting of this run"),
     ("baseline.name=foo", "baseline='foo' is not allowed; allowed: none, "),
+    ("method=loe_hard_svdd baseline.warmup_epochs=5 train.epochs=5",
+     "baseline.warmup_epochs=5 is not allowed with train.epochs=5: every epoch would be warm-up"),
     ("data.name=svhn", "data.name='svhn' is not a data set loader; allowed: "),
     ("data.image_size=-5", "data.image_size=-5 is not allowed; it must be >= 1"),
     ("eta_m=0", "eta_m=0.0 is not allowed"),

@@ -52,8 +52,8 @@ def method_name(cfg: DictConfig) -> str:
 
 
 def base_name(cfg: DictConfig) -> str:
-    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` / ``elite_neutral`` for ELITE (``elite_svdd_loe_pretrain_labeled1``,
-    ``elite_svdd_warmup5``,
+    """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` / ``elite_neutral`` for ELITE
+    (``elite_svdd_loe_pretrain_labeled1``, ``elite_svdd_warmup5``,
     ``elite_svdd_pretrain_loeterm0.5_alpha0.1`` with the options beyond the paper; ``_pretrain`` only where it
     acts, on svdd; ``_alpha`` only for a configured alpha of the LOE term), ``labels_svdd`` / ``labels_ae`` /
     ``labels_rot`` / ``labels_neutral`` for the ablation,
@@ -264,17 +264,13 @@ CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr":
 
 
 def config_key_error(err: ConfigError, cfg: DictConfig, of_elite: bool = False) -> ConfigError:
-    """``err`` (``<parameter>=<value> ...`` from an estimator's check) with the parameter named by its
-    config key (``of_elite``: ELITE's check, so ``alpha`` is ``elite.alpha`` in any run); other messages
-    unchanged."""
+    """``err`` (``<parameter>=<value> ...`` from an estimator's check) with every ``<parameter>=`` it holds named
+    by its config key (``of_elite``: ELITE's check, so ``alpha`` is ``elite.alpha`` in any run): ``warmup_epochs=5
+    is not allowed with epochs=5`` -> ``baseline.warmup_epochs=5 is not allowed with train.epochs=5``."""
     keys = {**CONFIG_KEYS}
     if cfg.baseline.name not in ("none", "labels") and not of_elite:
         keys.update({k: f"baseline.{k}" for k in cfg.baseline if k != "name"})
-    message = str(err)
-    param = message.split("=", 1)[0]
-    if param.isidentifier() and param in keys:
-        message = keys[param] + message[len(param):]
-    return ConfigError(message)
+    return ConfigError(re.sub(r"(?<![\w.])([A-Za-z_]\w*)=", lambda m: keys.get(m[1], m[1]) + "=", str(err)))
 
 
 def build_method(cfg: DictConfig, device: str) -> DeepDetector:
