@@ -207,7 +207,7 @@ class TrainConf:
 
 @dataclass
 class TrackingConf:
-    """``tracking=mlflow`` logs every run to MLflow (elite_exp/tracking.py); these pick the store."""
+    """``+tracking=mlflow`` logs every run to MLflow (elite_exp/tracking.py); these pick the store."""
 
     uri: str | None = None  # MLflow tracking URI; None: sqlite:///<absolute out_dir>/mlflow.db
     experiment: str | None = None  # experiment name; None: the absolute out_dir

@@ -81,6 +81,8 @@ FOUND_AT = {"download": True, "root": None}
 # run (and folder) as leaving them unset
 UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
                         "loe_weight": 0}}
+# the files a run writes beside its record (a rerun in the folder removes them first)
+RUN_FILES = ("curves.csv", "meta_scores.csv", "scores.png")
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
@@ -162,6 +164,8 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}; choose a complete option "
                           f"(e.g. baseline=deepsvdd|deepsad|ssad|rsrae|ae|labels|none)")
+    if HydraConfig.initialized():
+        check_choices(cfg, HydraConfig.get())
     unknown = unknown_settings(cfg)
     if unknown:
         raise ConfigError(f"{unknown[0]} is not a setting of this run (added with +{unknown[0]}=...): nothing "
@@ -190,6 +194,23 @@ def check_config(cfg: DictConfig, overrides: Sequence[str] = (), on_this_machine
     # where jobs run elsewhere (a Slurm login node checks a sweep for GPU nodes) only the name is checked
     device = pick_device(cfg.device) if on_this_machine else check_device_name(cfg.device)
     return device, build_method(cfg, device)
+
+
+def check_choices(cfg: DictConfig, hc) -> None:
+    """The checks that need the job's Hydra config ``hc``: a sweep preset (``sweep=``, ``+experiment=``) chosen
+    for a single run (no ``-m``: it would run its first job only), and ``tracking.*`` set without
+    ``+tracking=mlflow`` (it would log nothing). Raises ConfigError."""
+    choices = hc.runtime.choices
+    if hc.mode == RunMode.RUN:
+        for group in ("sweep", "experiment"):
+            if choices.get(group) is not None:
+                plus = "+" if group == "experiment" else ""
+                raise ConfigError(f"{plus}{group}={choices[group]} is a sweep: run it with -m (python -m elite_exp -m "
+                                  f"{plus}{group}={choices[group]} ...); without -m only its first job would run")
+    given = [k for k in ("uri", "experiment") if cfg.tracking[k] is not None]
+    if given and choices.get("tracking") is None:
+        raise ConfigError(f"tracking.{given[0]}={cfg.tracking[given[0]]} is set but tracking is off: add "
+                          f"+tracking=mlflow to log the runs")
 
 
 def validate(cfg: DictConfig) -> tuple[str, object]:
@@ -409,6 +430,8 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     if previous == "conflict":  # counted as failed by the sweeper; the folder's record stays as it is
         return {"status": "not run", "run_dir": str(run_dir), "error": "RecordConflict",
                 "reason": "the folder holds the record of other settings (force=true replaces it)"}
+    for name in RUN_FILES:  # what a replaced record's run wrote (force, or a stale record) is not this run's
+        (run_dir / name).unlink(missing_ok=True)
     try:
         record.update(run_experiment(cfg, run_dir, record["identity"]))
     except FinishedUnderOtherSpelling as done:

@@ -1,6 +1,7 @@
 """What the runner's sweeper (``hydra/sweeper=elite_exp``) adds to Hydra's basic one.
 
-* :func:`check_jobs`: before any job of a multirun starts, every job's config is composed and
+* :func:`check_jobs`: before any job of a multirun starts (and, for the Slurm launcher, only where
+  ``sbatch`` is found), every job's config is composed and
   checked (:func:`elite_exp.runner.check_config`; the device by its name only, since a launcher
   may run the jobs elsewhere); the first bad one stops the sweep with one line naming the value
   and the job (exit status 2), so a mistake in the 300th job is not found hours in. A job whose
@@ -14,13 +15,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from elite_exp.errors import ConfigError
 
@@ -39,6 +41,11 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     from elite_exp.runner import check_config
 
     _outcome.clear()
+    launcher = str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
+    if "SlurmLauncher" in launcher and shutil.which("sbatch") is None:
+        print("error: hydra/launcher=slurm needs a Slurm cluster (sbatch is not on this machine's PATH); run the "
+              "sweep on a Slurm login node, or here with hydra/launcher=parallel; no job was started", file=sys.stderr)
+        sys.exit(2)
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     folders: dict[Path, int] = {}

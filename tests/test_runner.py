@@ -1,8 +1,10 @@
 """The Hydra runner end to end: records, resume, and one-line errors for bad values."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -13,7 +15,9 @@ from tests.conftest import REPO
 
 
 def run_cli(*args, out_dir):
-    return subprocess.run([sys.executable, "-m", "elite_exp", f"out_dir={out_dir}", "progress=false", *args],
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) before the overrides
+    return subprocess.run([sys.executable, "-m", "elite_exp", *flags, f"out_dir={out_dir}", "progress=false",
+                           *(a for a in args if a not in flags)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
@@ -254,3 +258,35 @@ def test_a_run_that_diverges_says_so_in_one_line_and_records_it(tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
     (rec,) = records(tmp_path / "out")
     assert rec["status"] == "failed" and rec["error"] == "TrainingDiverged"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep=r_p"], "error: sweep=r_p is a sweep: run it with -m"),
+    (["+experiment=demo"], "error: +experiment=demo is a sweep: run it with -m"),
+    (["tracking.uri=sqlite:////tmp/x.db"], "error: tracking.uri=sqlite:////tmp/x.db is set but tracking is off: add "
+                                           "+tracking=mlflow"),
+    (["-m", "normal_class=0,1", "hydra/launcher=slurm"], "error: hydra/launcher=slurm needs a Slurm cluster"),
+])
+def test_choices_that_would_do_other_than_asked_stop_before_any_run(tmp_path, args, message):
+    """A sweep preset without -m (it would run its first job only), tracking keys without +tracking=mlflow (it
+    would log nothing) and the Slurm launcher where there is no Slurm stop with one line, exit 2, no record."""
+    if "hydra/launcher=slurm" in args and shutil.which("sbatch"):
+        pytest.skip("sbatch is on this machine's PATH")
+    done = run_cli("data=digits", "train.epochs=1", *args, out_dir=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(message), done.stderr[-1500:]
+    assert done.stderr.count("\n") == 1 and not list(tmp_path.rglob("result.json"))
+
+
+def test_a_forced_rerun_leaves_no_file_of_the_run_it_replaced(tmp_path):
+    """force=true replaces the record and what its run wrote beside it (scores.png, meta_scores.csv), so a rerun
+    with plots=false holds no picture of the old run."""
+    args = ["data=digits", "train.epochs=1", "normal_class=2"]
+    first = run_cli(*args, out_dir=tmp_path)
+    assert first.returncode == 0, first.stderr[-1500:]
+    run_dir = Path(records(tmp_path)[0]["run_dir"])
+    assert (run_dir / "scores.png").exists() and (run_dir / "meta_scores.csv").exists()
+    (run_dir / "curves.csv").write_text("iteration\n1\n")  # as a run with curves would have left it
+    again = run_cli(*args, "force=true", "plots=false", out_dir=tmp_path)
+    assert again.returncode == 0, again.stderr[-1500:]
+    assert not (run_dir / "scores.png").exists() and not (run_dir / "curves.csv").exists()
+    assert (run_dir / "meta_scores.csv").exists()  # written again by the new run

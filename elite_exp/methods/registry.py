@@ -294,7 +294,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
         data = chosen_data_file(str(cfg.data.name)).option
         raise ConfigError(f"model=rot does not combine with data={data}: the rotation score needs square "
                           f"images and {data} holds vectors ({cfg.data.network.kind} network); allowed: "
-                          f"model=svdd or model=ae")
+                          f"model=svdd, ae or neutral")
     common = dict(device=device, **common_params(cfg))
     assumed = method_record(cfg)  # the contamination LOE / SOEL or ELITE's LOE term assume, if any
     elite_alpha = assumed["alpha"] if b.name == "none" and cfg.elite.loe_weight else cfg.elite.alpha
