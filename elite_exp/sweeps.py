@@ -46,6 +46,11 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
         print("error: hydra/launcher=slurm needs a Slurm cluster (sbatch is not on this machine's PATH); run the "
               "sweep on a Slurm login node, or here with hydra/launcher=parallel; no job was started", file=sys.stderr)
         sys.exit(2)
+    n_jobs = OmegaConf.select(master_config, "hydra.launcher.n_jobs", default=None)
+    if "JoblibLauncher" in launcher and n_jobs == 0:
+        print("error: hydra.launcher.n_jobs=0 is not allowed; give the number of runs at once (>= 1, or -1: one per "
+              "core); no job was started", file=sys.stderr)
+        sys.exit(2)
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     folders: dict[Path, int] = {}

@@ -266,6 +266,8 @@ def test_a_run_that_diverges_says_so_in_one_line_and_records_it(tmp_path):
     (["tracking.uri=sqlite:////tmp/x.db"], "error: tracking.uri=sqlite:////tmp/x.db is set but tracking is off: add "
                                            "+tracking=mlflow"),
     (["-m", "normal_class=0,1", "hydra/launcher=slurm"], "error: hydra/launcher=slurm needs a Slurm cluster"),
+    (["-m", "normal_class=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0"],
+     "error: hydra.launcher.n_jobs=0 is not allowed"),
 ])
 def test_choices_that_would_do_other_than_asked_stop_before_any_run(tmp_path, args, message):
     """A sweep preset without -m (it would run its first job only), tracking keys without +tracking=mlflow (it
