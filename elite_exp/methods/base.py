@@ -179,15 +179,16 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         self._check_common()
         self._check_params()
         x = as_float_tensor(X)
-        if y is None and self.uses_labels and ({0, 1} & set(self.requires_labels)):
-            raise ConfigError(f"{type(self).__name__} needs y: -1 for unlabeled samples, 0 / 1 for labeled normals / "
-                              f"anomalies (it uses both labeled kinds)")
+        y_given = y is not None
         y = as_semi_labels(y, len(x))
         if not self.uses_labels:
             y = np.full(len(x), -1, dtype=np.int64)
         if len(x) < 2:
             raise ConfigError(f"{type(self).__name__} needs at least 2 training samples in X (BatchNorm "
                               f"normalises over a batch); got {len(x)}")
+        if not y_given and self.uses_labels and ({0, 1} & set(self.requires_labels)):
+            raise ConfigError(f"{type(self).__name__} needs y: -1 for unlabeled samples, 0 / 1 for labeled normals / "
+                              f"anomalies (it uses both labeled kinds)")
         for value in self.requires_labels:
             least, what = REQUIRED_LABELS[value]
             if (y == value).sum() < least:
