@@ -81,7 +81,7 @@ FOUND_AT = {"download": True, "root": None}
 # run (and folder) as leaving them unset
 UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
                         "loe_weight": 0}}
-# the files a run writes beside its record (a rerun in the folder removes them first)
+# the files a run writes beside its record
 RUN_FILES = ("curves.csv", "meta_scores.csv", "scores.png")
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
@@ -139,6 +139,14 @@ def data_set_name(cfg: DictConfig) -> str:
     ``data.name`` for conf/data's files; a file added with ``--config-dir`` (``data/mytable.yaml`` with
     ``data.name: csv``) names its own data set (``mytable``), apart from other files of the same loader."""
     return chosen_data_file(str(cfg.data.name)).option
+
+
+def clear_run_files(run_dir: Path) -> None:
+    """Remove the :data:`RUN_FILES` a replaced record's run left in ``run_dir`` (``force=true``, or a stale
+    record): called once the new run has its results (or its failure), just before they are written, so an
+    interrupted rerun leaves the old record with its files."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def _register_resolvers() -> None:
@@ -208,7 +216,7 @@ def check_choices(cfg: DictConfig, hc) -> None:
                 raise ConfigError(f"{plus}{group}={choices[group]} is a sweep: run it with -m (python -m elite_exp -m "
                                   f"{plus}{group}={choices[group]} ...); without -m only its first job would run")
     given = [k for k in ("uri", "experiment") if cfg.tracking[k] is not None]
-    if given and choices.get("tracking") is None:
+    if given and choices.get("tracking") is None and choices.get("hydra/callbacks") != "mlflow":
         raise ConfigError(f"tracking.{given[0]}={cfg.tracking[given[0]]} is set but tracking is off: add "
                           f"+tracking=mlflow to log the runs")
 
@@ -301,6 +309,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
     seconds["evaluate"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
 
+    clear_run_files(run_dir)
     if recorder.rows:
         write_csv(run_dir / "curves.csv", recorder.curves())
     meta = recorder.meta_scores()
@@ -430,8 +439,6 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
     if previous == "conflict":  # counted as failed by the sweeper; the folder's record stays as it is
         return {"status": "not run", "run_dir": str(run_dir), "error": "RecordConflict",
                 "reason": "the folder holds the record of other settings (force=true replaces it)"}
-    for name in RUN_FILES:  # what a replaced record's run wrote (force, or a stale record) is not this run's
-        (run_dir / name).unlink(missing_ok=True)
     try:
         record.update(run_experiment(cfg, run_dir, record["identity"]))
     except FinishedUnderOtherSpelling as done:
@@ -447,6 +454,7 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         record.update(status="failed", error=type(err).__name__, reason=str(err))
         if not isinstance(err, ConfigError | TrainingDiverged):
             record["traceback"] = traceback.format_exc()
+        clear_run_files(run_dir)
         write_json(run_dir / "result.json", record)
         if not multirun and isinstance(err, TrainingDiverged):
             print(f"error: {err}; recorded in {run_dir / 'result.json'}", file=sys.stderr)

@@ -270,7 +270,8 @@ def config_key_error(err: ConfigError, cfg: DictConfig, of_elite: bool = False) 
     keys = {**CONFIG_KEYS}
     if cfg.baseline.name not in ("none", "labels") and not of_elite:
         keys.update({k: f"baseline.{k}" for k in cfg.baseline if k != "name"})
-    return ConfigError(re.sub(r"(?<![\w.])([A-Za-z_]\w*)=", lambda m: keys.get(m[1], m[1]) + "=", str(err)))
+    # a parameter at the start, after a space or "(": not a word inside a path or a quoted class name
+    return ConfigError(re.sub(r"(?:^|(?<=[\s(]))([A-Za-z_]\w*)=", lambda m: keys.get(m[1], m[1]) + "=", str(err)))
 
 
 def build_method(cfg: DictConfig, device: str) -> DeepDetector:
