@@ -244,14 +244,25 @@ def unknown_settings(cfg: DictConfig) -> list[str]:
     a key) put there, sorted. A setting nothing reads would run silently under a folder of its own."""
     from elite_exp.records import flatten
 
-    schema = OmegaConf.to_container(OmegaConf.structured(Config))
-    baseline = BASELINE_SCHEMAS.get(str(OmegaConf.select(cfg, "baseline.name")))
-    schema["baseline"] = OmegaConf.to_container(OmegaConf.structured(baseline)) if baseline else {}
-    known = flatten(schema)
+    baseline = str(OmegaConf.select(cfg, "baseline.name"))
+    known = _schema_keys(baseline)
     given = flatten(OmegaConf.to_container(cfg, resolve=False))
-    if baseline is None:  # an unknown baseline= is its own error (the registry's), not an unknown key
+    if baseline not in BASELINE_SCHEMAS:  # an unknown baseline= is its own error (the registry's), not an unknown key
         given = {k: v for k, v in given.items() if not k.startswith("baseline.")}
-    return sorted(k for k in given if k not in known and not any(k.startswith(f"{p}.") for p in known))
+    # a key inside a known leaf (a dict given where the schema has Any) is that leaf's value, not a new key
+    return sorted(k for k in given
+                  if not any(".".join(k.split(".")[:i]) in known for i in range(1, k.count(".") + 2)))
+
+
+@functools.cache
+def _schema_keys(baseline: str) -> frozenset[str]:
+    """The dotted keys of :class:`Config` with ``baseline``'s own schema (none for an unknown baseline)."""
+    from elite_exp.records import flatten
+
+    schema = OmegaConf.to_container(OmegaConf.structured(Config))
+    own = BASELINE_SCHEMAS.get(baseline)
+    schema["baseline"] = OmegaConf.to_container(OmegaConf.structured(own)) if own else {}
+    return frozenset(flatten(schema))
 
 
 def register() -> None:

@@ -163,13 +163,15 @@ def collect(paths: list[Path]) -> pd.DataFrame:
             log.warning("unreadable record skipped: %s", f)
             continue
         row = {k: rec.get(k) for k in RUN_COLUMNS}
-        if row["n_labels_default"] is None:
-            row["n_labels_default"] = default_labels(str(row["data"]))
         row["record_format"] = record_format(rec)
         row["run_dir"] = str(f.parent)
         row["written"] = f.stat().st_mtime
         rows.append(row)
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "written"])
+    # records made before n_labels_default was recorded: their data set's file says it (looked up once a data set)
+    older = runs["n_labels_default"].isna()
+    runs["n_labels_default"] = runs["n_labels_default"].astype(float).fillna(
+        runs["data"].map({d: default_labels(str(d)) for d in runs.loc[older, "data"].unique()}))
     # a class spelled two ways (normal_class=1 and =malignant are one class): its data set's runs by class name
     named = runs.dropna(subset=["normal_class_name"])
     spellings = named.groupby(["data", "normal_class_name"])["normal_class"].agg(lambda c: c.astype(str).nunique())

@@ -354,8 +354,9 @@ def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
 
 def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     n_labels = n_labels_of(cfg)
-    return {"method": method_name(cfg), "data": data_set_name(cfg), "normal_class": cfg.normal_class, "r_p": cfg.r_p,
-            "n_labels": n_labels, "n_labels_default": default_n_labels(chosen_data_file(str(cfg.data.name))),
+    data = chosen_data_file(str(cfg.data.name))
+    return {"method": method_name(cfg), "data": data.option, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
+            "n_labels": n_labels, "n_labels_default": default_n_labels(data),
             "r_l": n_labels / cfg.n_train if cfg.n_train > 0 else None,  # checked later
             "n_train": cfg.n_train, "eta_m": cfg.eta_m,
             "seed": cfg.seed, "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),

@@ -43,14 +43,10 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     _outcome.clear()
     launcher = str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
     if "SlurmLauncher" in launcher and shutil.which("sbatch") is None:
-        print("error: hydra/launcher=slurm needs a Slurm cluster (sbatch is not on this machine's PATH); run the "
-              "sweep on a Slurm login node, or here with hydra/launcher=parallel; no job was started", file=sys.stderr)
-        sys.exit(2)
-    n_jobs = OmegaConf.select(master_config, "hydra.launcher.n_jobs", default=None)
-    if "JoblibLauncher" in launcher and n_jobs == 0:
-        print("error: hydra.launcher.n_jobs=0 is not allowed; give the number of runs at once (>= 1, or -1: one per "
-              "core); no job was started", file=sys.stderr)
-        sys.exit(2)
+        _refuse("hydra/launcher=slurm needs a Slurm cluster (sbatch is not on this machine's PATH); run the sweep "
+                "on a Slurm login node, or here with hydra/launcher=parallel")
+    if "JoblibLauncher" in launcher and OmegaConf.select(master_config, "hydra.launcher.n_jobs") == 0:
+        _refuse("hydra.launcher.n_jobs=0 is not allowed; give the number of runs at once (>= 1, or -1: one per core)")
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     folders: dict[Path, int] = {}
@@ -70,9 +66,7 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
             try:
                 check_config(cfg, overrides, on_this_machine=False)
             except ConfigError as err:
-                print(f"error: {err} (job #{num} of {len(jobs)}: {' '.join(overrides)}); no job was started",
-                      file=sys.stderr)
-                sys.exit(2)
+                _refuse(f"{err} (job #{num} of {len(jobs)}: {' '.join(overrides)})")
             if folder in folders:
                 log.info("job #%d (%s) is job #%d's run (its method does not read what they differ in): left out",
                          num, " ".join(overrides), folders[folder])
@@ -82,6 +76,12 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     finally:
         hydra_config.cfg = previous
     return repeats
+
+
+def _refuse(message: str) -> None:
+    """Stop the multirun before any job: one ``error:`` line, exit status 2."""
+    print(f"error: {message}; no job was started", file=sys.stderr)
+    sys.exit(2)
 
 
 def count_outcomes(returns: Sequence[Sequence[JobReturn]]) -> None:
