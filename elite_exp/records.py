@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,11 @@ def is_finished(run_dir: Path, identity: dict | None = None) -> bool:
 def record_format(rec: dict) -> int:
     """The format a record was written in (records before formats were numbered are 1)."""
     return int(rec.get("identity", {}).get("format", 1))
+
+
+def utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the second (``2026-12-01T12:30:05+00:00``): a record's ``finished_at``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def environment(device: str) -> dict[str, Any]:

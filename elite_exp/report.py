@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 RUN_COLUMNS = ["method", "data", "normal_class", "normal_class_name", "r_p", "n_labels", "n_labels_default", "r_l",
                "n_train", "eta_m", "seed", "epochs", "status", "test_auc", "train_auc", "test_aupr", "train_aupr",
-               "train_seconds", "error", "reason", "record_format", "run_dir"]
+               "train_seconds", "error", "reason", "record_format", "finished_at", "run_dir"]
 # the summarised metrics (anomaly = positive class), their names in tables and their file suffix
 METRICS = {"test_auc": ("Test ROC AUC", ""), "test_aupr": ("Test average precision (AUPR)", "_aupr")}
 # a summary cell averages runs that agree on these (plus the figure's x axis)
@@ -165,9 +165,8 @@ def collect(paths: list[Path]) -> pd.DataFrame:
         row = {k: rec.get(k) for k in RUN_COLUMNS}
         row["record_format"] = record_format(rec)
         row["run_dir"] = str(f.parent)
-        row["written"] = f.stat().st_mtime
         rows.append(row)
-    runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "written"])
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     # records made before n_labels_default was recorded: their data set's file says it (looked up once a data set)
     older = runs["n_labels_default"].isna()
     runs["n_labels_default"] = runs["n_labels_default"].astype(float).fillna(
@@ -199,9 +198,11 @@ def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
         keep &= runs["n_labels"].astype(float) == runs["n_labels_default"].astype(float)
     if fig.methods is not None:
         keep &= runs["method"].map(lambda m: str(m).startswith(fig.methods))
-    sel = runs[keep].sort_values("written")
-    # runs whose settings differ only in what no figure shows (say a key the method ignores)
-    # would count twice: the newest one stands for its (cell, class, seed)
+    # runs whose settings differ only in what no figure shows (say a key the method ignores, or Fig. 7's
+    # curves_every) would count twice: one stands for its (cell, class, seed), the same one in every figure and
+    # on every machine: the last finished (a record's finished_at, not its file's time, which a copy or a
+    # clone resets), records from before finished_at was recorded first, ties by folder
+    sel = runs[keep].sort_values(["finished_at", "run_dir"], na_position="first", kind="stable")
     cell = [*SETTING, "r_p", "n_labels", "eta_m", "normal_class", "seed"]
     dup = sel.duplicated(cell, keep="last")
     if dup.any():

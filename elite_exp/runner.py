@@ -62,6 +62,7 @@ from elite_exp.records import (
     is_finished,
     read_record,
     record_format,
+    utc_now,
     write_csv,
     write_json,
 )
@@ -452,7 +453,7 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
             err = config_key_error(err, cfg)
         if isinstance(err, ConfigError) and not multirun:
             _stop_single_run(err, cfg, run_dir)
-        record.update(status="failed", error=type(err).__name__, reason=str(err))
+        record.update(status="failed", error=type(err).__name__, reason=str(err), finished_at=utc_now())
         if not isinstance(err, ConfigError | TrainingDiverged):
             record["traceback"] = traceback.format_exc()
         clear_run_files(run_dir)
@@ -464,6 +465,7 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
             raise
         log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)
         return record
+    record["finished_at"] = utc_now()
     write_json(run_dir / "result.json", record)
     log.info("%s %s class %s r_p %s: test AUC %.4f (AUPR %.4f), train AUC %s, %.1f s; record: %s",
              record["method"], record["data"], record["normal_class"], record["r_p"], record["test_auc"],

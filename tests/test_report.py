@@ -14,12 +14,14 @@ FIG = {f.name: f for f in FIGURES}
 
 
 def fake_run(root, method="elite_svdd", data="mnist", normal_class=0, r_p=0.1, n_labels=20, eta_m=1.0, seed=0,
-             auc=0.9, status="ok", epochs=5, record_format=RECORD_FORMAT):
+             auc=0.9, status="ok", epochs=5, record_format=RECORD_FORMAT, finished_at=None):
     """A run folder holding a record shaped like the runner's."""
     run_dir = root / data / method / f"class{normal_class}" / f"rp{r_p}_nl{n_labels}_eta{eta_m}_seed{seed}_x"
     rec = {"method": method, "data": data, "normal_class": normal_class, "r_p": r_p, "n_labels": n_labels,
            "n_train": 5000, "eta_m": eta_m, "seed": seed, "epochs": epochs, "status": status,
            "run_dir": str(run_dir), "config": {}, "identity": {"format": record_format}}
+    if finished_at is not None:
+        rec["finished_at"] = finished_at
     if status == "ok":
         rec.update(test_auc=auc, train_auc=auc - 0.1, train_seconds=1.0)
     else:
@@ -165,13 +167,28 @@ def test_no_runs_no_figures(tmp_path):
 def test_a_newer_run_of_the_same_cell_supersedes_the_older(tmp_path):
     import os
 
-    old = fake_run(tmp_path, auc=0.7)
-    new = fake_run(tmp_path / "again", auc=0.9)  # same cell, class and seed, another folder
-    os.utime(old / "result.json", (1, 1))
+    old = fake_run(tmp_path, auc=0.7, finished_at="2026-11-30T10:00:00+00:00")
+    new = fake_run(tmp_path / "again", auc=0.9, finished_at="2026-12-01T09:00:00+00:00")  # same cell, class, seed
+    os.utime(new / "result.json", (1, 1))  # a copy or a clone sets file times: they decide nothing
     per_class, averaged = summarise(collect([tmp_path]), FIG["fig3"])
     assert len(per_class) == 1 and per_class["n_seeds"].iloc[0] == 1
     assert averaged["mean"].iloc[0] == pytest.approx(0.9)
-    assert new.exists()
+    assert old.exists() and new.exists()
+    assert "finished_at" in pd.read_csv(write_report(collect([tmp_path]), tmp_path / "r")[0]).columns
+
+
+def test_duplicates_without_a_finish_time_are_decided_by_folder_the_same_in_every_figure(tmp_path):
+    import os
+    import shutil
+
+    runs = [fake_run(tmp_path / root, auc=auc, r_p=0.5) for root, auc in (("b", 0.6), ("a", 0.8))]
+    timed = fake_run(tmp_path / "c", auc=0.7, r_p=0.5, finished_at="2026-01-01T00:00:00+00:00")  # after no time
+    for i, run in enumerate([timed, *runs]):  # the file times say the opposite of what decides
+        os.utime(run / "result.json", (i, i))
+    picks = {fig: summarise(collect([tmp_path]), FIG[fig])[1]["mean"].tolist() for fig in ("fig3", "fig5")}
+    assert picks == {"fig3": [pytest.approx(0.7)], "fig5": [pytest.approx(0.7)]}
+    shutil.rmtree(tmp_path / "c")  # without it: of the two untimed records, the one in the later folder ("b")
+    assert summarise(collect([tmp_path]), FIG["fig3"])[1]["mean"].tolist() == [pytest.approx(0.6)]
 
 
 def test_older_record_formats_stay_out_of_every_summary_and_are_named(tmp_path):

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,9 @@ def test_tiny_run_writes_a_complete_record_and_resumes(tmp_path):
     [rec] = records(tmp_path)
     assert rec["status"] == "ok"
     for key in ("test_auc", "train_auc", "train_seconds", "method", "data", "normal_class", "r_p", "n_labels",
-                "eta_m", "seed", "config", "environment", "split_digest", "seconds"):
+                "eta_m", "seed", "config", "environment", "split_digest", "seconds", "finished_at"):
         assert key in rec, key
+    assert datetime.fromisoformat(rec["finished_at"]).utcoffset() == timedelta(0)
     assert rec["method"] == "elite_svdd" and rec["data"] == "digits" and rec["normal_class"] == 1
     assert 0.0 <= rec["test_auc"] <= 1.0 and rec["n_test"] > 500
     assert rec["environment"]["device"] == "cpu"
@@ -257,7 +259,7 @@ def test_a_run_that_diverges_says_so_in_one_line_and_records_it(tmp_path):
     proc = run_cli("data=digits", "train.epochs=1", "train.lr=1e30", "train.batch_size=128", out_dir=tmp_path / "out")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
     (rec,) = records(tmp_path / "out")
-    assert rec["status"] == "failed" and rec["error"] == "TrainingDiverged"
+    assert rec["status"] == "failed" and rec["error"] == "TrainingDiverged" and "finished_at" in rec
 
 
 @pytest.mark.parametrize("args, message", [
