@@ -152,6 +152,67 @@ def test_deep_integer_and_float_images_are_scaled_by_their_mode(tmp_path, mode, 
     np.testing.assert_allclose(ds.x_train[0, 0].numpy(), expected, rtol=1e-5)
 
 
+def write_pgm16(path, values):
+    """A binary 16-bit PGM (P5, maxval 65535, big-endian samples)."""
+    h, w = values.shape
+    path.write_bytes(f"P5 {w} {h} 65535\n".encode() + values.astype(">u2").tobytes())
+
+
+def test_sixteen_bit_pgm_images_are_scaled_by_65535(tmp_path):
+    values = np.arange(64, dtype=np.float64).reshape(8, 8) * 1000  # up to 63,000 of 65,535
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            write_pgm16(tmp_path / cls / f"{i}.pgm", values)
+    assert Image.open(tmp_path / "a" / "0.pgm").mode == "I"  # what Pillow makes of them: 32-bit integers
+    ds = load_dataset("folder", path=str(tmp_path), test_fraction=0.5)
+    np.testing.assert_allclose(ds.x_train[0, 0].numpy(), values / 65535, rtol=1e-5)  # was / (2^31 - 1): black
+
+
+def test_a_truncated_image_fails_with_one_line_naming_it(tmp_path):
+    root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=4)
+    png = root / "one" / "cut.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(png)
+    png.write_bytes(png.read_bytes()[:2000])  # the header opens; the pixels are cut off
+    with Image.open(png) as img, pytest.raises(OSError):  # Pillow finds it only when it reads the pixels
+        img.load()
+    with pytest.raises(ConfigError, match=r"could not read image .*cut.png: ") as exc:
+        load_dataset("folder", path=str(root))
+    assert "\n" not in str(exc.value)
+
+
+def test_a_file_rewritten_with_its_old_size_and_time_is_decoded_anew(tmp_path):
+    import os
+
+    root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=4)
+    first = load_dataset("folder", path=str(root), test_fraction=0.5)
+    bmp = [root / c / f"{i}.bmp" for c in ("one", "zero") for i in range(2)]
+    for f in bmp:  # fixed-size files: a new picture keeps the size; the old time is put back
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(f)
+    before = load_dataset("folder", path=str(root), test_fraction=0.5)
+    stat = bmp[0].stat()
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(bmp[0])
+    os.utime(bmp[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert bmp[0].stat().st_size == stat.st_size
+    after = load_dataset("folder", path=str(root), test_fraction=0.5)
+    x_before, x_after = (torch.cat([d.x_train, d.x_test]) for d in (before, after))
+    assert len(x_before) == len(first.x_train) + len(first.x_test) + 4
+    assert float(x_after.max()) == 1.0 and not torch.equal(x_before, x_after)
+
+
+def test_cifar10_image_folders_label_the_test_split_by_class_name(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, classes in (("train", ("airplane", "automobile", "bird")), ("test", ("automobile", "bird"))):
+        for c in classes:
+            (tmp_path / "CIFAR10" / split / c).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray((rng.random((4, 4, 3)) * 255).astype(np.uint8)).save(
+                    tmp_path / "CIFAR10" / split / c / f"{i}.png")
+    ds = load_dataset("cifar10", root=str(tmp_path), download=False)
+    assert ds.class_names == ("airplane", "automobile", "bird")
+    assert ds.y_test.tolist() == [1, 1, 1, 2, 2, 2]  # automobile, bird; not airplane, automobile
+
+
 def test_folder_single_layout_is_split_resized_and_decoded_once(tmp_path, monkeypatch):
     root = write_digit_pngs(tmp_path / "imgs")
     ds = load_dataset("folder", image_size=16, path=str(root))
@@ -212,7 +273,7 @@ def _write(path, frame):
     (lambda p: _write(p, breast_cancer_frame()), {"label_column": "diagnosis", "test_fraction": 1.5},
      "test_fraction=1.5 is not allowed"),
     (lambda p: _write(p, breast_cancer_frame().sort_values("diagnosis").iloc[356:]), {"label_column": "diagnosis"},
-     "class index 0 has a single sample; a stratified train/test split needs at least 2 per class"),
+     "class 'benign' has a single sample; a stratified train/test split needs at least 2 per class"),
 ])
 def test_bad_tables_fail_with_one_clear_line(tmp_path, make, options, message):
     path = make(tmp_path / "t.csv")
@@ -231,6 +292,7 @@ def test_bad_folders_and_options_fail_with_one_clear_line(tmp_path):
         (dict(name="csv"), "data=csv needs data.path="),
         (dict(name="mnist", label_column="y"), "data.label_column is not used by data=mnist"),
         (dict(name="breast_cancer", image_size=8), "data.image_size is not used by data=breast_cancer"),
+        (dict(name="digits", image_size=16), "data.image_size is not used by data=digits"),  # was ignored
     ]
     (tmp_path / "broken" / "cat").mkdir(parents=True)
     (tmp_path / "broken" / "cat" / "a.png").write_text("not a png")
@@ -241,6 +303,14 @@ def test_bad_folders_and_options_fail_with_one_clear_line(tmp_path):
     with pytest.raises(ConfigError, match=r"normal_class='dog' is not a class of this data set; allowed: a class "
                                           r"name \(benign, malignant\) or an index 0..1"):
         class_index("dog", ("benign", "malignant"))
+
+
+def test_label_columns_of_two_kinds_fail_with_one_line(tmp_path):
+    frame = breast_cancer_frame().assign(diagnosis=lambda f: (f.diagnosis == "malignant").astype(int))
+    train, test = _write(tmp_path / "train.csv", frame.iloc[::2]), _write(tmp_path / "test.csv", breast_cancer_frame())
+    with pytest.raises(ConfigError, match=r"label column 'diagnosis' mixes numbers and text \(int64 in CSV file "
+                                          r".*train.csv, str in the test table\): class labels must be all numbers"):
+        load_dataset("csv", path=train, test_path=test, label_column="diagnosis")
 
 
 # -- through the runner -----------------------------------------------------------------------------

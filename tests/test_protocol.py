@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from elite_exp.data import make_split
+from elite_exp.data import class_index, make_split
 from elite_exp.errors import ConfigError
 
 LABELS = np.repeat(np.arange(10), 1000)
@@ -97,3 +97,18 @@ def test_the_largest_n_train_an_error_offers_fits():
     # 10 anomalies left after 10 labeled ones: 4 would draw but hold no anomaly at r_p 0.1
     with pytest.raises(ConfigError, match="allowed: none at r_p=0.1 and n_labels=40"):
         make_split(np.concatenate([np.zeros(1000, int), np.ones(20, int)]), 0, 0.1, 100, 40, seed=0)
+
+
+def test_numpy_numbers_draw_the_split_the_runner_draws():
+    labels = np.repeat(np.arange(4), 50)
+    plain = make_split(labels, 1, 0.1, 40, 10, 0, "d")
+    numpy = make_split(labels, np.int64(1), np.float64(0.1), 40, 10, np.int64(0), "d")
+    for a, b in zip(vars(plain).values(), vars(numpy).values()):
+        np.testing.assert_array_equal(a, b)
+    assert class_index(np.int64(3), ("a", "b", "c", "d")) == 3
+
+
+def test_a_normal_class_the_train_split_lacks_is_named():
+    with pytest.raises(ConfigError, match=r"^the train split holds no samples of the normal class weird; pick a "
+                                          r"class it holds$"):
+        make_split(np.repeat([0, 1], 50), 2, 0.1, 40, 4, 0, class_name="weird")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,14 +143,21 @@ DEEP_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 6553
 GREY_MODES = ("L", "1", "LA", "La", *DEEP_MODES)
 
 
+def full_scale(img) -> float:
+    """The value that maps to 1.0 for an image in one of :data:`DEEP_MODES`: 65535 for 16-bit PGM / PPM, which
+    Pillow opens as 32-bit integers ``I`` holding 0..65535 (whatever the file's maxval: Pillow rescales it),
+    else the mode's own full scale."""
+    return 65535.0 if img.mode == "I" and img.format == "PPM" else DEEP_MODES[img.mode]
+
+
 def _pixels(img, grey: bool, size: tuple[int, int]) -> np.ndarray:
-    """One image as float32 ``(H, W, C)`` scaled by its bit depth: 8-bit modes / 255, 16-bit / 65535,
-    32-bit integer / (2^31 - 1), float as it is; grey (``C = 1``) or RGB (``C = 3``, a deep grey
+    """One image as float32 ``(H, W, C)`` scaled by its bit depth: 8-bit modes / 255, 16-bit / 65535 (PNG, TIFF,
+    PGM / PPM), 32-bit integer / (2^31 - 1), float as it is; grey (``C = 1``) or RGB (``C = 3``, a deep grey
     image repeated), resized bilinearly to ``size`` = (W, H)."""
     from PIL import Image
 
     if img.mode in DEEP_MODES:  # Pillow's convert() would clip these to 8 bits
-        channel = Image.fromarray(np.asarray(img, dtype=np.float32) / np.float32(DEEP_MODES[img.mode]))
+        channel = Image.fromarray(np.asarray(img, dtype=np.float32) / np.float32(full_scale(img)))
         if channel.size != size:
             channel = channel.resize(size, Image.BILINEAR)
         a = np.asarray(channel, dtype=np.float32)[..., None]
@@ -179,7 +186,10 @@ def _decode(files: list[tuple[Path, int]], image_size: int | None, mode: str | N
     arrays = np.empty((len(files), size[1], size[0], 1 if mode == "L" else 3), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
         with open_image(path) as img:
-            pixels = _pixels(img, mode == "L", size)
+            try:
+                pixels = _pixels(img, mode == "L", size)
+            except (OSError, ValueError, SyntaxError) as err:  # Pillow reads the pixels only now
+                raise ConfigError(f"could not read image {path}: {err}") from err
             if img.mode in DEEP_MODES and arrays.dtype == np.uint8:
                 arrays = arrays.astype(np.float32) / np.float32(255.0)
             arrays[i] = pixels if arrays.dtype == np.float32 else np.rint(pixels * 255.0)
@@ -207,9 +217,15 @@ def read_image_folder(folder: Path, image_size: int | None = None,
     return x, y, classes
 
 
-def _listing(folder: Path, files: list[tuple[Path, int]]) -> list[tuple[str, int, int]]:
-    """Every image file's name under ``folder``, size and modification time: changes when any file does."""
-    return [(str(f.relative_to(folder)), st.st_size, st.st_mtime_ns) for f, st in ((f, f.stat()) for f, _ in files)]
+def _listing(folder: Path, files: list[tuple[Path, int]], local: bool = False) -> list[tuple]:
+    """Every image file's name under ``folder``, size and modification time; ``local`` adds its inode and
+    status-change time, which no copy keeps and no ``touch -d`` / ``os.utime`` sets: the decode cache's key (a
+    file rewritten with its old size and time is decoded again), not the records' fingerprint (a copy of the
+    folder is the same data)."""
+    stats = ((f, f.stat()) for f, _ in files)
+    if local:
+        return [(str(f.relative_to(folder)), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) for f, st in stats]
+    return [(str(f.relative_to(folder)), st.st_size, st.st_mtime_ns) for f, st in stats]
 
 
 def data_fingerprint(name: str, *, root: str | None = None, path: str | None = None, test_path: str | None = None,
@@ -238,8 +254,9 @@ def data_fingerprint(name: str, *, root: str | None = None, path: str | None = N
     return hashlib.sha1(body).hexdigest()[:16]
 
 
-# part of the cache key: 2 = images deeper than 8 bits scaled by their bit depth (1 clipped them to 8 bits)
-DECODE_VERSION = 2
+# part of the cache key: 2 = images deeper than 8 bits scaled by their bit depth (1 clipped them to 8 bits);
+# 3 = 16-bit PGM / PPM scaled by 65535 (2 divided them by 2^31 - 1)
+DECODE_VERSION = 3
 
 
 def _cache_dir() -> Path:
@@ -249,11 +266,11 @@ def _cache_dir() -> Path:
 def _cached_image_folder(folder: Path, image_size: int | None = None,
                          mode: str | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
     """``read_image_folder`` with the decoded tensors cached in ``$ELITE_CACHE_DIR``: images are
-    decoded once; the cache key covers the folder, every file's name, size and time, the size and mode."""
+    decoded once; the cache key covers the folder, every file's name, size, times and inode, the size and mode."""
     import hashlib
 
     classes, files = _image_files(folder)
-    body = (DECODE_VERSION, str(folder.resolve()), image_size, mode, _listing(folder, files))
+    body = (DECODE_VERSION, str(folder.resolve()), image_size, mode, _listing(folder, files, local=True))
     key = hashlib.sha1(repr(body).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"imagefolder-{key}.pt"
     if cache.exists():
@@ -287,8 +304,7 @@ def load_cifar10(root: Path, download: bool = True, image_size: int | None = Non
 
     folder = root / "CIFAR10"
     if cifar10_layout(root) == "image-folder":
-        x_tr, y_tr, classes = _cached_image_folder(folder / "train")
-        x_te, y_te, _ = _cached_image_folder(folder / "test")
+        x_tr, y_tr, x_te, y_te, classes = _train_test_folders(folder)
     else:
         if not download and not (root / "cifar-10-batches-py").is_dir():
             raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"], download)
@@ -308,7 +324,7 @@ def load_cifar10(root: Path, download: bool = True, image_size: int | None = Non
     return ArrayDataset("cifar10", _resize(x_tr, image_size), y_tr, _resize(x_te, image_size), y_te, classes)
 
 
-def load_digits_data(root: Path | None = None, download: bool = True, image_size: int | None = None) -> ArrayDataset:
+def load_digits_data() -> ArrayDataset:
     """scikit-learn's bundled 8x8 digits as 64-d vectors in [0, 1]; a fixed stratified
     two-thirds / one-third train / test split (seed 0), so it runs offline."""
     from sklearn.datasets import load_digits
@@ -335,10 +351,11 @@ def refuse_test_fraction(test_fraction: float | None, split: str) -> None:
                           "leave data.test_fraction unset")
 
 
-def split_train_test(labels: np.ndarray, test_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def split_train_test(labels: np.ndarray, test_fraction: float | None = None,
+                     class_names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The fixed train / test rule for data that comes as one table or one folder: a stratified
     split (every class keeps its share), ``test_fraction`` of each class to test (None:
-    ``DEFAULT_TEST_FRACTION``), seed 0."""
+    ``DEFAULT_TEST_FRACTION``), seed 0. ``class_names`` (by label index) name a class in errors."""
     from sklearn.model_selection import train_test_split
 
     if test_fraction is None:
@@ -348,7 +365,8 @@ def split_train_test(labels: np.ndarray, test_fraction: float | None = None) -> 
     counts = np.bincount(labels)
     single = np.flatnonzero(counts == 1)
     if len(single):
-        raise ConfigError(f"class index {single[0]} has a single sample; a stratified train/test split needs "
+        name = f"class {class_names[single[0]]!r}" if class_names is not None else f"class index {single[0]}"
+        raise ConfigError(f"{name} has a single sample; a stratified train/test split needs "
                           "at least 2 per class (remove it or give a separate test set)")
     try:
         train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, stratify=labels,
@@ -365,6 +383,20 @@ def _merge_classes(names_a: tuple[str, ...], y_a: np.ndarray, names_b: tuple[str
     index = {c: i for i, c in enumerate(names)}
     return (names, np.array([index[c] for c in names_a], np.int64)[y_a],
             np.array([index[c] for c in names_b], np.int64)[y_b])
+
+
+def _train_test_folders(folder: Path, image_size: int | None = None
+                        ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray, tuple[str, ...]]:
+    """``folder/train/<class>/*`` and ``folder/test/<class>/*`` decoded (cached): the test images in the train
+    images' mode (grey or RGB) and checked to have their shape, both splits' labels on the sorted union of
+    their class names (a class only one split holds keeps its name, not another class's index)."""
+    x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)
+    x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size, "L" if x_tr.shape[1] == 1 else "RGB")
+    if x_te.shape[1:] != x_tr.shape[1:]:
+        raise ConfigError(f"train images under {folder} are {tuple(x_tr.shape[1:])} but test images "
+                          f"{tuple(x_te.shape[1:])}; set data.image_size to resize both")
+    classes, y_tr, y_te = _merge_classes(names_tr, y_tr, names_te, y_te)
+    return x_tr, y_tr, x_te, y_te, classes
 
 
 def load_folder(image_size: int | None = None, *, path: str | None = None,
@@ -388,16 +420,10 @@ def load_folder(image_size: int | None = None, *, path: str | None = None,
                           f"({folder}/train/<class>/, {folder}/test/<class>/) or only class folders")
     if (folder / "train").is_dir() and (folder / "test").is_dir():
         refuse_test_fraction(test_fraction, f"the test/ sub-folder of {folder}")
-        x_tr, y_tr, names_tr = _cached_image_folder(folder / "train", image_size)
-        x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size,
-                                                    "L" if x_tr.shape[1] == 1 else "RGB")
-        if x_te.shape[1:] != x_tr.shape[1:]:
-            raise ConfigError(f"train images are {tuple(x_tr.shape[1:])} but test images {tuple(x_te.shape[1:])}; "
-                              "set data.image_size to resize both")
-        classes, y_tr, y_te = _merge_classes(names_tr, y_tr, names_te, y_te)
+        x_tr, y_tr, x_te, y_te, classes = _train_test_folders(folder, image_size)
     else:
         x, y, classes = _cached_image_folder(folder, image_size)
-        train, test = split_train_test(y, test_fraction)
+        train, test = split_train_test(y, test_fraction, classes)
         x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
     return ArrayDataset("folder", as_unit_float(x_tr), y_tr, as_unit_float(x_te), y_te, classes)
 
@@ -460,10 +486,16 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
         refuse_test_fraction(test_fraction, TEST_TABLE)
         x_te = _table_features(test_frame, "the test table", label_column, features)
         labels = pd.concat([labels, test_frame[label_column]], ignore_index=True)
-    values = sorted(labels.unique().tolist())
+    try:
+        values = sorted(labels.unique().tolist())
+    except TypeError as err:  # numbers in one table's label column, text in the other's
+        kinds = (f"{frame[label_column].dtype} in {where}, {test_frame[label_column].dtype} in the test table"
+                 if test_frame is not None else f"{labels.dtype}")
+        raise ConfigError(f"label column {label_column!r} mixes numbers and text ({kinds}): class labels must be "
+                          f"all numbers or all text") from err
     codes = pd.Categorical(labels, categories=values).codes.astype(np.int64)
     if test_frame is None:
-        train, test = split_train_test(codes, test_fraction)
+        train, test = split_train_test(codes, test_fraction, [str(v) for v in values])
         x_tr, y_tr, x_te, y_te = x[train], codes[train], x[test], codes[test]
     else:
         x_tr, y_tr, y_te = x, codes[:len(x)], codes[len(x):]
@@ -505,14 +537,16 @@ DATASETS: dict[str, Callable[..., ArrayDataset]] = {
 
 
 def check_data(name: str, image_size: int | None = None) -> None:
-    """``name`` is a loader of :data:`DATASETS` and ``image_size`` None (the images' own size) or >= 1; else
-    ConfigError naming the value (as ``data.name`` / ``data.image_size``)."""
+    """``name`` is a loader of :data:`DATASETS` and ``image_size`` None (the images' own size) or >= 1 for a
+    loader of images; else ConfigError naming the value (as ``data.name`` / ``data.image_size``)."""
     if name not in DATASETS:
         raise ConfigError(f"data.name={name!r} is not a data set loader; allowed: {', '.join(sorted(DATASETS))} "
                           f"(your own data: data.name=csv or folder)")
     if image_size is not None and (isinstance(image_size, bool) or not image_size >= 1):
         raise ConfigError(f"data.image_size={image_size!r} is not allowed; it must be >= 1 (or null: the images' "
                           f"own size)")
+    if image_size is not None and "image_size" not in inspect.signature(DATASETS[name]).parameters:
+        raise ConfigError(f"data.image_size is not used by data={name}: its samples are vectors; leave it unset")
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,

@@ -36,7 +36,9 @@ class Split:
 
 
 def _stream(*key: object) -> np.random.Generator:
-    words = [zlib.crc32(repr(k).encode()) for k in key]
+    """A generator seeded by ``key``'s values; numpy numbers count as the Python numbers they equal (their
+    repr differs under numpy 2: ``np.int64(0)``), so a seed from ``np.arange`` draws what the runner's does."""
+    words = [zlib.crc32(repr(k.item() if isinstance(k, np.generic) else k).encode()) for k in key]
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
@@ -128,6 +130,8 @@ def class_index(normal_class: int | float | str, class_names: Sequence[str]) -> 
     silently picking the class at that position. Otherwise an int is the index.
     Raises ConfigError naming the classes when nothing matches.
     """
+    if isinstance(normal_class, np.generic):  # np.int64(3) is the index 3, as 3 is
+        normal_class = normal_class.item()
     check_normal_class(normal_class)
     names = [str(c) for c in class_names]
     shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
@@ -159,6 +163,9 @@ def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, 
     check_protocol(r_p, n_train, n_labels)
     classes = sorted(set(labels.tolist()))
     if normal_class not in classes:
+        if class_name is not None:  # a class of the data set that the train split lacks (e.g. a test-only class)
+            raise ConfigError(f"the train split holds no samples of the normal class {class_name}; pick a class "
+                              f"it holds")
         raise ConfigError(f"normal_class={normal_class} is not a class of this data set; allowed: "
                           f"{classes[0]}..{classes[-1]}")
     normal_pool = np.flatnonzero(labels == normal_class)
