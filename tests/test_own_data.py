@@ -181,6 +181,16 @@ def test_a_truncated_image_fails_with_one_line_naming_it(tmp_path):
     assert "\n" not in str(exc.value)
 
 
+def test_a_damaged_cache_file_is_decoded_again(tmp_path):
+    root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=4)
+    first = load_dataset("folder", path=str(root), test_fraction=0.5)
+    [cache] = (tmp_path / "cache").glob("imagefolder-*.pt")
+    cache.write_bytes(b"not a torch file")
+    again = load_dataset("folder", path=str(root), test_fraction=0.5)
+    torch.testing.assert_close(again.x_train, first.x_train)
+    assert cache.stat().st_size > 100 and not list((tmp_path / "cache").glob("*.tmp*"))
+
+
 def test_a_file_rewritten_with_its_old_size_and_time_is_decoded_anew(tmp_path):
     import os
 
@@ -269,6 +279,9 @@ def _write(path, frame):
      {"label_column": "diagnosis", "feature_columns": ["diagnosis", "mean radius"]},
      "data.feature_columns lists the label column 'diagnosis' \\(data.label_column\\): the label cannot be a"),
     (lambda p: _write(p, breast_cancer_frame().iloc[:0]), {"label_column": "diagnosis"}, "holds no rows"),
+    (lambda p: breast_cancer_frame().sort_values("diagnosis").reset_index(drop=True).to_csv(p) or str(p),
+     {"label_column": "diagnosis"}, r"column 'Unnamed: 0' holds the row numbers 0..568, a saved row index \(pandas' "
+     r"to_csv without index=False\), not a feature"),  # sorted by class: the index would leak the label
     (lambda p: str(p), {}, "CSV file .* does not exist"),
     (lambda p: _write(p, breast_cancer_frame()), {"label_column": "diagnosis", "test_fraction": 1.5},
      "test_fraction=1.5 is not allowed"),

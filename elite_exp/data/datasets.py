@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,16 +275,21 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
     key = hashlib.sha1(repr(body).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"imagefolder-{key}.pt"
     if cache.exists():
-        blob = torch.load(cache, weights_only=False)
-        return blob["x"], blob["y"], tuple(blob["classes"])
+        try:
+            blob = torch.load(cache, weights_only=True)  # tensors and names only: no pickled code runs
+            return blob["x"], blob["y"].numpy(), tuple(blob["classes"])
+        except Exception as err:  # a damaged cache file costs a decode, never the run
+            log.warning("cache file %s is unreadable (%s: %s); decoding the images again", cache,
+                        type(err).__name__, err)
     log.info("decoding %d images under %s (once; cached at %s)", len(files), folder, cache)
     x, y = _decode(files, image_size, mode)
+    tmp = cache.with_suffix(f".tmp{os.getpid()}")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"x": x, "y": y, "classes": list(classes)}, tmp)
+        torch.save({"x": x, "y": torch.from_numpy(y), "classes": list(classes)}, tmp)
         os.replace(tmp, cache)
-    except OSError as err:  # a read-only home must not stop the run
+    except (OSError, RuntimeError) as err:  # a read-only or full disk must not stop the run
+        tmp.unlink(missing_ok=True)
         log.warning("could not cache decoded images at %s: %s", cache, err)
     return x, y, classes
 
@@ -477,6 +483,12 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
     if label_column not in frame.columns:
         raise ConfigError(f"{where} has no label column {label_column!r}; its columns: "
                           f"{', '.join(map(str, frame.columns))}")
+    saved_index = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c))
+                   and frame[c].to_numpy().tolist() == list(range(len(frame)))]
+    if saved_index and not feature_columns:  # a row index, which can leak the label when rows are sorted by class
+        raise ConfigError(f"{where}: column {saved_index[0]!r} holds the row numbers 0..{len(frame) - 1}, a saved row "
+                          "index (pandas' to_csv without index=False), not a feature: drop it, or list the features "
+                          "in data.feature_columns")
     features = list(feature_columns) if feature_columns else [c for c in frame.columns if c != label_column]
     if not features:
         raise ConfigError(f"{where} has no feature columns besides the label column {label_column!r}")
