@@ -33,6 +33,21 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` via a temporary file in its folder and a rename (made if missing): readers never
+    see half a file, and a failed write (OSError, RuntimeError) leaves no temporary file behind."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 

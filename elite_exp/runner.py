@@ -43,6 +43,7 @@ from elite_exp.data import (
 )
 from elite_exp.data.datasets import TEST_TABLE, check_data, data_fingerprint, refuse_test_fraction
 from elite_exp.errors import ConfigError
+from elite_exp.methods.autoencoder import shared_pretraining
 from elite_exp.methods.base import check_device_name, resolve_device
 from elite_exp.methods.registry import (
     as_read,
@@ -84,6 +85,7 @@ UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight":
                         "loe_weight": 0}}
 # the files a run writes beside its record
 RUN_FILES = ("curves.csv", "meta_scores.csv", "scores.png")
+PRETRAINED_DIR = ".pretrained"  # in out_dir: the auto-encoder pre-trainings its runs share (shared_pretraining)
 # data.* keys that only some loaders take (passed as load_dataset options)
 DATA_OPTIONS = ("path", "test_path", "test_fraction", "label_column", "feature_columns")
 
@@ -299,7 +301,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
                                 every=cfg.curves_every, meta_iterations=cfg.meta_iterations)
 
     t = time.perf_counter()
-    estimator.fit(X, y, monitor=recorder)
+    with shared_pretraining(Path(cfg.out_dir) / PRETRAINED_DIR) as pretraining:
+        estimator.fit(X, y, monitor=recorder)
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
     test_scores = estimator.decision_function(ds.x_test)
@@ -329,6 +332,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
         "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1),
         "split_digest": digest, "n_test": len(ds.y_test), "normal_class_name": ds.class_names[normal],
         "margin": getattr(estimator, "margin_", None), "label_inference": recorder.inference_quality(),
+        # an auto-encoder pre-training kept by an earlier run of the same split and seed (identical result)
+        **({"pretraining": "reused" if pretraining.reused else "trained"}
+           if pretraining.reused + pretraining.trained else {}),
         "environment": environment(device),
     }
 

@@ -236,3 +236,46 @@ def test_every_model_composes_with_every_baseline(model, baseline):
     name = method_name(cfg)
     if baseline in ("none", "labels", "loe", "soel"):
         assert est.score == model and name.endswith(f"_{model}"), name
+
+
+def test_runs_of_one_split_and_seed_share_one_pretraining_with_the_same_result(tmp_path):
+    """Deep SVDD, Deep SAD (both batch modes) and hybrid SSAD pre-train the same auto-encoder: in one out_dir the
+    first run trains it, the others reuse it, and their results equal those of runs that trained it themselves."""
+    def run(out, method, name):
+        cfg = compose_cfg(f"method={method}", "train.epochs=2", "normal_class=3", f"out_dir={tmp_path / out}")
+        execute(cfg, tmp_path / out / name, multirun=False)
+        return json.loads((tmp_path / out / name / "result.json").read_text())
+
+    shared = {m: run("shared", m, m) for m in ("deepsvdd", "deepsad", "deepsad_every_batch", "ssad_hybrid")}
+    alone = {m: run(f"alone_{m}", m, m) for m in ("deepsad", "ssad_hybrid")}
+    assert {m: r["pretraining"] for m, r in shared.items()} == {
+        "deepsvdd": "trained", "deepsad": "reused", "deepsad_every_batch": "reused", "ssad_hybrid": "reused"}
+    assert [r["pretraining"] for r in alone.values()] == ["trained", "trained"]
+    for m, r in alone.items():
+        assert [shared[m][k] for k in ("test_auc", "test_aupr", "train_auc")] == \
+            [r[k] for k in ("test_auc", "test_aupr", "train_auc")], m
+    assert len(list((tmp_path / "shared" / ".pretrained").glob("*.pt"))) == 1
+    assert "pretraining" not in run("shared", "elite_svdd", "elite")  # no pre-training, nothing said
+
+
+def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(tmp_path):
+    from elite_exp.methods.autoencoder import pretrained_encoder, shared_pretraining
+    from elite_exp.methods.training import TrainSettings
+    from elite_exp.networks import NetworkSpec
+
+    spec, s = NetworkSpec(kind="mlp", hidden=(16,), rep_dim=4), TrainSettings(epochs=2, batch_size=16)
+    x = torch.rand(64, 8)
+    fresh = pretrained_encoder(spec, (8,), x, s, 0, False)
+    with shared_pretraining(tmp_path) as store:
+        first = pretrained_encoder(spec, (8,), x, s, 0, False)
+        again = pretrained_encoder(spec, (8,), x.clone(), s, 0, False)
+        for other in ((x.flip(0), s, 0), (x, s, 1), (x, TrainSettings(epochs=3, batch_size=16), 0)):
+            pretrained_encoder(spec, (8,), *other, False)
+    assert (store.reused, store.trained) == (1, 4)
+    for state in (first, again):
+        assert all(torch.equal(state[k], fresh[k]) for k in fresh)
+    with shared_pretraining(tmp_path) as store:  # a damaged kept file is trained again, not fatal
+        for f in tmp_path.glob("*.pt"):
+            f.write_bytes(b"damaged")
+        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
+    assert (store.reused, store.trained) == (0, 1)

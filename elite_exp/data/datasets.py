@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from elite_exp.errors import ConfigError
+from elite_exp.records import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -283,13 +284,9 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
                         type(err).__name__, err)
     log.info("decoding %d images under %s (once; cached at %s)", len(files), folder, cache)
     x, y = _decode(files, image_size, mode)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"x": x, "y": torch.from_numpy(y), "classes": list(classes)}, tmp)
-        os.replace(tmp, cache)
+        atomic_torch_save({"x": x, "y": torch.from_numpy(y), "classes": list(classes)}, cache)
     except (OSError, RuntimeError) as err:  # a read-only or full disk must not stop the run
-        tmp.unlink(missing_ok=True)
         log.warning("could not cache decoded images at %s: %s", cache, err)
     return x, y, classes
 

@@ -1,14 +1,26 @@
 """Plain auto-encoder (unsupervised; score = squared reconstruction error) and the auto-encoder
-pre-training that Deep SVDD, Deep SAD and hybrid SSAD build on."""
+pre-training that Deep SVDD, Deep SAD and hybrid SSAD build on (shared between them within a sweep:
+:func:`shared_pretraining`)."""
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 import torch
 
 from elite_exp.methods.base import DeepDetector
 from elite_exp.methods.training import Monitor, TrainSettings, run_training
 from elite_exp.networks import NetworkSpec
+from elite_exp.records import atomic_torch_save
 from elite_exp.scores import AEScore
+
+log = logging.getLogger(__name__)
 
 
 def train_autoencoder(ae: AEScore, x: torch.Tensor, s: TrainSettings, generator: torch.Generator, *,
@@ -18,18 +30,73 @@ def train_autoencoder(ae: AEScore, x: torch.Tensor, s: TrainSettings, generator:
                         progress=progress, monitor=monitor)
 
 
+@dataclasses.dataclass
+class PretrainingStore:
+    """A folder of finished pre-trainings (encoder states), each under a key of everything its result depends
+    on (:func:`pretraining_key`); ``reused`` / ``trained`` count this store's hits and misses."""
+
+    folder: Path
+    reused: int = 0
+    trained: int = 0
+
+
+_STORE: ContextVar[PretrainingStore | None] = ContextVar("pretraining_store", default=None)
+
+
+@contextmanager
+def shared_pretraining(folder: str | Path) -> Iterator[PretrainingStore]:
+    """Within the block, :func:`pretrained_encoder` keeps each pre-training it runs in ``folder`` and returns a
+    kept one instead of training again when everything its result depends on is the same. In the paper's
+    protocol Deep SVDD, Deep SAD (both batch modes) and hybrid SSAD pre-train the same auto-encoder on the same
+    samples (the split's unlabeled then labeled samples), seed and settings, so a sweep trains it once per
+    split and seed instead of four times, with the same result (the key includes the torch version, thread
+    count and device, on which float rounding depends). The runner opens one in ``out_dir/.pretrained``;
+    without it (the estimators alone) nothing is kept."""
+    token = _STORE.set(store := PretrainingStore(Path(folder)))
+    try:
+        yield store
+    finally:
+        _STORE.reset(token)
+
+
+def pretraining_key(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
+                    seed: int) -> str:
+    """A digest of what a pre-training's result depends on: the samples ``x`` (values, shape, dtype, order), the
+    network, the training settings, the seed, and where and how it runs (device, torch version and threads)."""
+    h = hashlib.sha1(repr((spec, tuple(input_shape), dataclasses.astuple(s), seed, tuple(x.shape), str(x.dtype),
+                           x.device.type, torch.__version__, torch.get_num_threads())).encode())
+    h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
 def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
                        seed: int, progress: bool) -> dict[str, torch.Tensor]:
     """Deep SVDD's pre-training: train an auto-encoder whose encoder has ``spec`` on ``x`` and
     return the encoder's state (weights; its BatchNorm running averages are left as training left
     them: a user of the encoder in eval mode recomputes them, as hybrid SSAD does) to initialise
-    another network."""
+    another network. Inside :func:`shared_pretraining`, a kept identical pre-training is returned instead."""
+    store = _STORE.get()
+    kept = store.folder / f"{pretraining_key(spec, input_shape, x, s, seed)}.pt" if store else None
+    if kept is not None and kept.exists():
+        try:
+            state = torch.load(kept, map_location=x.device, weights_only=True)
+            store.reused += 1
+            return state
+        except Exception as err:  # a damaged file costs a pre-training, never the run
+            log.warning("kept pre-training %s is unreadable (%s: %s); training again", kept, type(err).__name__, err)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ae = AEScore(spec, input_shape)
     ae.to(x.device)
     train_autoencoder(ae, x, s, torch.Generator().manual_seed(seed), desc="AE pre-training", progress=progress)
-    return ae.encoder.state_dict()
+    state = ae.encoder.state_dict()
+    if kept is not None:
+        store.trained += 1
+        try:
+            atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, kept)
+        except (OSError, RuntimeError) as err:  # a full or read-only disk must not stop the run
+            log.warning("could not keep the pre-training at %s: %s", kept, err)
+    return state
 
 
 class AutoEncoder(DeepDetector):
