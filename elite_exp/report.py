@@ -186,7 +186,7 @@ def collect(paths: list[Path]) -> pd.DataFrame:
                             ignore_index=True)
 
 
-def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
+def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
     """The finished runs of the current record format that belong to ``fig`` (records of an older
     format are listed in runs.csv only: their numbers were computed differently)."""
     keep = runs["status"].eq("ok") & runs["record_format"].eq(RECORD_FORMAT)
@@ -205,13 +205,28 @@ def select(runs: pd.DataFrame, fig: Figure) -> pd.DataFrame:
     sel = runs[keep].sort_values(["finished_at", "run_dir"], na_position="first", kind="stable")
     cell = [*SETTING, "r_p", "n_labels", "eta_m", "normal_class", "seed"]
     dup = sel.duplicated(cell, keep="last")
-    if dup.any():
+    if dup.any() and warn:
         log.warning("%s: %d run(s) superseded by a newer run of the same cell, class and seed: %s",
                     fig.name, int(dup.sum()), ", ".join(sel.loc[dup, "run_dir"]))
     return sel[~dup]
 
 
-def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc") -> tuple[pd.DataFrame, pd.DataFrame]:
+def other_labels_hint(runs: pd.DataFrame, fig: Figure) -> str:
+    """For a figure that keeps the data set's default n_labels: how many finished runs it left out for their
+    other n_labels, and how to make theirs the default (else "")."""
+    if fig.labels != "data":
+        return ""
+    ok = runs[runs["status"].eq("ok") & runs["record_format"].eq(RECORD_FORMAT)]
+    other = ok[ok["n_labels"].astype(float) != ok["n_labels_default"].astype(float)]
+    if other.empty:
+        return ""
+    given = ", ".join(sorted({f"{d}: n_labels {int(n)}" for d, n in zip(other["data"], other["n_labels"])}))
+    return (f" ({len(other)} finished run(s) have other n_labels than their data set's default: {given}; a data "
+            f"file of your own that sets n_labels makes it the default, README: Your own data)")
+
+
+def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc",
+              warn: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per class, averaged) long tables of ``metric`` for ``fig``.
 
     Per class: mean and std over seeds of each (setting, class, x) cell. Averaged: for each seed
@@ -219,7 +234,7 @@ def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc") -> tupl
     as the cell's most complete seed (the lowest such seed on a tie): a seed run on fewer or other
     classes is left out of the average, not mixed in (``n_partial_seeds`` counts those; the per-class
     table keeps them); ``n_classes`` says how many classes a cell covers (a missing class is not filled in)."""
-    sel = select(runs, fig)
+    sel = select(runs, fig, warn)
     keys = [*SETTING, fig.x]
     per_class = (sel.groupby([*keys, "normal_class"])[metric]
                  .agg(mean="mean", std="std", n_seeds="count").reset_index())
@@ -299,7 +314,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
     for fig in chosen(only):
         text = ["## " + TEX.sub(r"\1", fig.title), ""]
         for metric, (label, suffix) in METRICS.items():
-            per_class, averaged = summarise(runs, fig, metric)
+            per_class, averaged = summarise(runs, fig, metric, warn=metric == next(iter(METRICS)))
             if averaged["mean"].isna().all():
                 continue
             files = [out / f"{fig.name}{suffix}.csv", out / f"{fig.name}{suffix}_per_class.csv"]
@@ -311,7 +326,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
                      f"{label} per normal class:", "",
                      pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
         if len(text) == 2:
-            log.info("%s: no finished run with %s, not written", fig.name, fig.fixed())
+            log.info("%s: no finished run with %s, not written%s", fig.name, fig.fixed(), other_labels_hint(runs, fig))
             continue
         atomic_write_text(out / f"{fig.name}.md", "\n".join(text))
         index += text
@@ -342,6 +357,10 @@ def run_cli(argv: list[str] | None, prog: str, description: str,
         parser.error(str(err))
     if runs.empty:
         parser.error(f"no run record (result.json) under {', '.join(map(str, args.runs))}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # before any file is written
+        parser.error(f"--out {args.out} cannot be made: {err.strerror or err}")
     for path in write(runs, args.out, args.only):
         log.info("wrote %s", path)
 

@@ -54,6 +54,7 @@ from elite_exp.methods.registry import (
     names_its_method,
     setting_text,
     spelled_number,
+    unread_overrides,
 )
 from elite_exp.methods.training import TrainingDiverged
 from elite_exp.records import (
@@ -275,6 +276,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
     classes), when the same run is finished with its normal class spelled the other way."""
     t_start = time.perf_counter()
     device, estimator = validate(cfg)
+    for key in unread_overrides(cfg, HydraConfig.get().overrides.task if HydraConfig.initialized() else ()):
+        log.warning("%s is not read by %s: it changes nothing in this run", key, method_name(cfg))
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()

@@ -15,7 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from sklearn.metrics import roc_auc_score
 
-from elite_exp import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD, LabelsOnly
+from elite_exp import RSRAE, SSAD, AutoEncoder, DeepDetector, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
 from elite_exp.config import CONF_DIR, register
 from elite_exp.data import load_dataset, make_split
 from elite_exp.errors import ConfigError
@@ -279,3 +279,16 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
             f.write_bytes(b"damaged")
         assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
     assert (store.reused, store.trained) == (0, 1)
+
+
+def test_settings_the_method_does_not_read_are_named():
+    from elite_exp.methods.registry import unread_overrides
+
+    given = ["elite.pretrain=true", "train.lr=0.01", "+model.squared=true", "seed=1"]
+    assert unread_overrides(compose_cfg("model=ae", *given[:2]), ["model=ae", *given]) == \
+        ["elite.pretrain", "model.squared"]
+    assert unread_overrides(compose_cfg("method=ssad"), ["method=ssad", *given]) == \
+        ["elite.pretrain", "train.lr", "model.squared"]
+    assert unread_overrides(compose_cfg(), given) == []  # ELITE on svdd reads all three
+    with pytest.warns(UserWarning, match="pretrain=True acts on the svdd score only; score='ae' trains without"):
+        EliteDetector(score="ae", pretrain=True)._check_params()

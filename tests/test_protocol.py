@@ -112,3 +112,9 @@ def test_a_normal_class_the_train_split_lacks_is_named():
     with pytest.raises(ConfigError, match=r"^the train split holds no samples of the normal class weird; pick a "
                                           r"class it holds$"):
         make_split(np.repeat([0, 1], 50), 2, 0.1, 40, 4, 0, class_name="weird")
+
+
+def test_a_name_that_is_no_class_of_numbered_classes_is_not_offered_an_index():
+    with pytest.raises(ConfigError, match=r"^normal_class='zero' is not a class of this data set; allowed: a class "
+                                          r"name \(0, 1, 2\)$"):
+        class_index("zero", ("0", "1", "2"))

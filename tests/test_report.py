@@ -282,3 +282,32 @@ def test_classes_named_by_index_in_some_runs_and_by_name_in_others_are_reported(
     runs = collect([tmp_path])
     assert sorted(runs["normal_class"]) == ["1", "good"]
     assert write_report(runs, tmp_path / "out", ["fig3"]) and draw_all(runs, tmp_path / "fig", ["fig3"])
+
+
+def test_a_figure_left_empty_by_other_n_labels_says_how_to_make_them_the_default(tmp_path, caplog):
+    import logging
+
+    fake_run(tmp_path, n_labels=10, data="mnist")
+    runs = collect([tmp_path])
+    runs["n_labels_default"] = 20.0
+    with caplog.at_level(logging.INFO, logger="elite_exp.report"):
+        write_report(runs, tmp_path / "r", ["fig3"])
+    assert ("fig3: no finished run with eta_M 1, the data set's default n_labels (n_labels_default), not written "
+            "(1 finished run(s) have other n_labels than their data set's default: mnist: n_labels 10; a data file of "
+            "your own that sets n_labels makes it the default, README: Your own data)") in caplog.text
+
+
+def test_superseded_runs_are_named_once_per_figure(tmp_path, caplog):
+    fake_run(tmp_path, auc=0.7)
+    fake_run(tmp_path / "again", auc=0.9)
+    write_report(collect([tmp_path]), tmp_path / "r", ["fig3"])
+    assert caplog.text.count("run(s) superseded by") == 1
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_error_line(grid, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as exc:
+        main([str(grid), "--out", str(tmp_path / "file" / "report")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"--out {tmp_path / 'file' / 'report'} cannot be made: Not a directory" in err
+    assert "Traceback" not in err

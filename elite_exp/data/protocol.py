@@ -150,8 +150,9 @@ def class_index(normal_class: int | float | str, class_names: Sequence[str]) -> 
                           f"numbers ({shown}), so a number names a class, never an index: give one of them")
     if isinstance(normal_class, int) and not isinstance(normal_class, bool) and 0 <= normal_class < len(names):
         return normal_class
+    index = "" if numeric else f" or an index 0..{len(names) - 1}"  # numeric names: a number is a name
     raise ConfigError(f"normal_class={normal_class!r} is not a class of this data set; allowed: a class name "
-                      f"({shown}) or an index 0..{len(names) - 1}")
+                      f"({shown}){index}")
 
 
 def make_split(labels: np.ndarray, normal_class: int, r_p: float, n_train: int, n_labels: int,

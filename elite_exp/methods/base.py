@@ -12,6 +12,7 @@ Conventions (PyOD and scikit-learn):
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import tempfile
@@ -27,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.training import Monitor, TrainingDiverged, TrainSettings
-from elite_exp.networks import NetworkSpec, default_spec
+from elite_exp.networks import NetworkSpec, check_spec, default_spec
 from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
 
@@ -125,23 +126,31 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         s.check()
         return s
 
-    def _spec(self, input_shape: tuple[int, ...]) -> NetworkSpec:
+    def _spec(self, input_shape: tuple[int, ...] | None) -> NetworkSpec:
+        """The network ``network`` asks for (checked: ``networks.check_spec``); ``None`` takes the input shape's
+        default (``default_spec``). ``input_shape`` None (before the data is seen) checks the given fields only."""
         if self.network is None:
-            return default_spec(input_shape)
+            return default_spec(input_shape) if input_shape is not None else NetworkSpec()
         if isinstance(self.network, NetworkSpec):
+            check_spec(self.network)
             return self.network
         network = OmegaConf.to_container(self.network) if OmegaConf.is_config(self.network) else self.network
         if not isinstance(network, Mapping):
             raise ConfigError(f"network={self.network!r} is not allowed; give a dict such as {{'kind': 'mlp', "
                               f"'hidden': [64, 32], 'rep_dim': 16}} or {{'kind': 'conv', 'channels': [8, 4]}}")
+        fields = [f.name for f in dataclasses.fields(NetworkSpec)]
+        unknown = [k for k in network if k not in fields]
+        if unknown:
+            raise ConfigError(f"network={self.network!r} is not allowed: {unknown[0]!r} is not a network field; "
+                              f"its fields: {', '.join(fields)}")
         # without a kind: the one its keys name (channels: conv, hidden: mlp), else the input shape's
         named = {"channels", "hidden"} & set(network)
-        kind = {"channels": "conv", "hidden": "mlp"}[named.pop()] if len(named) == 1 else default_spec(input_shape).kind
-        spec = {"kind": kind, **network}
-        try:
-            return NetworkSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"network={self.network!r} is not a valid network spec: {err}") from err
+        kind = ({"channels": "conv", "hidden": "mlp"}[named.pop()] if len(named) == 1 else
+                default_spec(input_shape).kind if input_shape is not None else NetworkSpec.kind)
+        spec = NetworkSpec(**{k: tuple(v) if isinstance(v, list | tuple) else v
+                              for k, v in {"kind": kind, **network}.items()})
+        check_spec(spec)
+        return spec
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.random_state))
@@ -169,6 +178,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         if not 0.0 < self.contamination <= 0.5:
             raise ConfigError(f"contamination={self.contamination} is not allowed; it must lie in (0, 0.5]")
         self._settings()
+        self._spec(None)
 
     def _check_params(self) -> None:
         """Checks of the subclass's own hyper-parameters (raise ConfigError); run by fit()."""
@@ -216,7 +226,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         if not np.isfinite(train_scores).all() or np.ptp(train_scores) == 0:
             raise TrainingDiverged(f"{type(self).__name__}: the trained network gives the training samples "
                                    f"{'non-finite scores' if not np.isfinite(train_scores).all() else 'one score'} "
-                                   f"(it diverged or collapsed); try a smaller train.lr")
+                                   f"(it diverged or collapsed); try a smaller learning rate (lr; train.lr in the "
+                                   f"runner)")
         self.threshold_ = float(np.quantile(train_scores, 1.0 - self.contamination))
         return self
 
@@ -284,7 +295,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
             raise ConfigError(f"{path} is not a model written by DeepDetector.save ({err})") from err
         classes = _registry()
         if cls is not DeepDetector and name != cls.__name__:
-            raise ConfigError(f"{path} holds a {name}, not a {cls.__name__}")
+            raise ConfigError(f"{path} holds a model of class {name}, not {cls.__name__}")
         if name not in classes:
             raise ConfigError(f"{path} holds a {name}; known detectors: {', '.join(sorted(classes))}")
         est = classes[name](**{**blob["params"], "device": device})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 
 import torch
 
@@ -92,6 +93,9 @@ class EliteDetector(DeepDetector):
         if not self.eta_m > 0:
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
+        if self.pretrain and self.score != "svdd":
+            warnings.warn(f"pretrain=True acts on the svdd score only; score={self.score!r} trains without "
+                          f"pre-training", UserWarning, stacklevel=3)
         check_warmup(self.warmup_epochs)
         if not self.labeled_weight >= 0:
             raise ConfigError(f"labeled_weight={self.labeled_weight} is not allowed; it must be >= 0")

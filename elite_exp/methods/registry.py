@@ -140,6 +140,15 @@ def is_read(key: str, reads: tuple[str, ...]) -> bool:
     return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
 
 
+def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
+    """The command line's ``key=value`` overrides (Hydra's texts) of :data:`METHOD_GROUPS` keys that the method of
+    ``cfg`` does not read (:func:`read_settings`): ``elite.pretrain=true`` with ``model=ae``, ``train.lr=...``
+    for plain SSAD. They change nothing in the run (nor its folder)."""
+    reads = read_settings(cfg)
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
+    return [k for k in keys if k.startswith(tuple(f"{g}." for g in METHOD_GROUPS)) and not is_read(k, reads)]
+
+
 # the groups whose keys only some methods read (:func:`read_settings`)
 METHOD_GROUPS = ("train", "baseline", "elite", "model", "data.network")
 # settings records and tables show as their own columns (a record's ``epochs``): kept for every method
@@ -256,7 +265,8 @@ def common_params(cfg: DictConfig) -> dict:
 # an estimator's error names the value as the user wrote it: train.epochs=0, not epochs=0
 CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
                "optimizer": "train.optimizer", "weight_decay": "train.weight_decay", "random_state": "seed",
-               "network": "data.network", "rep_dim": "data.network.rep_dim", "test_fraction": "data.test_fraction",
+               "network": "data.network", "test_fraction": "data.test_fraction",
+               **{f: f"data.network.{f}" for f in ("kind", "channels", "hidden", "rep_dim", "batch_norm")},
                "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
                "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
                "warmup_epochs": "elite.warmup_epochs", "labeled_weight": "elite.labeled_weight",
@@ -340,4 +350,5 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
         est = AutoEncoder(**common)
     est._check_params()
     est._settings()
+    est._spec(None)  # the network's fields (their fit with the data's shape is checked when it is read)
     return est

@@ -35,18 +35,40 @@ def default_spec(input_shape: tuple[int, ...]) -> NetworkSpec:
     raise ConfigError(f"input shape {input_shape} is not supported; use (N, D) vectors or (N, C, H, W) images")
 
 
+def _is_size(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def check_spec(spec: NetworkSpec) -> None:
+    """ConfigError naming the first bad field of ``spec``: ``kind`` conv or mlp, ``channels`` / ``hidden`` lists of
+    whole numbers >= 1 (conv needs one stage at least), ``rep_dim`` a whole number >= 1, ``batch_norm`` true or
+    false."""
+    if spec.kind not in ("conv", "mlp"):
+        raise ConfigError(f"kind={spec.kind!r} is not allowed; a network's kind is conv or mlp")
+    for name in ("channels", "hidden"):
+        sizes = getattr(spec, name)
+        if not (isinstance(sizes, tuple) and all(_is_size(v) for v in sizes)):
+            shown = list(sizes) if isinstance(sizes, tuple) else sizes
+            raise ConfigError(f"{name}={shown!r} is not allowed; a network's {name} is a list of whole numbers >= 1")
+    if spec.kind == "conv" and not spec.channels:
+        raise ConfigError("channels=[] is not allowed; a conv network needs one stage at least")
+    if not _is_size(spec.rep_dim):
+        raise ConfigError(f"rep_dim={spec.rep_dim!r} is not allowed; the embedding needs a whole number rep_dim >= 1")
+    if not isinstance(spec.batch_norm, bool):
+        raise ConfigError(f"batch_norm={spec.batch_norm!r} is not allowed; it must be true or false")
+
+
 def _check(spec: NetworkSpec, input_shape: tuple[int, ...]) -> None:
-    if spec.rep_dim < 1:
-        raise ConfigError(f"rep_dim={spec.rep_dim} is not allowed; the embedding needs rep_dim >= 1")
+    check_spec(spec)
     if spec.kind == "mlp" and len(input_shape) != 1:
         raise ConfigError(f"network kind 'mlp' needs vector inputs (N, D), got samples of shape {input_shape}")
     if spec.kind == "conv":
         if len(input_shape) != 3:
             raise ConfigError(f"network kind 'conv' needs images (N, C, H, W), got samples of shape {input_shape}")
         if min(input_shape[1:]) < 2 ** len(spec.channels):
-            raise ConfigError(f"images of size {input_shape[1:]} are too small for {len(spec.channels)} pooling stages")
-    if spec.kind not in ("conv", "mlp"):
-        raise ConfigError(f"network kind {spec.kind!r} is not allowed; allowed: conv, mlp")
+            raise ConfigError(f"images of size {input_shape[1:]} are too small for {len(spec.channels)} pooling "
+                              f"stages: they need {2 ** len(spec.channels)} pixels a side at least (data.image_size), "
+                              f"or fewer stages (channels)")
 
 
 def build_encoder(spec: NetworkSpec, input_shape: tuple[int, ...]) -> nn.Module:
