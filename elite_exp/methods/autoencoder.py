@@ -5,6 +5,7 @@ pre-training that Deep SVDD, Deep SAD and hybrid SSAD build on (shared between t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -59,12 +60,25 @@ def shared_pretraining(folder: str | Path) -> Iterator[PretrainingStore]:
         _STORE.reset(token)
 
 
+@functools.cache
+def _code_digest() -> str:
+    """A digest of the source of the modules a pre-training runs (the auto-encoder, its layers, the training loop):
+    a kept pre-training made by other code is not reused."""
+    from elite_exp import networks, scores
+    from elite_exp.methods import training
+
+    files = [Path(__file__), Path(scores.__file__), Path(training.__file__),
+             *Path(networks.__file__).parent.glob("*.py")]
+    return hashlib.sha1(b"".join(f.read_bytes() for f in sorted(files))).hexdigest()
+
+
 def pretraining_key(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
                     seed: int) -> str:
     """A digest of what a pre-training's result depends on: the samples ``x`` (values, shape, dtype, order), the
-    network, the training settings, the seed, and where and how it runs (device, torch version and threads)."""
+    network, the training settings, the seed, where and how it runs (device, torch version and threads) and the
+    code that runs it."""
     h = hashlib.sha1(repr((spec, tuple(input_shape), dataclasses.astuple(s), seed, tuple(x.shape), str(x.dtype),
-                           x.device.type, torch.__version__, torch.get_num_threads())).encode())
+                           x.device.type, torch.__version__, torch.get_num_threads(), _code_digest())).encode())
     h.update(x.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
 
