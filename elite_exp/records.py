@@ -6,9 +6,10 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -18,13 +19,15 @@ RESULT_FILE = "result.json"
 RECORD_FORMAT = 2
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half a file."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` by ``write(file)`` into a unique temporary file in its folder (made if missing), synced, then
+    renamed: readers never see half a file, concurrent writers never share a temporary file, and a failed write
+    leaves none behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -33,19 +36,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """``text`` to ``path`` (UTF-8) by :func:`atomic_write`."""
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` via a temporary file in its folder and a rename (made if missing): readers never
-    see half a file, and a failed write (OSError, RuntimeError) leaves no temporary file behind."""
+    """``torch.save(obj)`` to ``path`` by :func:`atomic_write`."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def write_json(path: Path, obj: Any) -> None:

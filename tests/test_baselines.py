@@ -252,8 +252,8 @@ def test_runs_of_one_split_and_seed_share_one_pretraining_with_the_same_result(t
         "deepsvdd": "trained", "deepsad": "reused", "deepsad_every_batch": "reused", "ssad_hybrid": "reused"}
     assert [r["pretraining"] for r in alone.values()] == ["trained", "trained"]
     for m, r in alone.items():
-        assert [shared[m][k] for k in ("test_auc", "test_aupr", "train_auc")] == \
-            [r[k] for k in ("test_auc", "test_aupr", "train_auc")], m
+        assert [shared[m][k] for k in ("test_auc", "test_aupr", "train_auc", "train_aupr")] == \
+            [r[k] for k in ("test_auc", "test_aupr", "train_auc", "train_aupr")], m
     assert len(list((tmp_path / "shared" / ".pretrained").glob("*.pt"))) == 1
     assert "pretraining" not in run("shared", "elite_svdd", "elite")  # no pre-training, nothing said
 
@@ -263,7 +263,15 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
     from elite_exp.methods.training import TrainSettings
     from elite_exp.networks import NetworkSpec
 
-    spec, s = NetworkSpec(kind="mlp", hidden=(16,), rep_dim=4), TrainSettings(epochs=2, batch_size=16)
+    conv = NetworkSpec(kind="conv", channels=(4,), rep_dim=4)  # images: the same kept state as trained anew
+    images, s = torch.rand(32, 1, 8, 8), TrainSettings(epochs=2, batch_size=16)
+    trained = pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
+    with shared_pretraining(tmp_path / "conv"):
+        pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
+        kept = pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
+    assert all(torch.equal(kept[k], trained[k]) for k in trained)
+
+    spec = NetworkSpec(kind="mlp", hidden=(16,), rep_dim=4)
     x = torch.rand(64, 8)
     fresh = pretrained_encoder(spec, (8,), x, s, 0, False)
     with shared_pretraining(tmp_path) as store:
@@ -290,5 +298,7 @@ def test_settings_the_method_does_not_read_are_named():
     assert unread_overrides(compose_cfg("method=ssad"), ["method=ssad", *given]) == \
         ["elite.pretrain", "train.lr", "model.squared"]
     assert unread_overrides(compose_cfg(), given) == []  # ELITE on svdd reads all three
+    EliteDetector(score="ae", pretrain=True)._check_params()  # the check that every method's build runs: silent
+    x, y = np.random.default_rng(0).random((40, 6)), np.r_[np.full(36, -1), 0, 0, 1, 1]
     with pytest.warns(UserWarning, match="pretrain=True acts on the svdd score only; score='ae' trains without"):
-        EliteDetector(score="ae", pretrain=True)._check_params()
+        EliteDetector(score="ae", pretrain=True, epochs=1, batch_size=8, device="cpu").fit(x, y)

@@ -65,8 +65,8 @@ def composed(tmp_path, *overrides):
     ("train.weight_decay=-1", "train.weight_decay=-1.0 is not allowed; it must be >= 0"),
     ("meta_iterations=-1", "meta_iterations=-1 is not allowed; it must be >= 0"),
     ("data.network.rep_dim=0", "data.network.rep_dim=0 is not allowed; the embedding needs a whole number rep_dim"),
-    ("data.network.hidden=[64,0]", r"data.network.hidden=\[64, 0\] is not allowed; a network's hidden is a list of "
-                                   r"whole numbers >= 1"),
+    ("data.network.hidden=[64,0]", "data.network.hidden=[64, 0] is not allowed; a network's hidden is a list of "
+                                   "whole numbers >= 1"),
     ("n_labels=1000", "n_labels=1000 asks for 500 labeled normals of class 0"),
     ("method=loe_hard_svdd r_p=0.9", "r_p=0.9 is not allowed with baseline=loe unless baseline.alpha is given"),
     ("elite.loe_weight=1 r_p=0.9", "r_p=0.9 is not allowed with elite.loe_weight=1 unless elite.alpha is given"),

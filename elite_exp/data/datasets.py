@@ -397,7 +397,8 @@ def _train_test_folders(folder: Path, image_size: int | None = None
     x_te, y_te, names_te = _cached_image_folder(folder / "test", image_size, "L" if x_tr.shape[1] == 1 else "RGB")
     if x_te.shape[1:] != x_tr.shape[1:]:
         raise ConfigError(f"train images under {folder} are {tuple(x_tr.shape[1:])} but test images "
-                          f"{tuple(x_te.shape[1:])}; set data.image_size to resize both")
+                          f"{tuple(x_te.shape[1:])}; give images of one size (with data=folder, data.image_size "
+                          f"resizes both)")
     classes, y_tr, y_te = _merge_classes(names_tr, y_tr, names_te, y_te)
     return x_tr, y_tr, x_te, y_te, classes
 

@@ -8,6 +8,8 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import platform
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -69,16 +71,30 @@ def _code_digest() -> str:
 
     files = [Path(__file__), Path(scores.__file__), Path(training.__file__),
              *Path(networks.__file__).parent.glob("*.py")]
-    return hashlib.sha1(b"".join(f.read_bytes() for f in sorted(files))).hexdigest()
+    try:
+        return hashlib.sha1(b"".join(f.read_bytes() for f in sorted(files))).hexdigest()
+    except OSError:  # source not readable (e.g. a zipped install): nothing is shared beyond this process
+        return uuid.uuid4().hex
+
+
+def _machine(device: torch.device) -> tuple:
+    """What float rounding depends on besides the code: the kernels' instruction set on CPU (torch's CPU capability,
+    e.g. AVX2 / AVX512), the GPU and its cuDNN on CUDA, and torch's determinism switches."""
+    if device.type == "cuda":
+        where = (torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device),
+                 torch.backends.cudnn.version(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    else:
+        where = (platform.machine(), torch.backends.cpu.get_cpu_capability())
+    return (device.type, *where, torch.are_deterministic_algorithms_enabled())
 
 
 def pretraining_key(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
                     seed: int) -> str:
     """A digest of what a pre-training's result depends on: the samples ``x`` (values, shape, dtype, order), the
-    network, the training settings, the seed, where and how it runs (device, torch version and threads) and the
-    code that runs it."""
+    network, the training settings, the seed, where and how it runs (:func:`_machine`, torch version and threads)
+    and the code that runs it."""
     h = hashlib.sha1(repr((spec, tuple(input_shape), dataclasses.astuple(s), seed, tuple(x.shape), str(x.dtype),
-                           x.device.type, torch.__version__, torch.get_num_threads(), _code_digest())).encode())
+                           _machine(x.device), torch.__version__, torch.get_num_threads(), _code_digest())).encode())
     h.update(x.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
 

@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.training import Monitor, TrainingDiverged, TrainSettings
-from elite_exp.networks import NetworkSpec, check_spec, default_spec
+from elite_exp.networks import NetworkSpec, default_spec, normal_spec
 from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
 
@@ -132,8 +132,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         if self.network is None:
             return default_spec(input_shape) if input_shape is not None else NetworkSpec()
         if isinstance(self.network, NetworkSpec):
-            check_spec(self.network)
-            return self.network
+            return normal_spec(self.network)
         network = OmegaConf.to_container(self.network) if OmegaConf.is_config(self.network) else self.network
         if not isinstance(network, Mapping):
             raise ConfigError(f"network={self.network!r} is not allowed; give a dict such as {{'kind': 'mlp', "
@@ -145,12 +144,11 @@ class DeepDetector(OutlierMixin, BaseEstimator):
                               f"its fields: {', '.join(fields)}")
         # without a kind: the one its keys name (channels: conv, hidden: mlp), else the input shape's
         named = {"channels", "hidden"} & set(network)
+        kind_known = "kind" in network or len(named) == 1 or input_shape is not None
         kind = ({"channels": "conv", "hidden": "mlp"}[named.pop()] if len(named) == 1 else
                 default_spec(input_shape).kind if input_shape is not None else NetworkSpec.kind)
-        spec = NetworkSpec(**{k: tuple(v) if isinstance(v, list | tuple) else v
-                              for k, v in {"kind": kind, **network}.items()})
-        check_spec(spec)
-        return spec
+        # without the data's shape a dict naming no kind is checked for what does not depend on it
+        return normal_spec(NetworkSpec(**{"kind": kind, **network}), kind_known)
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.random_state))

@@ -93,9 +93,6 @@ class EliteDetector(DeepDetector):
         if not self.eta_m > 0:
             raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
         parse_margin(self.margin)
-        if self.pretrain and self.score != "svdd":
-            warnings.warn(f"pretrain=True acts on the svdd score only; score={self.score!r} trains without "
-                          f"pre-training", UserWarning, stacklevel=3)
         check_warmup(self.warmup_epochs)
         if not self.labeled_weight >= 0:
             raise ConfigError(f"labeled_weight={self.labeled_weight} is not allowed; it must be >= 0")
@@ -134,6 +131,9 @@ class EliteDetector(DeepDetector):
 
     def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
         s = self._settings()
+        if self.pretrain and self.score != "svdd":
+            warnings.warn(f"pretrain=True acts on the svdd score only; score={self.score!r} trains without "
+                          f"pre-training", UserWarning, stacklevel=4)
         if self.pretrain and self.score == "svdd":
             module.encoder.load_state_dict(pretrained_encoder(
                 self._spec(self.input_shape_), self.input_shape_, x_unl, s, int(self.random_state), self.progress))

@@ -144,7 +144,7 @@ def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
     """The command line's ``key=value`` overrides (Hydra's texts) of :data:`METHOD_GROUPS` keys that the method of
     ``cfg`` does not read (:func:`read_settings`): ``elite.pretrain=true`` with ``model=ae``, ``train.lr=...``
     for plain SSAD. They change nothing in the run (nor its folder)."""
-    reads = read_settings(cfg)
+    reads = (*read_settings(cfg), "model.name")  # the score: taken by model=, fixed (and checked) by the others
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
     return [k for k in keys if k.startswith(tuple(f"{g}." for g in METHOD_GROUPS)) and not is_read(k, reads)]
 

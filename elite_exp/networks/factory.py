@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch.nn as nn
 
 from elite_exp.errors import ConfigError
@@ -36,30 +39,35 @@ def default_spec(input_shape: tuple[int, ...]) -> NetworkSpec:
 
 
 def _is_size(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_) and v >= 1
 
 
-def check_spec(spec: NetworkSpec) -> None:
-    """ConfigError naming the first bad field of ``spec``: ``kind`` conv or mlp, ``channels`` / ``hidden`` lists of
-    whole numbers >= 1 (conv needs one stage at least), ``rep_dim`` a whole number >= 1, ``batch_norm`` true or
+def normal_spec(spec: NetworkSpec, kind_known: bool = True) -> NetworkSpec:
+    """``spec`` checked, with its sizes as tuples of Python ints (lists and numpy integers are accepted); ConfigError
+    naming the first bad field: ``kind`` conv or mlp, ``channels`` / ``hidden`` lists of whole numbers >= 1 (conv
+    needs one stage at least, checked when ``kind_known``), ``rep_dim`` a whole number >= 1, ``batch_norm`` true or
     false."""
     if spec.kind not in ("conv", "mlp"):
         raise ConfigError(f"kind={spec.kind!r} is not allowed; a network's kind is conv or mlp")
+    sizes = {}
     for name in ("channels", "hidden"):
-        sizes = getattr(spec, name)
-        if not (isinstance(sizes, tuple) and all(_is_size(v) for v in sizes)):
-            shown = list(sizes) if isinstance(sizes, tuple) else sizes
+        given = getattr(spec, name)
+        if not (isinstance(given, list | tuple) and all(_is_size(v) for v in given)):
+            shown = [v.item() if isinstance(v, np.generic) else v for v in given] if isinstance(given, list | tuple) \
+                else given
             raise ConfigError(f"{name}={shown!r} is not allowed; a network's {name} is a list of whole numbers >= 1")
-    if spec.kind == "conv" and not spec.channels:
+        sizes[name] = tuple(int(v) for v in given)
+    if kind_known and spec.kind == "conv" and not sizes["channels"]:
         raise ConfigError("channels=[] is not allowed; a conv network needs one stage at least")
     if not _is_size(spec.rep_dim):
         raise ConfigError(f"rep_dim={spec.rep_dim!r} is not allowed; the embedding needs a whole number rep_dim >= 1")
-    if not isinstance(spec.batch_norm, bool):
+    if not isinstance(spec.batch_norm, bool | np.bool_):
         raise ConfigError(f"batch_norm={spec.batch_norm!r} is not allowed; it must be true or false")
+    return dataclasses.replace(spec, **sizes, rep_dim=int(spec.rep_dim), batch_norm=bool(spec.batch_norm))
 
 
 def _check(spec: NetworkSpec, input_shape: tuple[int, ...]) -> None:
-    check_spec(spec)
+    normal_spec(spec)
     if spec.kind == "mlp" and len(input_shape) != 1:
         raise ConfigError(f"network kind 'mlp' needs vector inputs (N, D), got samples of shape {input_shape}")
     if spec.kind == "conv":
