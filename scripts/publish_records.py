@@ -6,8 +6,9 @@ Copies every ``ok`` record of the current record format found under RUNS to
 ``DEST/records/<same relative path>/result.json`` (the per-sample files only for runs with curves,
 which Fig. 7 draws: ``curves.csv``, ``meta_scores.csv``), with ``run_dir`` and ``config.out_dir``
 rewritten to the copy, so the folder is self-contained; then writes ``python -m elite_exp.report``
-and ``python -m elite_exp.figures`` over ``DEST/records`` into DEST. Records already there are
-replaced by newer ones of the same run; nothing else is removed.
+and ``python -m elite_exp.figures`` over ``DEST/records`` into DEST. A record already there is replaced
+by the same run's record unless it finished later (``finished_at``; a record without one counts as
+older), so the order of RUNS does not matter; nothing else is removed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def publish(roots: list[Path], dest: Path) -> int:
             if rec is None or rec.get("status") != "ok" or record_format(rec) != RECORD_FORMAT:
                 continue
             target = dest / "records" / f.parent.relative_to(root.resolve())
+            there = read_record(target)
+            if there is not None and (there.get("finished_at") or "") > (rec.get("finished_at") or ""):
+                continue  # the copy there finished later
             rec["run_dir"] = str(target)
             rec["config"]["out_dir"] = str(dest / "records")
             write_json(target / RESULT_FILE, rec)

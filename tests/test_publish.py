@@ -1,0 +1,37 @@
+"""scripts/publish_records.py: records copied into a results folder, the later finished one kept."""
+
+import importlib.util
+import json
+
+from elite_exp.records import write_json
+from tests.conftest import REPO
+
+
+def _publish():
+    spec = importlib.util.spec_from_file_location("publish_records", REPO / "scripts" / "publish_records.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.publish
+
+
+def _run(root, auc, finished_at=None):
+    run_dir = root / "mnist" / "elite_svdd" / "class0" / "rp0.1_nl20_eta1.0_seed0_abc"
+    rec = {"status": "ok", "test_auc": auc, "run_dir": str(run_dir), "config": {"out_dir": str(root)},
+           "identity": {"format": 2}}
+    if finished_at:
+        rec["finished_at"] = finished_at
+    write_json(run_dir / "result.json", rec)
+
+
+def test_the_later_finished_record_of_a_run_is_kept_whatever_the_order_of_the_roots(tmp_path):
+    publish = _publish()
+    _run(tmp_path / "old", 0.7, "2026-11-01T00:00:00+00:00")
+    _run(tmp_path / "new", 0.9, "2026-12-01T00:00:00+00:00")
+    _run(tmp_path / "untimed", 0.5)
+    for order in (["old", "new", "untimed"], ["untimed", "new", "old"]):
+        dest = tmp_path / f"dest_{order[0]}"
+        assert publish([tmp_path / r for r in order], dest) >= 1
+        [copy] = dest.rglob("result.json")
+        rec = json.loads(copy.read_text())
+        assert rec["test_auc"] == 0.9 and rec["run_dir"] == str(copy.parent)
+        assert rec["config"]["out_dir"] == str(dest / "records")
