@@ -31,6 +31,7 @@ from elite_exp.report import (  # noqa: E402
     run_cli,
     summarise,
 )
+from elite_exp.run_figure import power_of_ten  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +164,17 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
         else:
             _no_runs(ax)
     ax = axes[2]
+    scale = ""
     if not meta.empty:
-        bins = np.linspace(meta["meta_score"].min(), meta["meta_score"].max(), 50)
+        values, scale = power_of_ten(meta["meta_score"].to_numpy())
+        bins = np.linspace(values.min(), values.max(), 50)
         for flag, label in ((0, "normal"), (1, "anomaly")):
-            ax.hist(meta.loc[meta["anomaly"] == flag, "meta_score"], bins=bins, alpha=0.6, label=label)
+            ax.hist(values[meta["anomaly"].to_numpy() == flag], bins=bins, alpha=0.6, label=label)
         ax.axvline(0, color="k", lw=0.8)
         ax.legend()
     else:
         _no_runs(ax)
-    ax.set_xlabel(r"$\hat{y} \cdot |M|$")
+    ax.set_xlabel(r"$\hat{y} \cdot |M|$" + scale)
     ax.set_ylabel("training samples")
     ax.set_title(f"(c) MNIST, r_p 0.5 (n={meta['run_dir'].nunique() if len(meta) else 0})")
     fig.suptitle("Fig. 7: training mechanism of ELITE")

@@ -19,6 +19,14 @@ from sklearn.metrics import roc_auc_score, roc_curve
 COLORS = {"normal": "tab:blue", "anomaly": "tab:red"}
 
 
+def power_of_ten(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """``values`` over the power of ten of their largest magnitude, and the axis-label suffix that says it
+    (``" (x 1e-05)"``; empty when it is 1): meta-gradients are about 1e-6 and their ticks unreadable as they are."""
+    top = float(np.nanmax(np.abs(values))) if len(values) else 0.0
+    exponent = int(np.floor(np.log10(top))) if top > 0 and np.isfinite(top) else 0
+    return (values / 10.0 ** exponent, f" (x 1e{exponent:+03d})") if exponent else (values, "")
+
+
 def _histograms(ax, values: np.ndarray, anomaly: np.ndarray) -> None:
     """Density histograms of ``values`` for anomaly == 0 and == 1 on shared bins."""
     bins = np.histogram_bin_edges(values, bins=40)
@@ -56,9 +64,10 @@ def save_run_figure(path: Path, test_anomaly: np.ndarray, test_scores: np.ndarra
                 title=f"(b) test ROC, AUC {roc_auc_score(test_anomaly, test_scores):.3f}")
 
     if with_meta:
-        _histograms(axes[2], meta_scores["meta_score"].to_numpy(), meta_scores["anomaly"].to_numpy())
+        meta, scale = power_of_ten(meta_scores["meta_score"].to_numpy())
+        _histograms(axes[2], meta, meta_scores["anomaly"].to_numpy())
         axes[2].axvline(0.0, color="black", linestyle=":")
-        axes[2].set(xlabel="mean y_hat * |M| (> 0: taken as normal)", ylabel="density",
+        axes[2].set(xlabel=f"mean y_hat * |M|{scale} (> 0: taken as normal)", ylabel="density",
                     title="(c) ELITE on the training set")
         axes[2].legend(fontsize="small")
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -302,3 +302,38 @@ def test_settings_the_method_does_not_read_are_named():
     x, y = np.random.default_rng(0).random((40, 6)), np.r_[np.full(36, -1), 0, 0, 1, 1]
     with pytest.warns(UserWarning, match="pretrain=True acts on the svdd score only; score='ae' trains without"):
         EliteDetector(score="ae", pretrain=True, epochs=1, batch_size=8, device="cpu").fit(x, y)
+
+
+def test_a_run_waits_for_the_same_pretraining_in_another_process_and_clears_a_dead_ones_lock(tmp_path):
+    import os
+    import socket
+    import threading
+
+    from elite_exp.methods.autoencoder import pretrained_encoder, pretraining_key, shared_pretraining
+    from elite_exp.methods.training import TrainSettings
+    from elite_exp.networks import NetworkSpec
+    from elite_exp.records import atomic_torch_save
+
+    spec, s = NetworkSpec(kind="mlp", hidden=(16,), rep_dim=4), TrainSettings(epochs=2, batch_size=16)
+    x = torch.rand(64, 8)
+    fresh = pretrained_encoder(spec, (8,), x, s, 0, False)
+    key = pretraining_key(spec, (8,), x, s, 0)
+    lock = tmp_path / f"{key}.lock"
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process (this one) trains that key
+
+    def finish():  # ... and finishes it a moment later
+        atomic_torch_save(fresh, tmp_path / f"{key}.pt")
+        lock.unlink()
+
+    timer = threading.Timer(1.5, finish)
+    timer.start()
+    with shared_pretraining(tmp_path) as store:
+        state = pretrained_encoder(spec, (8,), x, s, 0, False)
+    timer.join()
+    assert (store.reused, store.trained) == (1, 0) and all(torch.equal(state[k], fresh[k]) for k in fresh)
+
+    (tmp_path / f"{key}.pt").unlink()
+    lock.write_text(f"{socket.gethostname()} 4194999")  # a process that has ended: its lock is cleared
+    with shared_pretraining(tmp_path) as store:
+        pretrained_encoder(spec, (8,), x, s, 0, False)
+    assert (store.reused, store.trained) == (0, 1) and not lock.exists() and (tmp_path / f"{key}.pt").exists()

@@ -184,6 +184,7 @@ def _nan_x():
     (GOOD_X, GOOD_Y, {"network": {"hidden": [8.5]}}, r"hidden=\[8.5\] is not allowed"),
     (GOOD_X, GOOD_Y, {"network": {"hidden": 8}}, r"hidden=8 is not allowed"),
     (GOOD_X, GOOD_Y, {"network": {"hidden": "64"}}, r"hidden='64' is not allowed"),
+    (GOOD_X, GOOD_Y, {"network": {"hidden": np.array([4, 0])}}, r"hidden=\[4, 0\] is not allowed"),
     (GOOD_X, GOOD_Y, {"network": {"rep_dim": 2.5}}, r"rep_dim=2.5 is not allowed; the embedding needs a whole number"),
     (GOOD_X, GOOD_Y, {"network": {"batch_norm": "no"}}, r"batch_norm='no' is not allowed; it must be true or false"),
     (GOOD_X, GOOD_Y, {"network": {"kind": "rnn"}}, r"kind='rnn' is not allowed; a network's kind is conv or mlp"),

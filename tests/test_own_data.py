@@ -280,8 +280,12 @@ def _write(path, frame):
      "data.feature_columns lists the label column 'diagnosis' \\(data.label_column\\): the label cannot be a"),
     (lambda p: _write(p, breast_cancer_frame().iloc[:0]), {"label_column": "diagnosis"}, "holds no rows"),
     (lambda p: breast_cancer_frame().sort_values("diagnosis").reset_index(drop=True).to_csv(p) or str(p),
-     {"label_column": "diagnosis"}, r"column 'Unnamed: 0' holds the row numbers 0..568, a saved row index \(pandas' "
-     r"to_csv without index=False\), not a feature"),  # sorted by class: the index would leak the label
+     {"label_column": "diagnosis"}, r"column 'Unnamed: 0' has no header, as a row index saved by pandas' to_csv "
+     r"\(without index=False\) has"),  # sorted by class: the index would leak the label
+    (lambda p: breast_cancer_frame().sort_values("diagnosis").iloc[::3].to_csv(p) or str(p),  # an index of a subset
+     {"label_column": "diagnosis"}, r"column 'Unnamed: 0' has no header"),
+    (lambda p: breast_cancer_frame().to_csv(p, sep=";", index=False) or str(p), {"label_column": "diagnosis"},
+     r"has no label column 'diagnosis'; its columns: mean radius;.* \(one column: the file must be comma-separated\)"),
     (lambda p: str(p), {}, "CSV file .* does not exist"),
     (lambda p: _write(p, breast_cancer_frame()), {"label_column": "diagnosis", "test_fraction": 1.5},
      "test_fraction=1.5 is not allowed"),

@@ -311,3 +311,11 @@ def test_an_output_folder_that_cannot_be_made_is_one_error_line(grid, tmp_path, 
     err = capsys.readouterr().err
     assert exc.value.code == 2 and f"--out {tmp_path / 'file' / 'report'} cannot be made: Not a directory" in err
     assert "Traceback" not in err
+
+
+def test_meta_gradient_axes_are_labelled_with_their_power_of_ten():
+    from elite_exp.run_figure import power_of_ten
+
+    values, suffix = power_of_ten(np.array([3e-6, -5e-5]))
+    assert suffix == " (x 1e-05)" and np.allclose(values, [0.3, -5.0])
+    assert power_of_ten(np.array([0.5, 2.0]))[1] == "" and power_of_ten(np.array([]))[1] == ""

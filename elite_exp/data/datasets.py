@@ -479,14 +479,14 @@ def table_dataset(name: str, frame: pd.DataFrame, label_column: str, feature_col
     with the mean and standard deviation of the train split only (constant columns become 0).
     """
     if label_column not in frame.columns:
+        one = len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";\t")
         raise ConfigError(f"{where} has no label column {label_column!r}; its columns: "
-                          f"{', '.join(map(str, frame.columns))}")
-    saved_index = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c))
-                   and frame[c].to_numpy().tolist() == list(range(len(frame)))]
-    if saved_index and not feature_columns:  # a row index, which can leak the label when rows are sorted by class
-        raise ConfigError(f"{where}: column {saved_index[0]!r} holds the row numbers 0..{len(frame) - 1}, a saved row "
-                          "index (pandas' to_csv without index=False), not a feature: drop it, or list the features "
-                          "in data.feature_columns")
+                          f"{', '.join(map(str, frame.columns))}"
+                          f"{' (one column: the file must be comma-separated)' if one else ''}")
+    unnamed = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c))]
+    if unnamed and not feature_columns:  # most often a row index, which can leak the label (rows sorted by class)
+        raise ConfigError(f"{where}: column {unnamed[0]!r} has no header, as a row index saved by pandas' to_csv "
+                          "(without index=False) has: drop it, name it, or list the features in data.feature_columns")
     features = list(feature_columns) if feature_columns else [c for c in frame.columns if c != label_column]
     if not features:
         raise ConfigError(f"{where} has no feature columns besides the label column {label_column!r}")

@@ -8,7 +8,10 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import platform
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,33 +102,101 @@ def pretraining_key(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Te
     return h.hexdigest()[:20]
 
 
+# how long a run waits for another process's pre-training of the same key before training its own
+WAIT_LIMIT_S = 3 * 3600
+
+
+def _claim(lock: Path) -> bool:
+    """Create ``lock`` holding this host and process id; False when it exists (another run trains that key)."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{socket.gethostname()} {os.getpid()}")
+    return True
+
+
+def _owner_gone(lock: Path) -> bool:
+    """The process that wrote ``lock`` has ended (only known on this host; a lock from another host counts as
+    held until :data:`WAIT_LIMIT_S`)."""
+    try:
+        host, pid = lock.read_text().split()
+    except (OSError, ValueError):  # removed meanwhile, or not written yet
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def _kept_state(kept: Path, store: PretrainingStore, device: torch.device) -> dict[str, torch.Tensor] | None:
+    """The state kept at ``kept`` (counted as reused), or None when there is none or it cannot be read."""
+    if not kept.exists():
+        return None
+    try:
+        state = torch.load(kept, map_location=device, weights_only=True)
+    except Exception as err:  # a damaged file costs a pre-training, never the run
+        log.warning("kept pre-training %s is unreadable (%s: %s); training again", kept, type(err).__name__, err)
+        return None
+    store.reused += 1
+    return state
+
+
 def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
                        seed: int, progress: bool) -> dict[str, torch.Tensor]:
     """Deep SVDD's pre-training: train an auto-encoder whose encoder has ``spec`` on ``x`` and
     return the encoder's state (weights; its BatchNorm running averages are left as training left
     them: a user of the encoder in eval mode recomputes them, as hybrid SSAD does) to initialise
-    another network. Inside :func:`shared_pretraining`, a kept identical pre-training is returned instead."""
+    another network. Inside :func:`shared_pretraining`, a kept identical pre-training is returned instead; while
+    another process trains the same one (a ``<key>.lock`` file beside it, e.g. two jobs of one split started
+    together by the parallel launcher), this one waits for it (up to :data:`WAIT_LIMIT_S`; a lock whose process
+    has ended on this host is cleared)."""
     store = _STORE.get()
     kept = store.folder / f"{pretraining_key(spec, input_shape, x, s, seed)}.pt" if store else None
-    if kept is not None and kept.exists():
-        try:
-            state = torch.load(kept, map_location=x.device, weights_only=True)
-            store.reused += 1
-            return state
-        except Exception as err:  # a damaged file costs a pre-training, never the run
-            log.warning("kept pre-training %s is unreadable (%s: %s); training again", kept, type(err).__name__, err)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        ae = AEScore(spec, input_shape)
-    ae.to(x.device)
-    train_autoencoder(ae, x, s, torch.Generator().manual_seed(seed), desc="AE pre-training", progress=progress)
-    state = ae.encoder.state_dict()
+    owned = None
     if kept is not None:
-        store.trained += 1
-        try:
-            atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, kept)
-        except (OSError, RuntimeError) as err:  # a full or read-only disk must not stop the run
-            log.warning("could not keep the pre-training at %s: %s", kept, err)
+        state = _kept_state(kept, store, x.device)
+        if state is not None:
+            return state
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        lock, deadline = kept.with_suffix(".lock"), time.monotonic() + WAIT_LIMIT_S
+        while owned is None:
+            if _claim(lock):
+                owned = lock
+            elif _owner_gone(lock):
+                lock.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                log.warning("waited %d s for the pre-training locked by %s; training it here", WAIT_LIMIT_S, lock)
+                break
+            else:
+                time.sleep(1.0)
+            state = _kept_state(kept, store, x.device)  # the other run's, finished meanwhile
+            if state is not None:
+                if owned is not None:
+                    owned.unlink(missing_ok=True)
+                return state
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            ae = AEScore(spec, input_shape)
+        ae.to(x.device)
+        train_autoencoder(ae, x, s, torch.Generator().manual_seed(seed), desc="AE pre-training", progress=progress)
+        state = ae.encoder.state_dict()
+        if kept is not None:
+            store.trained += 1
+            try:
+                atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, kept)
+            except (OSError, RuntimeError) as err:  # a full or read-only disk must not stop the run
+                log.warning("could not keep the pre-training at %s: %s", kept, err)
+    finally:
+        if owned is not None:
+            owned.unlink(missing_ok=True)
     return state
 
 

@@ -69,7 +69,7 @@ class RSRAE(DeepDetector):
         spec = self._spec(input_shape)
         if self.intrinsic_dim > spec.rep_dim:
             raise ConfigError(f"intrinsic_dim={self.intrinsic_dim} is not allowed; it must be <= the network's "
-                              f"rep_dim ({spec.rep_dim}): set baseline.intrinsic_dim<={spec.rep_dim}")
+                              f"rep_dim={spec.rep_dim}")
         return RSRAEScore(spec, input_shape, self.intrinsic_dim)
 
     def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:

@@ -52,6 +52,7 @@ def normal_spec(spec: NetworkSpec, kind_known: bool = True) -> NetworkSpec:
     sizes = {}
     for name in ("channels", "hidden"):
         given = getattr(spec, name)
+        given = given.tolist() if isinstance(given, np.ndarray) and given.ndim == 1 else given
         if not (isinstance(given, list | tuple) and all(_is_size(v) for v in given)):
             shown = [v.item() if isinstance(v, np.generic) else v for v in given] if isinstance(given, list | tuple) \
                 else given
