@@ -122,9 +122,10 @@ class MlflowTracking(Callback):
         experiment_id = self._experiment_id(client)
         logged = client.search_runs([experiment_id], filter_string=f"tags.run_dir = '{key}'",
                                     run_view_type=ViewType.ACTIVE_ONLY)
-        if any(run.data.tags.get("record_sha1") == sha1 for run in logged):
+        ended = ("FINISHED", "FAILED")  # a run still RUNNING was cut off while it was logged
+        if any(run.data.tags.get("record_sha1") == sha1 and run.info.status in ended for run in logged):
             return None
-        for run in logged:  # an older record of the same folder
+        for run in logged:  # an older record of the same folder, or this one's logging cut off before it ended
             client.delete_run(run.info.run_id)
 
         tags = {"run_dir": key, "record_sha1": sha1, "method": record["method"], "data": record["data"],

@@ -7,14 +7,17 @@ Copies every ``ok`` record of the current record format found under RUNS to
 which Fig. 7 draws: ``curves.csv``, ``meta_scores.csv``), with ``run_dir`` and ``config.out_dir``
 rewritten to the copy, so the folder is self-contained; then writes ``python -m elite_exp.report``
 and ``python -m elite_exp.figures`` over ``DEST/records`` into DEST. A record already there is replaced
-by the same run's record unless it finished later (``finished_at``; a record without one counts as
-older), so the order of RUNS does not matter; nothing else is removed.
+by the same run's record (same settings hash) unless it finished later (``finished_at``; a record without
+one counts as older), so the order of RUNS does not matter; a record of other settings at the same path
+(``hydra.sweep.subdir=${hydra.job.num}`` layouts) is not copied, with a line on stderr; records under DEST
+inside a root are not copied again; nothing else is removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from elite_exp.figures import draw_all
@@ -27,13 +30,21 @@ CURVE_FILES = ("curves.csv", "meta_scores.csv")
 def publish(roots: list[Path], dest: Path) -> int:
     """Copy the records under ``roots`` into ``dest / "records"``; returns how many were copied."""
     copied = 0
+    inside = (dest / "records").resolve()
     for root in roots:
         for f in record_files([root]):  # the report's rule: MLflow's artifact copies are not records
             rec = read_record(f.parent)
             if rec is None or rec.get("status") != "ok" or record_format(rec) != RECORD_FORMAT:
                 continue
+            if f.is_relative_to(inside):  # the destination inside a root: its own copies
+                continue
             target = dest / "records" / f.parent.relative_to(root.resolve())
             there = read_record(target)
+            if there is not None and there.get("identity", {}).get("config_hash") != \
+                    rec.get("identity", {}).get("config_hash"):
+                print(f"not copied: {f.parent} (its folder in {dest / 'records'} holds the record of other "
+                      f"settings)", file=sys.stderr)
+                continue
             if there is not None and (there.get("finished_at") or "") > (rec.get("finished_at") or ""):
                 continue  # the copy there finished later
             rec["run_dir"] = str(target)

@@ -259,7 +259,7 @@ def test_runs_of_one_split_and_seed_share_one_pretraining_with_the_same_result(t
 
 
 def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(tmp_path):
-    from elite_exp.methods.autoencoder import pretrained_encoder, shared_pretraining
+    from elite_exp.methods.autoencoder import pretrained_encoder, pretraining_key, shared_pretraining
     from elite_exp.methods.training import TrainSettings
     from elite_exp.networks import NetworkSpec
 
@@ -285,6 +285,20 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
     with shared_pretraining(tmp_path) as store:  # a damaged kept file is trained again, not fatal
         for f in tmp_path.glob("*.pt"):
             f.write_bytes(b"damaged")
+        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
+    assert (store.reused, store.trained) == (0, 1)
+    with shared_pretraining(tmp_path / "swapped"):  # two kept files swapped by hand: neither is taken for the other
+        pretrained_encoder(spec, (8,), x, s, 0, False)
+        pretrained_encoder(spec, (8,), x, s, 1, False)
+    seed0, seed1 = (tmp_path / "swapped" / f"{pretraining_key(spec, (8,), x, s, k)}.pt" for k in (0, 1))
+    seed0.rename(tmp_path / "swapped" / "tmp")
+    seed1.rename(seed0)
+    (tmp_path / "swapped" / "tmp").rename(seed1)
+    with shared_pretraining(tmp_path / "swapped") as store:
+        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
+    assert (store.reused, store.trained) == (0, 1)
+    (tmp_path / "blocked").write_text("a file where the store's folder would be")
+    with shared_pretraining(tmp_path / "blocked") as store:  # an unusable store: trained, nothing kept
         assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
     assert (store.reused, store.trained) == (0, 1)
 
@@ -322,7 +336,7 @@ def test_a_run_waits_for_the_same_pretraining_in_another_process_and_clears_a_de
     lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process (this one) trains that key
 
     def finish():  # ... and finishes it a moment later
-        atomic_torch_save(fresh, tmp_path / f"{key}.pt")
+        atomic_torch_save({"key": key, "state": fresh}, tmp_path / f"{key}.pt")
         lock.unlink()
 
     timer = threading.Timer(1.5, finish)

@@ -14,10 +14,10 @@ def _publish():
     return module.publish
 
 
-def _run(root, auc, finished_at=None):
+def _run(root, auc, finished_at=None, config_hash="abc"):
     run_dir = root / "mnist" / "elite_svdd" / "class0" / "rp0.1_nl20_eta1.0_seed0_abc"
     rec = {"status": "ok", "test_auc": auc, "run_dir": str(run_dir), "config": {"out_dir": str(root)},
-           "identity": {"format": 2}}
+           "identity": {"format": 2, "config_hash": config_hash}}
     if finished_at:
         rec["finished_at"] = finished_at
     write_json(run_dir / "result.json", rec)
@@ -35,3 +35,17 @@ def test_the_later_finished_record_of_a_run_is_kept_whatever_the_order_of_the_ro
         rec = json.loads(copy.read_text())
         assert rec["test_auc"] == 0.9 and rec["run_dir"] == str(copy.parent)
         assert rec["config"]["out_dir"] == str(dest / "records")
+
+
+def test_a_record_of_other_settings_at_the_same_path_is_not_copied_and_dest_inside_a_root_is_skipped(tmp_path,
+                                                                                                    capsys):
+    publish = _publish()
+    _run(tmp_path / "a", 0.7, "2026-11-01T00:00:00+00:00")
+    _run(tmp_path / "b", 0.9, "2026-12-01T00:00:00+00:00", config_hash="other")  # e.g. other train.epochs
+    dest = tmp_path / "a" / "pub"
+    assert publish([tmp_path / "a", tmp_path / "b"], dest) == 1
+    assert "holds the record of other settings" in capsys.readouterr().err
+    [copy] = dest.rglob("result.json")
+    assert json.loads(copy.read_text())["test_auc"] == 0.7
+    assert publish([tmp_path / "a"], dest) == 1  # again: its own copies under a/pub are not copied into a/pub
+    assert len(list(dest.rglob("result.json"))) == 1

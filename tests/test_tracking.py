@@ -132,6 +132,19 @@ def test_changed_record_replaces_its_mlflow_run(tmp_path):
     assert run.info.run_id == second != first and run.data.metrics["test_auc"] == rec["test_auc"]
 
 
+def test_a_run_whose_logging_was_cut_off_is_logged_again(tmp_path):
+    run_dir = tmp_path / "run"
+    execute(cfg_of(), run_dir, multirun=True)
+    tracking = MlflowTracking(out_dir=str(tmp_path))
+    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
+    first = tracking.log_run(client, run_dir)
+    client.update_run(first, status="RUNNING")  # as a process killed between create_run and set_terminated left it
+    second = tracking.log_run(client, run_dir)
+    [run] = tracked_runs(tmp_path)[1].values()
+    assert second not in (None, first) and run.info.run_id == second and run.info.status == "FINISHED"
+    assert "test_auc" in run.data.metrics and tracking.log_run(client, run_dir) is None
+
+
 def test_run_figure_has_a_third_panel_for_elite_and_plots_false_skips_it(tmp_path):
     width = {}
     for method in ("elite_svdd", "deepsvdd"):

@@ -136,13 +136,19 @@ def _owner_gone(lock: Path) -> bool:
 
 
 def _kept_state(kept: Path, store: PretrainingStore, device: torch.device) -> dict[str, torch.Tensor] | None:
-    """The state kept at ``kept`` (counted as reused), or None when there is none or it cannot be read."""
+    """The state kept at ``kept`` (counted as reused), or None when there is none, or it cannot be read, or it was
+    kept under another key (a file renamed or copied by hand)."""
     if not kept.exists():
         return None
     try:
-        state = torch.load(kept, map_location=device, weights_only=True)
-    except Exception as err:  # a damaged file costs a pre-training, never the run
-        log.warning("kept pre-training %s is unreadable (%s: %s); training again", kept, type(err).__name__, err)
+        blob = torch.load(kept, map_location=device, weights_only=True)
+        if blob["key"] != kept.stem:
+            raise ValueError(f"it holds the pre-training of key {blob['key']}")
+        state = blob["state"]
+    except Exception as err:  # a damaged or foreign file costs a pre-training, never the run
+        reason = str(err).splitlines()[0] if str(err) else ""
+        log.warning("kept pre-training %s is not usable (%s: %s); training it again", kept, type(err).__name__, reason)
+        kept.unlink(missing_ok=True)
         return None
     store.reused += 1
     return state
@@ -164,23 +170,14 @@ def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch
         state = _kept_state(kept, store, x.device)
         if state is not None:
             return state
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        lock, deadline = kept.with_suffix(".lock"), time.monotonic() + WAIT_LIMIT_S
-        while owned is None:
-            if _claim(lock):
-                owned = lock
-            elif _owner_gone(lock):
-                lock.unlink(missing_ok=True)
-            elif time.monotonic() > deadline:
-                log.warning("waited %d s for the pre-training locked by %s; training it here", WAIT_LIMIT_S, lock)
-                break
-            else:
-                time.sleep(1.0)
-            state = _kept_state(kept, store, x.device)  # the other run's, finished meanwhile
-            if state is not None:
-                if owned is not None:
-                    owned.unlink(missing_ok=True)
-                return state
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            owned = _wait_or_claim(kept, store, x.device)
+        except OSError as err:  # an unusable store (a file in its place, no permission): train, keep nothing
+            log.warning("pre-training store %s is not usable (%s); training without it", kept.parent, err)
+            kept = None
+        if isinstance(owned, dict):  # the other run's, finished meanwhile
+            return owned
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -188,16 +185,39 @@ def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch
         ae.to(x.device)
         train_autoencoder(ae, x, s, torch.Generator().manual_seed(seed), desc="AE pre-training", progress=progress)
         state = ae.encoder.state_dict()
-        if kept is not None:
+        if store is not None:
             store.trained += 1
+        if kept is not None:
             try:
-                atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, kept)
+                atomic_torch_save({"key": kept.stem, "state": {k: v.detach().cpu() for k, v in state.items()}}, kept)
             except (OSError, RuntimeError) as err:  # a full or read-only disk must not stop the run
                 log.warning("could not keep the pre-training at %s: %s", kept, err)
     finally:
-        if owned is not None:
+        if isinstance(owned, Path):
             owned.unlink(missing_ok=True)
     return state
+
+
+def _wait_or_claim(kept: Path, store: PretrainingStore, device: torch.device) -> Path | dict | None:
+    """Claim the lock of ``kept`` (returned: this run trains it), or wait for the run holding it and return the state
+    it kept; None when the wait ran out (:data:`WAIT_LIMIT_S`: this run trains it without the lock)."""
+    lock, deadline = kept.with_suffix(".lock"), time.monotonic() + WAIT_LIMIT_S
+    while True:
+        owned = _claim(lock)
+        state = _kept_state(kept, store, device)  # finished meanwhile (also right after a claim)
+        if state is not None:
+            if owned:
+                lock.unlink(missing_ok=True)
+            return state
+        if owned:
+            return lock
+        if _owner_gone(lock):
+            lock.unlink(missing_ok=True)
+        elif time.monotonic() > deadline:
+            log.warning("waited %d s for the pre-training locked by %s; training it here", WAIT_LIMIT_S, lock)
+            return None
+        else:
+            time.sleep(1.0)
 
 
 class AutoEncoder(DeepDetector):
