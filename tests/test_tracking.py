@@ -119,12 +119,18 @@ def test_unreachable_store_is_one_warning_and_the_record_stays(tmp_path, caplog)
     assert json.loads((run_dir / "result.json").read_text())["test_auc"] == rec["test_auc"]
 
 
-def test_changed_record_replaces_its_mlflow_run(tmp_path):
+@pytest.fixture
+def logged_run(tmp_path):
+    """A finished run logged once: (tracking callback, client, run folder, MLflow run id)."""
     run_dir = tmp_path / "run"
     execute(cfg_of(), run_dir, multirun=True)
     tracking = MlflowTracking(out_dir=str(tmp_path))
     client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    first = tracking.log_run(client, run_dir)
+    return tracking, client, run_dir, tracking.log_run(client, run_dir)
+
+
+def test_changed_record_replaces_its_mlflow_run(tmp_path, logged_run):
+    tracking, client, run_dir, first = logged_run
     assert first is not None and tracking.log_run(client, run_dir) is None  # the same record: logged once
     rec = execute(cfg_of("force=true", "seed=1"), run_dir, multirun=True)
     second = tracking.log_run(client, run_dir)
@@ -132,12 +138,8 @@ def test_changed_record_replaces_its_mlflow_run(tmp_path):
     assert run.info.run_id == second != first and run.data.metrics["test_auc"] == rec["test_auc"]
 
 
-def test_a_run_whose_logging_was_cut_off_is_logged_again(tmp_path):
-    run_dir = tmp_path / "run"
-    execute(cfg_of(), run_dir, multirun=True)
-    tracking = MlflowTracking(out_dir=str(tmp_path))
-    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    first = tracking.log_run(client, run_dir)
+def test_a_run_whose_logging_was_cut_off_is_logged_again(tmp_path, logged_run):
+    tracking, client, run_dir, first = logged_run
     client.update_run(first, status="RUNNING")  # as a process killed between create_run and set_terminated left it
     second = tracking.log_run(client, run_dir)
     [run] = tracked_runs(tmp_path)[1].values()
