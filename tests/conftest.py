@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread_and_the_same_random_state():
+    """One thread, and every test starts from the same global random state, whichever tests ran before it in its
+    worker (pytest-xdist deals tests out in a varying order): a network built without a seed gets the same weights."""
     torch.set_num_threads(1)
+    torch.manual_seed(0)
+    np.random.seed(0)
 
 
 @pytest.fixture(scope="session")

@@ -128,6 +128,7 @@ def test_neutral_ad_score_learns_its_contrast_and_elite_on_it_separates_anomalie
     from elite_exp.networks import NetworkSpec
     from elite_exp.scores import N_TRANSFORMS, build_score
 
+    torch.manual_seed(0)  # (conftest seeds every test too) measured: the loss falls to 2-8% of its start at seeds 0-5
     module = build_score("neutral", NetworkSpec(kind="conv", channels=(8, 4), rep_dim=16), (1, 8, 8))
     images = digits.x_train[:64].reshape(-1, 1, 8, 8)
     views = module.views(images)
