@@ -68,10 +68,14 @@ def _no_runs(ax: plt.Axes) -> None:
     ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
+# no creation date in the files: the same runs draw byte-identical figures (a republished folder shows no change)
+NO_DATE = {"png": {"Software": None}, "pdf": {"CreationDate": None}}
+
+
 def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata=NO_DATE[p.suffix[1:]])
     plt.close(fig)
     return paths
 

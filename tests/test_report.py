@@ -319,3 +319,13 @@ def test_meta_gradient_axes_are_labelled_with_their_power_of_ten():
     values, suffix = power_of_ten(np.array([3e-6, -5e-5]))
     assert suffix == " (x 1e-05)" and np.allclose(values, [0.3, -5.0])
     assert power_of_ten(np.array([0.5, 2.0]))[1] == "" and power_of_ten(np.array([]))[1] == ""
+
+
+def test_the_same_runs_draw_byte_identical_figures(grid, tmp_path):
+    import time
+
+    first = draw_all(collect([grid]), tmp_path / "a")
+    time.sleep(1.1)  # a creation date would differ now
+    second = draw_all(collect([grid]), tmp_path / "b")
+    assert [p.name for p in first] == [p.name for p in second] and any(p.suffix == ".pdf" for p in first)
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
