@@ -225,10 +225,14 @@ def check_choices(cfg: DictConfig, hc) -> None:
                           f"+tracking=mlflow to log the runs")
 
 
+def task_overrides() -> Sequence[str]:
+    """The job's command-line overrides (Hydra's ``key=value`` texts); none outside a Hydra job."""
+    return HydraConfig.get().overrides.task if HydraConfig.initialized() else ()
+
+
 def validate(cfg: DictConfig) -> tuple[str, object]:
     """:func:`check_config` with the job's command-line overrides, then the run's thread count."""
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else ()
-    device, estimator = check_config(cfg, overrides)
+    device, estimator = check_config(cfg, task_overrides())
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return device, estimator
@@ -276,7 +280,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
     classes), when the same run is finished with its normal class spelled the other way."""
     t_start = time.perf_counter()
     device, estimator = validate(cfg)
-    for key in unread_overrides(cfg, HydraConfig.get().overrides.task if HydraConfig.initialized() else ()):
+    for key in unread_overrides(cfg, task_overrides()):
         log.warning("%s is not read by %s: it changes nothing in this run", key, method_name(cfg))
     seconds: dict[str, float] = {}
 

@@ -98,7 +98,7 @@ def pretraining_key(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Te
     and the code that runs it."""
     h = hashlib.sha1(repr((spec, tuple(input_shape), dataclasses.astuple(s), seed, tuple(x.shape), str(x.dtype),
                            _machine(x.device), torch.__version__, torch.get_num_threads(), _code_digest())).encode())
-    h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    h.update(x.detach().cpu().contiguous().numpy())  # the buffer itself: no copy of the samples
     return h.hexdigest()[:20]
 
 

@@ -127,7 +127,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         return s
 
     def _spec(self, input_shape: tuple[int, ...] | None) -> NetworkSpec:
-        """The network ``network`` asks for (checked: ``networks.check_spec``); ``None`` takes the input shape's
+        """The network ``network`` asks for (checked: ``networks.normal_spec``); ``None`` takes the input shape's
         default (``default_spec``). ``input_shape`` None (before the data is seen) checks the given fields only."""
         if self.network is None:
             return default_spec(input_shape) if input_shape is not None else NetworkSpec()
