@@ -240,9 +240,11 @@ def recompute_bn_statistics(module: nn.Module, x: torch.Tensor, batch_size: int)
             order.append(m)
 
     hooks = [m.register_forward_pre_hook(seen) for m in norms]
-    saved = [(m.training, m.momentum) for m in norms]
+    saved = [(m.training, m.momentum, m.track_running_stats) for m in norms]
     was_training = module.training
     try:
+        for m in norms:  # also in the middle of training, which keeps no running statistics
+            m.track_running_stats = True
         module.eval()
         module(batches[0])  # finds the order
         for layer in order:
@@ -264,9 +266,10 @@ def recompute_bn_statistics(module: nn.Module, x: torch.Tensor, batch_size: int)
         for h in hooks:
             h.remove()
         module.train(was_training)
-        for m, (training, momentum) in zip(norms, saved):
+        for m, (training, momentum, tracked) in zip(norms, saved):
             m.train(training)
             m.momentum = momentum
+            m.track_running_stats = tracked
 
 
 @contextmanager

@@ -71,9 +71,9 @@ def test_unsupervised_baselines_never_see_a_label(digits_task, klass, monkeypatc
     seen = []
     train = klass._train
 
-    def spy(self, module, x_unl, x_lab, y_lab, monitor):
-        seen.append((len(x_unl), len(x_lab), len(y_lab)))
-        return train(self, module, x_unl, x_lab, y_lab, monitor)
+    def spy(self, runs):
+        seen.extend((len(r.x_unl), len(r.x_lab), len(r.y_lab)) for r in runs)
+        return train(self, runs)
 
     monkeypatch.setattr(klass, "_train", spy)
     scores = [klass(epochs=2, **FAST).fit(X, labels).decision_function(x_test)

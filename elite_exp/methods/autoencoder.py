@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.training import Monitor, TrainSettings, run_training
+from elite_exp.methods.base import DeepDetector, train_runs
+from elite_exp.methods.training import TrainSettings, diverged, run_training
 from elite_exp.networks import NetworkSpec
 from elite_exp.records import atomic_torch_save
 from elite_exp.scores import AEScore
@@ -29,11 +29,20 @@ from elite_exp.scores import AEScore
 log = logging.getLogger(__name__)
 
 
+def reconstruction_step(net, idx: torch.Tensor, data) -> tuple[torch.Tensor, dict]:
+    """The auto-encoder's training step: the mean squared reconstruction error of the batch ``data['x'][idx]``."""
+    return net(data["x"][idx]).mean(), {}
+
+
 def train_autoencoder(ae: AEScore, x: torch.Tensor, s: TrainSettings, generator: torch.Generator, *,
-                      desc: str, progress: bool, monitor: Monitor | None = None) -> list[float]:
-    """Minimise the mean squared reconstruction error of ``x``; returns the mean loss per epoch."""
-    return run_training(ae, len(x), lambda idx: (ae(x[idx]).mean(), {}), s, generator, desc=desc,
-                        progress=progress, monitor=monitor)
+                      desc: str, progress: bool) -> list[float]:
+    """Minimise the mean squared reconstruction error of ``x``; returns the mean loss per epoch
+    (TrainingDiverged when it turns NaN or infinite)."""
+    losses = run_training(ae, len(x), reconstruction_step, s, generator, {"x": x}, desc=desc, progress=progress)[0]
+    error = diverged(losses, desc)
+    if error is not None:
+        raise error
+    return losses
 
 
 @dataclasses.dataclass
@@ -157,8 +166,8 @@ def _kept_state(kept: Path, store: PretrainingStore, device: torch.device) -> di
 def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
                        seed: int, progress: bool) -> dict[str, torch.Tensor]:
     """Deep SVDD's pre-training: train an auto-encoder whose encoder has ``spec`` on ``x`` and
-    return the encoder's state (weights; its BatchNorm running averages are left as training left
-    them: a user of the encoder in eval mode recomputes them, as hybrid SSAD does) to initialise
+    return the encoder's state (weights; training keeps no BatchNorm running statistics: a user of the
+    encoder in eval mode computes them, as hybrid SSAD does) to initialise
     another network. Inside :func:`shared_pretraining`, a kept identical pre-training is returned instead; while
     another process trains the same one (a ``<key>.lock`` file beside it, e.g. two jobs of one split started
     together by the parallel launcher), this one waits for it (up to :data:`WAIT_LIMIT_S`; a lock whose process
@@ -237,6 +246,5 @@ class AutoEncoder(DeepDetector):
     def _build_module(self, input_shape):
         return AEScore(self._spec(input_shape), input_shape)
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        self.epoch_losses_ = train_autoencoder(module, x_unl, self._settings(), self._generator(), desc="AE",
-                                               progress=self.progress, monitor=monitor)
+    def _train(self, runs) -> None:
+        train_runs(runs, len(runs[0].x_unl), reconstruction_step, [{"x": run.x_unl} for run in runs], desc="AE")

@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.training import Monitor, TrainingDiverged, TrainSettings
+from elite_exp.methods.training import Monitor, Step, TrainingDiverged, TrainSettings, diverged, run_training
 from elite_exp.networks import NetworkSpec, default_spec, normal_spec
 from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
@@ -54,7 +54,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def as_float_tensor(x) -> torch.Tensor:
-    """Samples as a float32 tensor: (N, D) vectors or (N, C, H, W) images; checked for NaN / inf."""
+    """Samples as a tensor of torch's default dtype (float32 unless ``torch.set_default_dtype`` changed it): (N, D) vectors or (N, C, H, W) images; checked for NaN / inf."""
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()
         numeric = not (t.dtype == torch.bool or t.is_complex())
@@ -67,7 +67,7 @@ def as_float_tensor(x) -> torch.Tensor:
         t = torch.from_numpy(a if a.flags.writeable else a.copy()) if numeric else None  # e.g. a DataFrame's view
     if not numeric:
         raise ConfigError(f"X has dtype {a.dtype if t is None else t.dtype}; numeric features are required")
-    t = t.float()
+    t = t.to(torch.get_default_dtype())
     if t.ndim not in (2, 4):
         hint = " (grey images: add a channel axis, X[:, None])" if t.ndim == 3 else ""
         raise ConfigError(f"X has shape {tuple(t.shape)}; expected (N, D) vectors or (N, C, H, W) images{hint}")
@@ -99,7 +99,7 @@ REQUIRED_LABELS = {-1: (2, "unlabeled samples (y=-1)"), 0: (1, "labeled normal (
 
 class DeepDetector(OutlierMixin, BaseEstimator):
     """Base of the deep detectors. Subclasses define ``__init__`` (hyper-parameters only),
-    ``_build_module(input_shape)`` and ``_train(module, x_unl, x_lab, y_lab, monitor)``.
+    ``_build_module(input_shape)`` and ``_train(runs)`` (:class:`Run`: a pack of runs; ``fit`` trains a pack of one).
 
     Fitted attributes (trailing underscore) are ``module_`` (the trained score network),
     ``input_shape_``, ``threshold_`` and whatever the subclass sets; all are saved by :meth:`save`.
@@ -183,7 +183,28 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y=None, monitor: Monitor | None = None):
-        """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly); returns self."""
+        """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly); returns self.
+        A run alone is a pack of one (:func:`fit_packed`); TrainingDiverged when its training diverged."""
+        error = fit_packed([self], [X], [y], [monitor])[0]
+        if error is not None:
+            raise error
+        return self
+
+    def _pack_settings(self) -> dict:
+        """The hyper-parameters the runs of one pack share: all but ``random_state`` (each run's seed),
+        ``progress``, and ``contamination`` (each run's threshold) unless training reads it
+        (:meth:`_trains_on_contamination`)."""
+        params = self.get_params()
+        for name in ("random_state", "progress") + (() if self._trains_on_contamination() else ("contamination",)):
+            params.pop(name)
+        return {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in params.items()}
+
+    def _trains_on_contamination(self) -> bool:
+        """Whether training (not only the threshold) reads ``contamination``."""
+        return False
+
+    def _prepare_run(self, X, y, monitor: Monitor | None) -> Run:
+        """Check the settings and the data of one run and build its network (seeded by ``random_state``)."""
         self._check_common()
         self._check_params()
         x = as_float_tensor(X)
@@ -211,23 +232,24 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         yt = torch.from_numpy(y).to(device)
         self.module_ = module
         x_unl, x_lab = x[yt == -1], x[yt >= 0]
-        trained_on = {"unlabeled": x_unl, "labeled": x_lab, "all": x}[self.trains_on]
-        self._fit_statistics_data = trained_on
-        try:
-            self._train(module, x_unl, x_lab, yt[yt >= 0] == 1, monitor)
-        finally:
-            del self._fit_statistics_data
+        self._fit_statistics_data = {"unlabeled": x_unl, "labeled": x_lab, "all": x}[self.trains_on]
+        return Run(self, module, x_unl, x_lab, yt[yt >= 0] == 1, monitor)
+
+    def _finish_run(self, run: Run) -> None:
+        """After training: BatchNorm statistics of the training data, the threshold; TrainingDiverged when the
+        trained network gives the training samples non-finite scores or a single score."""
+        trained_on = self._fit_statistics_data
+        del self._fit_statistics_data
         # score with the trained network's statistics on its training data, not BatchNorm's running
         # average of earlier weights (which a short fit has barely moved from its initial values)
-        recompute_bn_statistics(module, trained_on, self.batch_size)
-        train_scores = self._scores(x_unl if len(x_unl) else x)
+        recompute_bn_statistics(run.module, trained_on, self.batch_size)
+        train_scores = self._scores(run.x_unl if len(run.x_unl) else trained_on)
         if not np.isfinite(train_scores).all() or np.ptp(train_scores) == 0:
             raise TrainingDiverged(f"{type(self).__name__}: the trained network gives the training samples "
                                    f"{'non-finite scores' if not np.isfinite(train_scores).all() else 'one score'} "
                                    f"(it diverged or collapsed); try a smaller learning rate (lr; train.lr in the "
                                    f"runner)")
         self.threshold_ = float(np.quantile(train_scores, 1.0 - self.contamination))
-        return self
 
     def score_while_fitting(self, X: torch.Tensor) -> np.ndarray:
         """Anomaly scores ``(N,)`` of ``X`` in the middle of :meth:`fit` (for a monitor, e.g. the
@@ -306,8 +328,92 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     def _build_module(self, input_shape: tuple[int, ...]) -> nn.Module:
         raise NotImplementedError
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
+    def _train(self, runs: list[Run]) -> None:
+        """Train the runs of a pack (``self`` is ``runs[0].est``; all share its :meth:`_pack_settings`); set each
+        run's fitted attributes (``epoch_losses_``, ...) on ``run.est``."""
         raise NotImplementedError
+
+
+@dataclasses.dataclass
+class Run:
+    """One run of a pack, as a method's ``_train`` sees it: its estimator ``est`` (hyper-parameters, seed;
+    fitted attributes go there), its network ``module``, unlabeled samples ``x_unl`` ``(N_u, ...)``, labeled
+    samples ``x_lab`` ``(N_l, ...)`` with ``y_lab`` ``(N_l,)`` (True = anomaly), and its monitor."""
+
+    est: DeepDetector
+    module: nn.Module
+    x_unl: torch.Tensor
+    x_lab: torch.Tensor
+    y_lab: torch.Tensor
+    monitor: Monitor | None = None
+
+
+def train_runs(runs: Sequence[Run], n: int, step: Step, data: Sequence[Mapping[str, torch.Tensor]], *, desc: str,
+               settings: TrainSettings | None = None, main: bool = True) -> list[list[float]]:
+    """:func:`training.run_training` of a pack's runs over ``n`` samples each: their networks, generators (seeded
+    by ``random_state``) and ``data`` (one dict each), the first run's settings unless ``settings`` is given.
+    ``main``: the method's training (each run's monitor sees it; its epoch losses become ``epoch_losses_``),
+    else a preliminary phase (a warm-up). Returns each run's mean loss per epoch."""
+    first = runs[0].est
+    losses = run_training([r.module for r in runs], n, step, settings or first._settings(),
+                          [r.est._generator() for r in runs], data, desc=desc, progress=first.progress,
+                          monitors=[r.monitor if main else None for r in runs])
+    if main:
+        for run, run_losses in zip(runs, losses):
+            run.est.epoch_losses_ = run_losses
+    return losses
+
+
+def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | None = None,
+               monitors: Sequence[Monitor | None] | None = None) -> list[TrainingDiverged | None]:
+    """Fit K estimators as one pack: their networks train together as one stacked model (``methods.training``),
+    each on its own ``Xs[i]`` / ``ys[i]`` (as :meth:`DeepDetector.fit` takes them) with its own seed, and each
+    ends exactly as if fitted alone. The estimators must be of one class with the same hyper-parameters except
+    ``random_state`` and (unless training reads it) ``contamination``, and their data must give the same
+    numbers of unlabeled and labeled samples of one shape; ConfigError before any training otherwise. Returns,
+    per run, None (fitted) or the TrainingDiverged of a run whose training diverged (that estimator is left
+    unfitted; the other runs go on)."""
+    k = len(estimators)
+    ys = [None] * k if ys is None else list(ys)
+    monitors = [None] * k if monitors is None else list(monitors)
+    if not k or len(Xs) != k or len(ys) != k or len(monitors) != k:
+        raise ConfigError(f"fit_packed needs one X, y and monitor per estimator; got {k} estimators, {len(Xs)} X, "
+                          f"{len(ys)} y, {len(monitors)} monitors")
+    first = estimators[0]
+    for est in estimators[1:]:
+        if type(est) is not type(first):
+            raise ConfigError(f"the runs of a pack need one estimator class; got {type(first).__name__} and "
+                              f"{type(est).__name__}")
+        if est._pack_settings() != first._pack_settings():
+            mine, theirs = first._pack_settings(), est._pack_settings()
+            name = next(n for n in mine if mine[n] != theirs[n])
+            raise ConfigError(f"the runs of a pack need the same hyper-parameters but random_state and contamination; "
+                              f"{name}={mine[name]!r} and {name}={theirs[name]!r}")
+    runs = [est._prepare_run(X, y, monitor) for est, X, y, monitor in zip(estimators, Xs, ys, monitors)]
+    for what in ("x_unl", "x_lab"):
+        shapes = {tuple(getattr(r, what).shape) for r in runs}
+        if len(shapes) > 1:
+            raise ConfigError(f"the runs of a pack need the same number and shape of "
+                              f"{'unlabeled' if what == 'x_unl' else 'labeled'} samples; got {sorted(shapes)}")
+    try:
+        first._train(runs)
+    except BaseException:
+        for run in runs:
+            vars(run.est).pop("_fit_statistics_data", None)
+        raise
+    errors: list[TrainingDiverged | None] = []
+    for run in runs:
+        try:
+            error = diverged(getattr(run.est, "epoch_losses_", []), type(run.est).__name__)
+            if error is not None:
+                vars(run.est).pop("_fit_statistics_data", None)
+                raise error
+            run.est._finish_run(run)
+            errors.append(None)
+        except TrainingDiverged as err:
+            vars(run.est).pop("module_", None)
+            errors.append(err)
+    return errors
 
 
 def _registry() -> dict[str, type[DeepDetector]]:

@@ -11,7 +11,7 @@ import torch
 from elite_exp.errors import ConfigError
 from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.losses import deep_sad_loss
-from elite_exp.methods.training import run_training
+from elite_exp.methods.base import train_runs
 
 
 class DeepSAD(DeepSVDD):
@@ -33,31 +33,24 @@ class DeepSAD(DeepSVDD):
         if not self.eta > 0:
             raise ConfigError(f"eta={self.eta} is not allowed; Deep SAD's eta must be > 0")
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        x_all = torch.cat([x_unl, x_lab])
-        t_lab = 1.0 - 2.0 * y_lab.float()  # +1 normal, -1 anomaly
-        t_all = torch.cat([torch.zeros(len(x_unl), device=x_unl.device), t_lab])
-        self._init_network(module, x_all)  # the reference pre-trains and sets c on all training data
+    def _train(self, runs) -> None:
+        data = []
+        for run in runs:
+            x_all = torch.cat([run.x_unl, run.x_lab])
+            t_lab = 1.0 - 2.0 * run.y_lab.to(run.x_unl.dtype)  # +1 normal, -1 anomaly
+            t_all = torch.cat([torch.zeros(len(run.x_unl), device=run.x_unl.device), t_lab])
+            run.est._init_network(run.module, x_all)  # the reference pre-trains and sets c on all training data
+            data.append({"x_unl": run.x_unl, "x_lab": run.x_lab, "t_lab": t_lab, "x_all": x_all, "t_all": t_all})
+        eta, every_batch = self.eta, self.labeled_every_batch
 
-        if self.labeled_every_batch:
-            n = len(x_unl)
+        def step(net, idx, d):
+            if not every_batch:
+                return deep_sad_loss(net(d["x_all"][idx]), d["t_all"][idx], eta), {}
+            # the whole labeled set joins every batch: report its loss too (Fig. 7b's labeled loss)
+            dist = net(torch.cat([d["x_unl"][idx], d["x_lab"]]))
+            t = torch.cat([d["t_all"][idx], d["t_lab"]])
+            n_lab = len(d["x_lab"])
+            return deep_sad_loss(dist, t, eta), {"val_loss": deep_sad_loss(dist[-n_lab:], t[-n_lab:], eta).detach()}
 
-            def batch(idx):
-                return torch.cat([x_unl[idx], x_lab]), torch.cat([t_all[idx], t_lab])
-        else:
-            n = len(x_all)
-
-            def batch(idx):
-                return x_all[idx], t_all[idx]
-
-        def step(idx):
-            x, t = batch(idx)
-            d = module(x)
-            if not self.labeled_every_batch:
-                return deep_sad_loss(d, t, self.eta), {}
-            # the whole labeled set is in every batch: report its loss (Fig. 7b's labeled loss)
-            n_lab = len(x_lab)
-            return deep_sad_loss(d, t, self.eta), {"val_loss": deep_sad_loss(d[-n_lab:], t[-n_lab:], self.eta).detach()}
-
-        self.epoch_losses_ = run_training(module, n, step, self._settings(), self._generator(), desc="Deep SAD",
-                                          progress=self.progress, monitor=monitor)
+        n = len(runs[0].x_unl) + (0 if every_batch else len(runs[0].x_lab))
+        train_runs(runs, n, step, data, desc="Deep SAD")

@@ -8,8 +8,7 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
-from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.training import run_training
+from elite_exp.methods.base import DeepDetector, train_runs
 from elite_exp.scores import SVDDScore
 
 
@@ -42,8 +41,8 @@ class DeepSVDD(DeepDetector):
             module.encoder.load_state_dict(state)
         module.prepare(x, batch_size=s.batch_size)
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        self._init_network(module, x_unl)
-        self.epoch_losses_ = run_training(module, len(x_unl), lambda idx: (module(x_unl[idx]).mean(), {}),
-                                          self._settings(), self._generator(), desc="Deep SVDD",
-                                          progress=self.progress, monitor=monitor)
+    def _train(self, runs) -> None:
+        for run in runs:
+            run.est._init_network(run.module, run.x_unl)
+        train_runs(runs, len(runs[0].x_unl), lambda net, idx, d: (net(d["x"][idx]).mean(), {}),
+                   [{"x": run.x_unl} for run in runs], desc="Deep SVDD")

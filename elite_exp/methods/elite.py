@@ -10,11 +10,11 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
-from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.base import DeepDetector, Run, train_runs
 from elite_exp.methods.loe import check_alpha, check_warmup, latent_anomalies, unlabeled_loss
 from elite_exp.methods.losses import supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
-from elite_exp.methods.training import TrainSettings, run_training
+from elite_exp.methods.training import RunNet, TrainSettings
 from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
 
 log = logging.getLogger(__name__)
@@ -36,15 +36,26 @@ def parse_margin(margin) -> str | float:
     return value
 
 
-def train_on_labels(module, x_lab: torch.Tensor, y_lab: torch.Tensor, margin: float, steps_per_epoch: int,
-                    s: TrainSettings, generator: torch.Generator, *, desc: str, progress: bool = False,
-                    monitor=None) -> list[float]:
-    """Train ``module`` on the labeled set alone (``x_lab`` ``(L, ...)``, ``y_lab`` ``(L,)`` 0 / 1) with ELITE's
-    validation loss L_v (Eq. 6) at ``margin``: every step on the whole labeled set (normalised with its own
-    batch statistics), ``steps_per_epoch`` steps an epoch for ``s.epochs`` epochs. The labels-only ablation,
-    and ELITE's supervised warm-up. Returns the mean loss per epoch."""
-    return run_training(module, steps_per_epoch, lambda _: (validation_loss(module(x_lab), y_lab, margin), {}),
-                        dataclasses.replace(s, batch_size=1), generator, desc=desc, progress=progress, monitor=monitor)
+def labels_step(net: RunNet, idx: torch.Tensor, data) -> tuple[torch.Tensor, dict]:
+    """One step on the labeled set alone: ELITE's validation loss L_v (Eq. 6) of the whole labeled set
+    ``data['x_lab']`` (normalised with its own batch statistics) at the margin ``data['margin']``."""
+    return validation_loss(net(data["x_lab"]), data["y_lab"], data["margin"]), {}
+
+
+def train_on_labels(runs: list[Run], steps_per_epoch: int, s: TrainSettings, *, desc: str,
+                    main: bool = True) -> list[list[float]]:
+    """Train the runs' networks on their labeled sets alone (``run.x_lab`` ``(L, ...)``, ``run.y_lab`` ``(L,)``)
+    with L_v (:func:`labels_step`) at each run's margin ``run.est.margin_``: ``steps_per_epoch`` steps an epoch
+    for ``s.epochs`` epochs. The labels-only ablation, and (``main`` False) ELITE's supervised warm-up. Returns
+    each run's mean loss per epoch."""
+    data = [{"x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_lab)} for r in runs]
+    return train_runs(runs, steps_per_epoch, labels_step, data, desc=desc, settings=dataclasses.replace(s, batch_size=1),
+                      main=main)
+
+
+def _as_tensor(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A run's number as a 0-d tensor of ``like``'s dtype and device (packed runs stack it)."""
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
 class EliteDetector(DeepDetector):
@@ -110,6 +121,9 @@ class EliteDetector(DeepDetector):
                 raise ConfigError(f"alpha={self.alpha} acts only with an LOE term: give it a weight > 0 "
                                   f"(elite.loe_weight in the runner, loe_weight in EliteDetector)")
 
+    def _trains_on_contamination(self) -> bool:
+        return bool(self.loe_weight) and self.alpha is None  # the LOE term's alpha
+
     def _loe_alpha(self) -> float:
         """The LOE term's alpha: ``alpha``, else ``contamination``."""
         return self.contamination if self.alpha is None else self.alpha
@@ -129,37 +143,39 @@ class EliteDetector(DeepDetector):
                 return float(module(x_lab).max())
             return float(torch.cat([module(b) for b in even_batches(x_unl, bs)]).mean())
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
+    def _train(self, runs) -> None:
         s = self._settings()
         if self.pretrain and self.score != "svdd":
             warnings.warn(f"pretrain=True acts on the svdd score only; score={self.score!r} trains without "
                           f"pre-training", UserWarning, stacklevel=4)
-        if self.pretrain and self.score == "svdd":
-            module.encoder.load_state_dict(pretrained_encoder(
-                self._spec(self.input_shape_), self.input_shape_, x_unl, s, int(self.random_state), self.progress))
-        module.prepare(x_unl, batch_size=s.batch_size)
-        self.margin_ = self._margin(module, x_unl, x_lab, s.batch_size)
-        log.debug("ELITE margin C = %.4g", self.margin_)
+        for run in runs:
+            est, module = run.est, run.module
+            if self.pretrain and self.score == "svdd":
+                module.encoder.load_state_dict(pretrained_encoder(
+                    self._spec(est.input_shape_), est.input_shape_, run.x_unl, s, int(est.random_state), self.progress))
+            module.prepare(run.x_unl, batch_size=s.batch_size)
+            est.margin_ = self._margin(module, run.x_unl, run.x_lab, s.batch_size)
+            log.debug("ELITE margin C = %.4g", est.margin_)
+        n = len(runs[0].x_unl)
         if self.warmup_epochs:
-            train_on_labels(module, x_lab, y_lab, self.margin_, max(len(x_unl) // s.batch_size, 1),
-                            dataclasses.replace(s, epochs=self.warmup_epochs), self._generator(),
-                            desc=f"ELITE-{self.score} warm-up", progress=self.progress)
+            train_on_labels(runs, max(n // s.batch_size, 1), dataclasses.replace(s, epochs=self.warmup_epochs),
+                            desc=f"ELITE-{self.score} warm-up", main=False)
+        alpha = self._loe_alpha()
 
-        def loe_labels(l_n, l_a):
-            return latent_anomalies(l_n, l_a, self._loe_alpha())
-
-        def step(idx):
-            scores, m, lv = meta_gradients(module, x_unl[idx], x_lab, y_lab, self.margin_, s.lr, self.meta_grad)
-            loss, y_hat = elite_loss(scores, m, self.margin_, self.update, self.eta_m, self.normalize)
+        def step(net, idx, d):
+            scores, m, lv = meta_gradients(net, d["x_unl"][idx], d["x_lab"], d["y_lab"], d["margin"], s.lr,
+                                           self.meta_grad)
+            loss, y_hat = elite_loss(scores, m, d["margin"], self.update, self.eta_m, self.normalize)
             if self.labeled_weight:
-                with batch_statistics(module):  # the labeled set normalised on its own, as for L_v
-                    s_lab = module(x_lab)
-                term = (validation_loss(s_lab, y_lab, self.margin_) if self.labeled_loss == "hinge"
-                        else supervised_loss(s_lab, y_lab))
+                s_lab = net(d["x_lab"])  # the labeled set normalised on its own, as for L_v
+                term = (validation_loss(s_lab, d["y_lab"], d["margin"]) if self.labeled_loss == "hinge"
+                        else supervised_loss(s_lab, d["y_lab"]))
                 loss = loss + self.labeled_weight * term
             if self.loe_weight:
-                loss = loss + self.loe_weight * unlabeled_loss(scores, loe_labels, "hard")[0]
+                loss = loss + self.loe_weight * unlabeled_loss(
+                    scores, lambda l_n, l_a: latent_anomalies(l_n, l_a, alpha), "hard")[0]
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
-        self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),
-                                          desc=f"ELITE-{self.score}", progress=self.progress, monitor=monitor)
+        data = [{"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_unl)}
+                for r in runs]
+        train_runs(runs, n, step, data, desc=f"ELITE-{self.score}")

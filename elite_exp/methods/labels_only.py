@@ -48,9 +48,8 @@ class LabelsOnly(DeepDetector):
             scores = module(x_lab)
         return float(scores.max() if margin == "auto_max" else scores.mean())
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        module.prepare(x_lab, among=~y_lab)  # batch statistics of the whole labeled set, as in training
-        self.margin_ = self._margin(module, x_lab)
-        self.epoch_losses_ = train_on_labels(module, x_lab, y_lab, self.margin_, self.steps_per_epoch, self._settings(),
-                                             self._generator(), desc=f"labels-{self.score}", progress=self.progress,
-                                             monitor=monitor)
+    def _train(self, runs) -> None:
+        for run in runs:
+            run.module.prepare(run.x_lab, among=~run.y_lab)  # batch statistics of the whole labeled set, as in training
+            run.est.margin_ = run.est._margin(run.module, run.x_lab)
+        train_on_labels(runs, self.steps_per_epoch, self._settings(), desc=f"labels-{self.score}")

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.base import DeepDetector, train_runs
 from elite_exp.methods.losses import anomaly_loss, loe_losses, supervised_loss
-from elite_exp.methods.training import TrainSettings, run_training
+from elite_exp.methods.training import TrainSettings
 from elite_exp.scores import SCORES, build_score
 
 MODES = ("hard", "soft")
@@ -67,10 +67,9 @@ def check_warmup(epochs) -> int:
 def latent_anomalies(l_n: torch.Tensor, l_a: torch.Tensor, alpha: float) -> torch.Tensor:
     """(B,) bool: True for the round(alpha * B) samples with the largest L_n - L_a (LOE's label update)."""
     k = int(alpha * len(l_n) + 0.5)
-    flags = torch.zeros(len(l_n), dtype=torch.bool, device=l_n.device)
-    if k:
-        flags[torch.topk((l_n - l_a).detach(), k).indices] = True
-    return flags
+    flags = torch.zeros_like(l_n, dtype=torch.bool)
+    # out of place (scatter, not an indexed assignment): the same code maps over a pack of runs
+    return flags.scatter(0, torch.topk((l_n - l_a).detach(), k).indices, True) if k else flags
 
 
 class _LatentLabelDetector(DeepDetector):
@@ -88,6 +87,13 @@ class _LatentLabelDetector(DeepDetector):
 
     def _build_module(self, input_shape):
         return build_score(self.score, self._spec(input_shape), input_shape, squared=True)
+
+    def _prepare(self, runs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """Set each run's centre c (svdd score) from its unlabeled samples; the pack's latent labeler."""
+        s = self._settings()
+        for run in runs:
+            run.module.prepare(run.x_unl, batch_size=s.batch_size)
+        return self._labeler(len(runs[0].x_unl), s)
 
     def _labeler(self, n: int, s: TrainSettings) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
         """``label(l_n, l_a)`` for successive steps over ``n`` samples: None (every sample normal)
@@ -133,17 +139,14 @@ class LOE(_LatentLabelDetector):
             raise ConfigError(f"mode={self.mode!r} is not allowed; allowed: {', '.join(MODES)}")
         super()._check_params()
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        s = self._settings()
-        module.prepare(x_unl, batch_size=s.batch_size)
-        label = self._labeler(len(x_unl), s)
+    def _train(self, runs) -> None:
+        label = self._prepare(runs)
+        mode = self.mode
 
-        def step(idx):
-            return unlabeled_loss(module(x_unl[idx]), label, self.mode)
+        def step(net, idx, d):
+            return unlabeled_loss(net(d["x"][idx]), label, mode)
 
-        self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),
-                                          desc=f"LOE-{self.mode}-{self.score}", progress=self.progress,
-                                          monitor=monitor)
+        train_runs(runs, len(runs[0].x_unl), step, [{"x": r.x_unl} for r in runs], desc=f"LOE-{mode}-{self.score}")
 
 
 class SOEL(_LatentLabelDetector):
@@ -172,20 +175,19 @@ class SOEL(_LatentLabelDetector):
                  progress: bool = False):
         self._keep_params(locals())
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        s = self._settings()
-        module.prepare(x_unl, batch_size=s.batch_size)
-        label = self._labeler(len(x_unl), s)
+    def _train(self, runs) -> None:
+        label = self._prepare(runs)
 
-        def step(idx):
-            l_n = module(torch.cat([x_unl[idx], x_lab]))
+        def step(net, idx, d):
+            x_lab = d["x_lab"]
+            l_n = net(torch.cat([d["x_unl"][idx], x_lab]))
             b = len(idx)
             loss, extra = unlabeled_loss(l_n[:b], label, "soft")
             if len(x_lab):
-                supervised = supervised_loss(l_n[b:], y_lab)
+                supervised = supervised_loss(l_n[b:], d["y_lab"])
                 loss = loss + supervised
                 extra["val_loss"] = supervised.detach()
             return loss, extra
 
-        self.epoch_losses_ = run_training(module, len(x_unl), step, s, self._generator(),
-                                          desc=f"SOEL-{self.score}", progress=self.progress, monitor=monitor)
+        train_runs(runs, len(runs[0].x_unl), step, [{"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab} for r in runs],
+                   desc=f"SOEL-{self.score}")

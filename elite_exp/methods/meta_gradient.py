@@ -16,6 +16,9 @@ by the one-sided difference (Omega(theta + h g) - Omega(theta)) / h along g = gr
 training step's own forward gives Omega(theta), so the only extra work is one no-grad
 forward. ``double_backward`` is the literal definition (the official code's approach),
 kept as the reference the fast paths are tested against.
+
+All three are written with ``torch.func`` (``grad``, ``jvp``) on the run's parameters, so the same
+code runs for one run and, mapped with ``vmap``, for a pack of runs (``methods.training``).
 """
 
 from __future__ import annotations
@@ -23,14 +26,12 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.autograd.forward_ad as fwAD
-import torch.nn as nn
-from torch.func import functional_call
+from torch.func import grad, grad_and_value, jvp
 from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.losses import anomaly_loss, hinge_loss, loe_losses, validation_loss
-from elite_exp.scores import batch_statistics
+from elite_exp.methods.training import RunNet
 
 # torch's forward-mode AD scripts a helper on first use and warns that scripting is deprecated:
 # an internal matter of torch that users cannot act on
@@ -43,57 +44,54 @@ FD_STEP = 1e-5
 UPDATES = ("paper", "reweight", "loe")
 
 
-def _params(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p for k, p in module.named_parameters() if p.requires_grad}
+def _validation_gradient(net: RunNet, val_x: torch.Tensor, val_anomaly: torch.Tensor,
+                         margin) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """grad L_v(theta) (zeros for parameters L_v does not reach) and L_v (detached)."""
+    with record_function("elite.validation_gradient"):
+        grads, lv = grad_and_value(lambda p: validation_loss(net.at(p)(val_x), val_anomaly, margin))(net.params)
+    return grads, lv.detach()
 
 
-def _validation_gradient(module: nn.Module, params: dict[str, torch.Tensor], val_x: torch.Tensor,
-                         val_anomaly: torch.Tensor, margin: float) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """grad L_v(theta) (zeros for parameters L_v does not reach) and L_v, with batch statistics."""
-    with record_function("elite.validation_gradient"), batch_statistics(module):
-        lv = validation_loss(module(val_x), val_anomaly, margin)
-        grads = torch.autograd.grad(lv, list(params.values()), allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)], lv.detach()
+def _norm(tensors) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
 
 
-def meta_gradients(module: nn.Module, x: torch.Tensor, val_x: torch.Tensor, val_anomaly: torch.Tensor,
-                   margin: float, step_size: float, method: str = "forward_ad"
+def meta_gradients(net: RunNet, x: torch.Tensor, val_x: torch.Tensor, val_anomaly: torch.Tensor,
+                   margin, step_size: float, method: str = "forward_ad"
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (scores of ``x`` with their autograd graph, meta-gradients M (detached), L_v (detached)).
+    """Return (scores ``(n,)`` of ``x`` with their autograd graph, meta-gradients M ``(n,)`` (detached),
+    L_v (detached, 0-d)) for one run's network ``net`` (``RunNet.of(module)`` for a module), the labeled
+    set ``val_x`` with ``val_anomaly`` (bool) and the margin C ``margin`` (a number or a 0-d tensor).
 
-    The scores come from a train-mode forward pass (it counts as the training step's forward
-    pass and updates BatchNorm running statistics); every other forward pass uses batch
-    statistics without updating them.
+    Every forward pass is a training-mode pass (batch statistics; the training loop keeps no BatchNorm
+    running statistics, ``training.untracked_batch_norm``).
     """
-    params = _params(module)
     n = x.shape[0]
     if method == "forward_ad":
-        grads, lv = _validation_gradient(module, params, val_x, val_anomaly, margin)
-        with record_function("elite.dual_forward"), fwAD.dual_level():
-            duals = {k: fwAD.make_dual(p, g) for (k, p), g in zip(params.items(), grads)}
-            scores, tangent = fwAD.unpack_dual(functional_call(module, duals, (x,), strict=False))
-        return scores, tangent.detach().mul_(-step_size / n), lv
+        grads, lv = _validation_gradient(net, val_x, val_anomaly, margin)
+        with record_function("elite.dual_forward"):
+            scores, tangent = jvp(lambda p: net.at(p)(x), (net.params,), (grads,))
+        return scores, tangent.detach() * (-step_size / n), lv
     if method == "finite_diff":
-        scores = module(x)
-        grads, lv = _validation_gradient(module, params, val_x, val_anomaly, margin)
+        scores = net(x)
+        grads, lv = _validation_gradient(net, val_x, val_anomaly, margin)
         with torch.no_grad():
-            g_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            p_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(params.values()))))
-            h = FD_STEP * p_norm / g_norm.clamp_min(torch.finfo(g_norm.dtype).tiny)
-            shifted = dict(zip(params, torch._foreach_add(list(params.values()), torch._foreach_mul(grads, h))))
-            with record_function("elite.shifted_forward"), batch_statistics(module):
-                ahead = functional_call(module, shifted, (x,), strict=False)
-            m = (ahead - scores.detach()).mul_(-step_size / n / h)
+            params = {k: p.detach() for k, p in net.params.items()}
+            g_norm = _norm(grads.values())
+            h = FD_STEP * _norm(params.values()) / g_norm.clamp_min(torch.finfo(g_norm.dtype).tiny)
+            with record_function("elite.shifted_forward"):
+                ahead = net.at({k: p + h * grads[k] for k, p in params.items()})(x)
+            m = (ahead - scores.detach()) * (-step_size / n / h)
         return scores, m, lv
     if method == "double_backward":
-        scores = module(x)
-        eps = torch.zeros(n, device=x.device, dtype=scores.dtype, requires_grad=True)
-        grads = torch.autograd.grad((eps * scores).sum() / n, list(params.values()), create_graph=True,
-                                    allow_unused=True)
-        lookahead = {k: p if g is None else p - step_size * g for (k, p), g in zip(params.items(), grads)}
-        with batch_statistics(module):
-            lv = validation_loss(functional_call(module, lookahead, (val_x,), strict=False), val_anomaly, margin)
-        (m,) = torch.autograd.grad(lv, eps, retain_graph=True)
+        scores = net(x)
+
+        def lookahead_loss(eps):
+            step = grad(lambda p: (eps * net.at(p)(x)).sum() / n)(net.params)
+            ahead = net.at({k: p - step_size * step[k] for k, p in net.params.items()})
+            return validation_loss(ahead(val_x), val_anomaly, margin)
+
+        m, lv = grad_and_value(lookahead_loss)(torch.zeros(n, device=x.device, dtype=scores.dtype))
         return scores, m.detach(), lv.detach()
     raise ConfigError(f"meta_grad={method!r} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
 

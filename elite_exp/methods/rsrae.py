@@ -18,8 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import DeepDetector
-from elite_exp.methods.training import run_training
+from elite_exp.methods.base import DeepDetector, train_runs
 from elite_exp.networks import NetworkSpec, build_decoder, build_encoder
 from elite_exp.scores import Score
 
@@ -37,10 +36,12 @@ class RSRAEScore(Score):
         x_hat = self.decoder(F.normalize(z @ self.A.T, dim=1))
         return z, (x_hat - x).flatten(1).norm(dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.parts(x)[1]
-
-    def loss(self, x: torch.Tensor, lambda1: float, lambda2: float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, loss_weights: tuple[float, float] | None = None) -> torch.Tensor:
+        """The scores ``(N,)`` of ``x``; with ``loss_weights`` (lambda1, lambda2) the training loss of the
+        batch ``x`` instead (0-d)."""
+        if loss_weights is None:
+            return self.parts(x)[1]
+        lambda1, lambda2 = loss_weights
         z, err = self.parts(x)
         pca = (z - z @ self.A.T @ self.A).norm(dim=1).mean()
         proj = (self.A @ self.A.T - torch.eye(self.A.shape[0], device=self.A.device)).pow(2).sum()
@@ -72,8 +73,10 @@ class RSRAE(DeepDetector):
                               f"rep_dim={spec.rep_dim}")
         return RSRAEScore(spec, input_shape, self.intrinsic_dim)
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
-        self.epoch_losses_ = run_training(module, len(x_unl),
-                                          lambda idx: (module.loss(x_unl[idx], self.lambda1, self.lambda2), {}),
-                                          self._settings(), self._generator(), desc="RSRAE",
-                                          progress=self.progress, monitor=monitor)
+    def _train(self, runs) -> None:
+        lambda1, lambda2 = self.lambda1, self.lambda2
+
+        def step(net, idx, d):
+            return net(d["x"][idx], loss_weights=(lambda1, lambda2)), {}
+
+        train_runs(runs, len(runs[0].x_unl), step, [{"x": r.x_unl} for r in runs], desc="RSRAE")

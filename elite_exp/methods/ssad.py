@@ -147,7 +147,12 @@ class SSAD(DeepDetector):
         module.eval()
         return torch.cat([module.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double()
 
-    def _train(self, module, x_unl, x_lab, y_lab, monitor) -> None:
+    def _train(self, runs) -> None:
+        """A kernel machine, not trained by steps: the runs of a pack are solved one by one."""
+        for run in runs:
+            run.est._solve(run.module, run.x_unl, run.x_lab, run.y_lab)
+
+    def _solve(self, module, x_unl, x_lab, y_lab) -> None:
         x = torch.cat([x_unl, x_lab])
         if self.hybrid:
             s = self._settings()
