@@ -54,7 +54,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def as_float_tensor(x) -> torch.Tensor:
-    """Samples as a tensor of torch's default dtype (float32 unless ``torch.set_default_dtype`` changed it): (N, D) vectors or (N, C, H, W) images; checked for NaN / inf."""
+    """Samples as a tensor of torch's default dtype (float32 unless ``torch.set_default_dtype`` changed it):
+    (N, D) vectors or (N, C, H, W) images; checked for NaN / inf."""
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()
         numeric = not (t.dtype == torch.bool or t.is_complex())

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from elite_exp.errors import ConfigError
+from elite_exp.methods.base import train_runs
 from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.losses import deep_sad_loss
-from elite_exp.methods.base import train_runs
 
 
 class DeepSAD(DeepSVDD):

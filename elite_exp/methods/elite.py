@@ -49,8 +49,8 @@ def train_on_labels(runs: list[Run], steps_per_epoch: int, s: TrainSettings, *, 
     for ``s.epochs`` epochs. The labels-only ablation, and (``main`` False) ELITE's supervised warm-up. Returns
     each run's mean loss per epoch."""
     data = [{"x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_lab)} for r in runs]
-    return train_runs(runs, steps_per_epoch, labels_step, data, desc=desc, settings=dataclasses.replace(s, batch_size=1),
-                      main=main)
+    return train_runs(runs, steps_per_epoch, labels_step, data, desc=desc,
+                      settings=dataclasses.replace(s, batch_size=1), main=main)
 
 
 def _as_tensor(value: float, like: torch.Tensor) -> torch.Tensor:

@@ -189,5 +189,5 @@ class SOEL(_LatentLabelDetector):
                 extra["val_loss"] = supervised.detach()
             return loss, extra
 
-        train_runs(runs, len(runs[0].x_unl), step, [{"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab} for r in runs],
-                   desc=f"SOEL-{self.score}")
+        data = [{"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab} for r in runs]
+        train_runs(runs, len(runs[0].x_unl), step, data, desc=f"SOEL-{self.score}")

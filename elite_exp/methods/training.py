@@ -255,7 +255,8 @@ def run_training(modules: nn.Module | Sequence[nn.Module], n: int, step: Step, s
                     iteration += 1
                     for i, monitor in enumerate(monitors):
                         if monitor is not None and alive[i]:
-                            monitor(StepInfo(iteration, epoch, idx[i], loss[i], {key: v[i] for key, v in extra.items()}))
+                            monitor(StepInfo(iteration, epoch, idx[i], loss[i],
+                                             {key: v[i] for key, v in extra.items()}))
                 means = [t / n_batches for t in total.tolist()]  # the epoch's one host sync
                 for i, mean in enumerate(means):
                     if alive[i]:
