@@ -11,6 +11,7 @@ setting that changes the result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,7 +45,7 @@ from elite_exp.data import (
 from elite_exp.data.datasets import TEST_TABLE, check_data, data_fingerprint, refuse_test_fraction
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import shared_pretraining
-from elite_exp.methods.base import check_device_name, resolve_device
+from elite_exp.methods.base import check_device_name, fit_packed, resolve_device
 from elite_exp.methods.registry import (
     as_read,
     build_method,
@@ -274,23 +275,48 @@ def _finished_under_other_spelling(cfg: DictConfig, normal: int, class_names: Se
     return None
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
-    """Run one experiment (``identity``: :func:`run_identity`) and write its record into ``run_dir``;
-    returns the record. Raises FinishedUnderOtherSpelling, after reading the data set (which names its
-    classes), when the same run is finished with its normal class spelled the other way."""
-    t_start = time.perf_counter()
+@dataclasses.dataclass
+class PendingRun:
+    """A job prepared to train (:func:`prepare_job`): its config, folder and record so far, its estimator and
+    training data (``X``, ``y``, ``monitor``), what evaluating it needs, and, once its pack has trained
+    (:func:`train_pack`), the error of its fit (None: fitted) and its share of the pack's training time."""
+
+    cfg: DictConfig
+    run_dir: Path
+    multirun: bool
+    record: dict
+    estimator: object
+    X: torch.Tensor
+    y: np.ndarray
+    monitor: TrainingRecorder
+    x_unl: torch.Tensor
+    x_test: torch.Tensor
+    test_anomaly: np.ndarray
+    split: object
+    class_name: str
+    device: str
+    seconds: dict[str, float]
+    started: float
+    fit_error: BaseException | None = None
+    pretraining: str | None = None
+    pack_size: int = 1
+
+
+def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: bool) -> PendingRun:
+    """Check the run (:func:`validate`), read its data set, draw its split and build its estimator and monitor.
+    Raises FinishedUnderOtherSpelling, after reading the data set (which names its classes), when the same run
+    is finished with its normal class spelled the other way."""
+    started = time.perf_counter()
     device, estimator = validate(cfg)
     for key in unread_overrides(cfg, task_overrides()):
         log.warning("%s is not read by %s: it changes nothing in this run", key, method_name(cfg))
-    seconds: dict[str, float] = {}
-
     t = time.perf_counter()
     options = OmegaConf.to_container(cfg.data, resolve=True)
     ds = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size,
                       **{k: options[k] for k in DATA_OPTIONS})
-    seconds["load"] = time.perf_counter() - t
+    seconds = {"load": time.perf_counter() - t}
     normal = class_index(cfg.normal_class, ds.class_names)
-    same_run = _finished_under_other_spelling(cfg, normal, ds.class_names, run_dir, identity)
+    same_run = _finished_under_other_spelling(cfg, normal, ds.class_names, run_dir, record["identity"])
     if same_run is not None:
         raise FinishedUnderOtherSpelling(same_run)
     split = make_split(ds.y_train, normal, cfg.r_p, cfg.n_train, n_labels_of(cfg), cfg.seed, ds.name,
@@ -300,27 +326,49 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
         raise ConfigError(f"the test split of {cfg.data.name} holds {'no' if test_anomaly.all() else 'only'} samples "
                           f"of the normal class {ds.class_names[normal]} ({len(test_anomaly)} test samples): "
                           "ROC AUC needs normals and anomalies")
-
     x_unl, x_lab = ds.x_train[split.unlabeled], ds.x_train[split.labeled]
-    X = torch.cat([x_unl, x_lab])
-    y = np.concatenate([np.full(len(x_unl), -1), split.labeled_anomaly])
     recorder = TrainingRecorder(estimator, ds.x_test, test_anomaly, split.unlabeled_anomaly,
                                 every=cfg.curves_every, meta_iterations=cfg.meta_iterations)
+    return PendingRun(cfg, run_dir, multirun, record, estimator, torch.cat([x_unl, x_lab]),
+                      np.concatenate([np.full(len(x_unl), -1), split.labeled_anomaly]), recorder, x_unl, ds.x_test,
+                      test_anomaly, split, ds.class_names[normal], device, seconds, started)
 
+
+def train_pack(runs: Sequence[PendingRun]) -> None:
+    """Fit the estimators of prepared runs as one pack (``methods.base.fit_packed``; a run alone is a pack of
+    one) inside the shared pre-training store of their ``out_dir``; sets each run's ``fit_error`` (the pack's
+    error for all when the pack as a whole failed), its share of the training time and its pre-training."""
     t = time.perf_counter()
-    with shared_pretraining(Path(cfg.out_dir) / PRETRAINED_DIR) as pretraining:
-        estimator.fit(X, y, monitor=recorder)
-    seconds["train"] = time.perf_counter() - t
+    out_dirs = {str(r.cfg.out_dir) for r in runs}
+    with shared_pretraining(Path(out_dirs.pop()) / PRETRAINED_DIR) as pretraining:
+        try:
+            errors = fit_packed([r.estimator for r in runs], [r.X for r in runs], [r.y for r in runs],
+                                [r.monitor for r in runs])
+        except Exception as err:  # the pack's failure is each run's, recorded with it
+            errors = [err] * len(runs)
+    share = (time.perf_counter() - t) / len(runs)
+    # an auto-encoder pre-training kept by an earlier run of the same split and seed (identical result)
+    used = "reused" if pretraining.reused else "trained" if pretraining.trained else None
+    for run, error in zip(runs, errors):
+        run.fit_error, run.seconds["train"], run.pretraining, run.pack_size = error, share, used, len(runs)
+
+
+def finish_experiment(run: PendingRun) -> dict:
+    """Evaluate a trained run and write its files (curves, meta-scores, the score figure) into its folder;
+    returns what its record adds."""
+    cfg, run_dir, estimator, seconds = run.cfg, run.run_dir, run.estimator, run.seconds
     t = time.perf_counter()
-    test_scores = estimator.decision_function(ds.x_test)
-    test = ranking_metrics(test_anomaly, test_scores)
+    test_scores = estimator.decision_function(run.x_test)
+    test = ranking_metrics(run.test_anomaly, test_scores)
+    split = run.split
     # r_p = 0 leaves no anomaly in the training set: its metrics are undefined (null in the record)
-    train = (ranking_metrics(split.unlabeled_anomaly, estimator.decision_function(x_unl))
-             if 0 < split.unlabeled_anomaly.sum() < len(x_unl) else {"auc": None, "aupr": None})
+    train = (ranking_metrics(split.unlabeled_anomaly, estimator.decision_function(run.x_unl))
+             if 0 < split.unlabeled_anomaly.sum() < len(run.x_unl) else {"auc": None, "aupr": None})
     seconds["evaluate"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - t_start
+    seconds["total"] = time.perf_counter() - run.started
 
     clear_run_files(run_dir)
+    recorder = run.monitor
     if recorder.rows:
         write_csv(run_dir / "curves.csv", recorder.curves())
     meta = recorder.meta_scores()
@@ -328,7 +376,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
         write_csv(run_dir / "meta_scores.csv", meta)
     if cfg.plots:
         try:
-            save_run_figure(run_dir / "scores.png", test_anomaly, test_scores, estimator.threshold_, meta)
+            save_run_figure(run_dir / "scores.png", run.test_anomaly, test_scores, estimator.threshold_, meta)
         except Exception as err:  # a picture must never cost a finished run
             log.warning("scores.png not drawn for %s: %s: %s", run_dir, type(err).__name__, err)
     digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
@@ -336,13 +384,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path, identity: dict) -> dict:
         "status": "ok", "test_auc": test["auc"], "test_aupr": test["aupr"], "train_auc": train["auc"],
         "train_aupr": train["aupr"],
         "train_seconds": seconds["train"], "seconds": seconds,
-        "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1),
-        "split_digest": digest, "n_test": len(ds.y_test), "normal_class_name": ds.class_names[normal],
+        "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1), "pack_size": run.pack_size,
+        "split_digest": digest, "n_test": len(run.test_anomaly), "normal_class_name": run.class_name,
         "margin": getattr(estimator, "margin_", None), "label_inference": recorder.inference_quality(),
-        # an auto-encoder pre-training kept by an earlier run of the same split and seed (identical result)
-        **({"pretraining": "reused" if pretraining.reused else "trained"}
-           if pretraining.reused + pretraining.trained else {}),
-        "environment": environment(device),
+        **({"pretraining": run.pretraining} if run.pretraining else {}),
+        "environment": environment(run.device),
     }
 
 
@@ -438,10 +484,10 @@ def _stop_single_run(err: ConfigError, cfg: DictConfig, run_dir: Path) -> None:
     sys.exit(2)
 
 
-def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
-    """Run, record and report one job; returns its record, None when a finished record was there
-    (skipped), or a ``"not run"`` stand-in when its folder holds another run's record. A user error
-    in a single run exits with code 2; in a sweep every failure is recorded and the sweep goes on."""
+def prepare_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> PendingRun | dict | None:
+    """A job up to its training: its :class:`PendingRun`; or None when a finished record was there (skipped), a
+    ``"not run"`` stand-in when its folder holds another run's record, its failed record when preparing it failed
+    (a sweep goes on). A user error in a single run exits with code 2."""
     record = base_record(cfg, run_dir)
     if not multirun:  # a bad value stops the run even where a finished record of its folder would skip it
         try:
@@ -455,29 +501,25 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
         return {"status": "not run", "run_dir": str(run_dir), "error": "RecordConflict",
                 "reason": "the folder holds the record of other settings (force=true replaces it)"}
     try:
-        record.update(run_experiment(cfg, run_dir, record["identity"]))
+        return prepare_experiment(cfg, run_dir, record, multirun)
     except FinishedUnderOtherSpelling as done:
         log.info("skipping %s: finished in %s (the same class, spelled the other way; force=true reruns it)",
                  run_dir, done)
         _discard_job_folder(run_dir, Path(cfg.out_dir))
         return None
     except Exception as err:  # every failure is recorded; a sweep goes on
-        if isinstance(err, ConfigError):  # one the estimator found while fitting names its config key
-            err = config_key_error(err, cfg)
-        if isinstance(err, ConfigError) and not multirun:
-            _stop_single_run(err, cfg, run_dir)
-        record.update(status="failed", error=type(err).__name__, reason=str(err), finished_at=utc_now())
-        if not isinstance(err, ConfigError | TrainingDiverged):
-            record["traceback"] = traceback.format_exc()
-        clear_run_files(run_dir)
-        write_json(run_dir / "result.json", record)
-        if not multirun and isinstance(err, TrainingDiverged):
-            print(f"error: {err}; recorded in {run_dir / 'result.json'}", file=sys.stderr)
-            sys.exit(1)
-        if not multirun:
-            raise
-        log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)
-        return record
+        return _record_failure(err, cfg, run_dir, record, multirun)
+
+
+def finish_job(run: PendingRun) -> dict:
+    """Evaluate a job whose pack has trained and write its record (its failed record when its fit failed)."""
+    cfg, run_dir, record = run.cfg, run.run_dir, run.record
+    try:
+        if run.fit_error is not None:
+            raise run.fit_error
+        record.update(finish_experiment(run))
+    except Exception as err:  # every failure is recorded; a sweep goes on
+        return _record_failure(err, cfg, run_dir, record, run.multirun)
     record["finished_at"] = utc_now()
     write_json(run_dir / "result.json", record)
     log.info("%s %s class %s r_p %s: test AUC %.4f (AUPR %.4f), train AUC %s, %.1f s; record: %s",
@@ -486,6 +528,39 @@ def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
              "n/a" if record["train_auc"] is None else f"{record['train_auc']:.4f}", record["seconds"]["total"],
              run_dir / "result.json")
     return record
+
+
+def _record_failure(err: Exception, cfg: DictConfig, run_dir: Path, record: dict, multirun: bool) -> dict:
+    """Write the failed record of a run (a user error in a single run: one line, exit status 2; a divergence:
+    one line, status 1; anything else re-raised in a single run) and return it."""
+    if isinstance(err, ConfigError):  # one the estimator found while fitting names its config key
+        err = config_key_error(err, cfg)
+    if isinstance(err, ConfigError) and not multirun:
+        _stop_single_run(err, cfg, run_dir)
+    record.update(status="failed", error=type(err).__name__, reason=str(err), finished_at=utc_now())
+    if not isinstance(err, ConfigError | TrainingDiverged):
+        record["traceback"] = "".join(traceback.format_exception(err))
+    clear_run_files(run_dir)
+    write_json(run_dir / "result.json", record)
+    if not multirun and isinstance(err, TrainingDiverged):
+        print(f"error: {err}; recorded in {run_dir / 'result.json'}", file=sys.stderr)
+        sys.exit(1)
+    if not multirun:
+        raise err
+    log.error("run failed (%s): %s; recorded in %s", type(err).__name__, err, run_dir)
+    return record
+
+
+def execute(cfg: DictConfig, run_dir: Path, multirun: bool) -> dict | None:
+    """Run, record and report one job, a pack of one: :func:`prepare_job`, :func:`train_pack`, :func:`finish_job`.
+    Returns its record, None when a finished record was there (skipped), or a ``"not run"`` stand-in when its
+    folder holds another run's record. A user error in a single run exits with code 2; in a sweep every failure
+    is recorded and the sweep goes on."""
+    run = prepare_job(cfg, run_dir, multirun)
+    if not isinstance(run, PendingRun):
+        return run
+    train_pack([run])
+    return finish_job(run)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -47,6 +47,14 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
                 "on a Slurm login node, or here with hydra/launcher=parallel")
     if "JoblibLauncher" in launcher and OmegaConf.select(master_config, "hydra.launcher.n_jobs") == 0:
         _refuse("hydra.launcher.n_jobs=0 is not allowed; give the number of runs at once (>= 1, or -1: one per core)")
+    if "PackedLauncher" in launcher:
+        from elite_exp.packing import check_settings
+
+        settings = OmegaConf.select(master_config, "hydra.launcher")
+        try:
+            check_settings(settings.pack_size, settings.n_jobs, settings.memory_fraction)
+        except ConfigError as err:
+            _refuse(str(err))
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     folders: dict[Path, int] = {}

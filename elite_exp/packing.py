@@ -1,0 +1,194 @@
+"""The packed launcher (``hydra/launcher=packed``): a multirun's compatible jobs train together as packs.
+
+Jobs are compatible when they run one method with the same hyper-parameters (all but the seed and, unless
+training reads it, the contamination: ``DeepDetector._pack_settings``) on one data set with the same n_train
+and number of labels, in one ``out_dir`` on one device: they differ in normal class, r_p and seed. Each pack
+goes through three steps, each job of it inside Hydra's ``run_job`` (its folder, ``.hydra/`` files, log file
+and callbacks, as with the basic launcher): :func:`runner.prepare_job` (skip / conflict / failure handling,
+data, split, estimator), :func:`runner.train_pack` (one stacked model, ``methods.base.fit_packed``) and
+:func:`runner.finish_job` (evaluation and the record). A run whose fit fails is recorded failed; its pack's
+other runs go on.
+
+Pack size: ``auto`` is 1 on CPU (a stacked model is slower there than the same runs one after another:
+README, Performance) and on CUDA as many runs as fit in ``memory_fraction`` of the GPU's free memory by
+:func:`runs_that_fit` (at most :data:`MAX_PACK`). Packs run ``n_jobs`` at a time, one process each (``auto``:
+one per CPU core, or per GPU with CUDA; several GPUs take the packs in turn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from joblib import Parallel, delayed
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from elite_exp.errors import ConfigError
+from elite_exp.runner import PendingRun, check_config, finish_job, n_labels_of, prepare_job, train_pack
+
+log = logging.getLogger("elite_exp")
+
+MAX_PACK = 128  # the largest auto pack
+ACTIVATIONS_PER_INPUT = 64  # estimated training memory per input value of a batch (activations, tangents, grads)
+
+
+def _setting(name: str, value, allowed: str):
+    """``value`` as an int >= 1, or None for ``auto``; ConfigError naming it otherwise."""
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"hydra.launcher.{name}={value!r} is not allowed; allowed: {allowed}")
+    return value
+
+
+def check_settings(pack_size, n_jobs, memory_fraction) -> tuple[int | None, int | None]:
+    """The launcher's (pack_size, n_jobs), None for ``auto``; ConfigError for a bad value."""
+    size = _setting("pack_size", pack_size, "a number of runs >= 1, or auto")
+    jobs = _setting("n_jobs", n_jobs, "a number of packs at once >= 1, or auto")
+    number = isinstance(memory_fraction, int | float) and not isinstance(memory_fraction, bool)
+    if not number or not 0 < memory_fraction <= 1:
+        raise ConfigError(f"hydra.launcher.memory_fraction={memory_fraction!r} is not allowed; it must lie in (0, 1]")
+    return size, jobs
+
+
+def pack_key(cfg: DictConfig, overrides: Sequence[str]) -> str:
+    """What the jobs of one pack share (``cfg`` without its ``hydra`` node): the method and its pack settings,
+    the data set and its options, n_train, the number of labels, out_dir, device and threads."""
+    _, estimator = check_config(cfg, overrides, on_this_machine=False)
+    return json.dumps([type(estimator).__name__, estimator._pack_settings(),
+                       OmegaConf.to_container(cfg.data, resolve=True), cfg.n_train, n_labels_of(cfg),
+                       str(cfg.out_dir), cfg.device, cfg.threads], sort_keys=True, default=repr)
+
+
+def _on_gpu(cfg: DictConfig) -> bool:
+    return cfg.device != "cpu" and torch.cuda.is_available()
+
+
+def runs_that_fit(run: PendingRun, memory_fraction: float) -> int:
+    """The auto pack size for runs like ``run``: 1 on CPU; on CUDA the number of such runs whose estimated
+    memory (three copies of the training data, and :data:`ACTIVATIONS_PER_INPUT` values per input value of a
+    batch) fits in ``memory_fraction`` of the device's free memory, between 1 and :data:`MAX_PACK`."""
+    device = torch.device(run.estimator.device if run.estimator.device != "auto" else "cuda")
+    if device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(device)
+    sample = run.X[0].numel() * run.X.element_size()
+    per_run = 3 * run.X.numel() * run.X.element_size() + ACTIVATIONS_PER_INPUT * run.estimator.batch_size * sample
+    return max(1, min(MAX_PACK, int(memory_fraction * free // per_run)))
+
+
+def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Group the jobs into packs and run them (``n_jobs`` at once); returns their JobReturns in job order."""
+    setup_globals()
+    config = launcher.config
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    pack_size, n_jobs = check_settings(launcher.pack_size, launcher.n_jobs, launcher.memory_fraction)  # (checked)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
+    groups: dict[str, list[tuple[int, list[str]]]] = {}
+    on_gpu = False
+    try:
+        for num, overrides in enumerate(job_overrides, initial_job_idx):
+            cfg = launcher.hydra_context.config_loader.load_sweep_config(config, list(overrides))
+            with open_dict(cfg):
+                cfg.hydra.job.num, cfg.hydra.job.id = num, str(num)
+            hydra_config.set_config(cfg)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            gpu = _on_gpu(cfg)
+            on_gpu |= gpu
+            # auto on CPU: every job a pack of one
+            key = f"{num}" if pack_size is None and not gpu else pack_key(cfg, overrides)
+            groups.setdefault(key, []).append((num, list(overrides)))
+    finally:
+        hydra_config.cfg = previous
+    # a unit of work: a pack of pack_size jobs, or (auto on CUDA) a group, packed as its runs' memory allows
+    units = [jobs[i:i + pack_size] for jobs in groups.values() for i in range(0, len(jobs), pack_size)] \
+        if pack_size else list(groups.values())
+    if n_jobs is None:
+        n_jobs = max(torch.cuda.device_count(), 1) if on_gpu else os.cpu_count() or 1
+    n_jobs = min(n_jobs, len(units)) or 1
+    log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s",
+             len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir)
+    for num, overrides in enumerate(job_overrides, initial_job_idx):
+        log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
+    args = (pack_size, launcher.memory_fraction, launcher.hydra_context, config)
+    if n_jobs == 1:
+        done = [run_unit(unit, u, *args) for u, unit in enumerate(units)]
+    else:  # one process per unit at a time, given the sweep's Hydra state (as Hydra's joblib launcher does)
+        state = Singleton.get_state()
+        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(run_unit)(unit, u, *args, state)
+                                                       for u, unit in enumerate(units))
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    returns = dict(pair for unit in done for pair in unit)
+    return [returns[num] for num in range(initial_job_idx, initial_job_idx + len(job_overrides))]
+
+
+def _job_config(hydra_context, config: DictConfig, num: int, overrides: list[str], unit: int) -> DictConfig:
+    """A job's composed config, numbered as the basic launcher numbers it; with ``device=auto`` and several
+    GPUs, every job of a unit on the unit's GPU."""
+    cfg = hydra_context.config_loader.load_sweep_config(config, overrides)
+    with open_dict(cfg):
+        cfg.hydra.job.id, cfg.hydra.job.num = num, num
+        if cfg.device == "auto" and torch.cuda.device_count() > 1:
+            cfg.device = f"cuda:{unit % torch.cuda.device_count()}"
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def _in_job(hydra_context, cfg: DictConfig, task) -> JobReturn:
+    return run_job(hydra_context=hydra_context, task_function=task, config=cfg, job_dir_key="hydra.sweep.dir",
+                   job_subdir_key="hydra.sweep.subdir")
+
+
+def _prepare(cfg: DictConfig) -> PendingRun | dict | None:
+    return prepare_job(cfg, Path(HydraConfig.get().runtime.output_dir), multirun=True)
+
+
+def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None, memory_fraction: float,
+             hydra_context, config: DictConfig, singleton_state=None) -> list[tuple[int, JobReturn]]:
+    """Prepare, train (as packs) and finish the jobs of one unit of work; returns (job number, JobReturn)s.
+    ``pack_size`` None: packs as large as the first prepared run's memory allows (:func:`runs_that_fit`).
+    ``singleton_state``: Hydra's state, for a worker process."""
+    if singleton_state is not None:
+        setup_globals()
+        Singleton.set_state(singleton_state)
+    returns: dict[int, JobReturn] = {}
+    pending: list[tuple[int, DictConfig, PendingRun]] = []
+    size = pack_size
+    for num, overrides in jobs:
+        cfg = _job_config(hydra_context, config, num, overrides, unit)
+        ret = _in_job(hydra_context, cfg, _prepare)
+        if ret.status == JobStatus.COMPLETED and isinstance(ret.return_value, PendingRun):
+            pending.append((num, cfg, ret.return_value))
+            size = size or runs_that_fit(ret.return_value, memory_fraction)
+            if len(pending) >= size:
+                returns.update(_train_and_finish(pending, hydra_context))
+                pending = []
+        else:  # skipped, not run, failed while preparing (its record is written)
+            returns[num] = ret
+    if pending:
+        returns.update(_train_and_finish(pending, hydra_context))
+    return list(returns.items())
+
+
+def _train_and_finish(pending: list[tuple[int, DictConfig, PendingRun]], hydra_context) -> dict[int, JobReturn]:
+    """Train the prepared runs, as one pack per shape of their training data, then finish each in its job."""
+    shapes: dict[tuple, list[PendingRun]] = {}
+    for _, _, run in pending:
+        shapes.setdefault((tuple(run.X.shape), int((run.y >= 0).sum())), []).append(run)
+    for runs in shapes.values():
+        train_pack(runs)
+    returns = {}
+    for num, cfg, run in pending:
+        HydraConfig.instance().set_config(cfg)
+        returns[num] = _in_job(hydra_context, cfg, lambda _cfg, run=run: finish_job(run))
+    return returns

@@ -1,0 +1,92 @@
+"""``hydra/launcher=packed``: a real multirun on digits writes the records the basic launcher writes, keeps
+skip / force / failure isolation per run, and refuses bad settings before any job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from elite_exp.errors import ConfigError
+from elite_exp.packing import check_settings
+from tests.test_sweep import cli
+
+SWEEP = ["-m", "data=digits", "method=elite_svdd,deepsvdd,soel_svdd", "normal_class=0,1", "r_p=0.1,0.3", "seed=0",
+         "train.epochs=2", "progress=false", "device=cpu"]
+PACKED = ["hydra/launcher=packed", "hydra.launcher.pack_size=4", "hydra.launcher.n_jobs=1"]
+TIMES = {"seconds", "train_seconds", "seconds_per_epoch", "finished_at", "run_dir", "pack_size"}
+
+
+def _records(out_dir: Path) -> dict[str, dict]:
+    return {str(p.parent.relative_to(out_dir)): json.loads(p.read_text()) for p in out_dir.rglob("result.json")}
+
+
+def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
+    basic = cli(SWEEP, tmp_path / "basic")
+    packed = cli([*SWEEP, *PACKED], tmp_path / "packed")
+    assert basic.returncode == 0 and packed.returncode == 0, packed.stderr[-2000:]
+    assert "sweep: 12 run(s): 12 finished" in packed.stdout
+    # SOEL's alpha is the run's r_p: one pack per r_p
+    assert "12 jobs in 4 unit(s) of work (pack_size=4)" in packed.stdout
+    a, b = _records(tmp_path / "basic"), _records(tmp_path / "packed")
+    assert a.keys() == b.keys() and len(a) == 12
+    for folder, rec in b.items():
+        assert rec["status"] == "ok" and a[folder]["pack_size"] == 1
+        assert rec["pack_size"] == (2 if rec["method"] == "soel_svdd" else 4)
+        assert rec["test_auc"] == pytest.approx(a[folder]["test_auc"], abs=1e-6)
+        assert rec["train_auc"] == pytest.approx(a[folder]["train_auc"], abs=1e-6)
+        rec["config"]["out_dir"] = a[folder]["config"]["out_dir"]
+        same = {k: v for k, v in rec.items() if k not in TIMES | {"test_auc", "train_auc", "test_aupr", "train_aupr"}}
+        assert same == {k: v for k, v in a[folder].items() if k in same}, folder
+        run = tmp_path / "packed" / folder
+        assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in (tmp_path / "basic" / folder).iterdir())
+        if (run / "meta_scores.csv").exists():  # ELITE's per-sample meta-gradient scores, as alone
+            pd.testing.assert_frame_equal(pd.read_csv(run / "meta_scores.csv"),
+                                          pd.read_csv(tmp_path / "basic" / folder / "meta_scores.csv"), atol=1e-6)
+
+    again = cli([*SWEEP, *PACKED], tmp_path / "packed")  # finished runs are skipped, per run
+    assert again.returncode == 0 and "12 skipped" in again.stdout
+    forced = cli([*SWEEP[:-4], "normal_class=0", "r_p=0.1", "method=elite_svdd", "seed=0", *SWEEP[-3:], *PACKED,
+                  "force=true"], tmp_path / "packed")
+    assert forced.returncode == 0 and "1 finished" in forced.stdout
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path):
+    proc = cli(["-m", "data=digits", "method=elite_svdd", "normal_class=0,1", "r_p=0.1", "train.lr=1e-3,1e30",
+                "train.epochs=2", "progress=false", "device=cpu", *PACKED], tmp_path)
+    assert proc.returncode == 1
+    assert "4 run(s): 2 finished, 0 skipped (finished before), 2 failed" in proc.stdout
+    records = list(_records(tmp_path).values())
+    assert sorted(r["status"] for r in records) == ["failed", "failed", "ok", "ok"]
+    assert all(r["error"] == "TrainingDiverged" for r in records if r["status"] == "failed")
+
+
+def test_auto_packs_are_runs_alone_on_cpu(tmp_path):
+    proc = cli(["-m", "data=digits", "method=elite_svdd", "normal_class=0,1", "train.epochs=1", "progress=false",
+                "device=cpu", "hydra/launcher=packed"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 jobs in 2 unit(s) of work (pack_size=auto)" in proc.stdout
+    assert [r["pack_size"] for r in _records(tmp_path).values()] == [1, 1]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("pack_size=0", "hydra.launcher.pack_size=0 is not allowed; allowed: a number of runs >= 1, or auto"),
+    ("n_jobs=two", "hydra.launcher.n_jobs='two' is not allowed; allowed: a number of packs at once >= 1, or auto"),
+    ("memory_fraction=1.5", "hydra.launcher.memory_fraction=1.5 is not allowed; it must lie in (0, 1]"),
+])
+def test_bad_launcher_settings_stop_the_sweep_before_any_job(tmp_path, setting, message):
+    proc = cli(["-m", "data=digits", "normal_class=0,1", "progress=false", "hydra/launcher=packed",
+                f"hydra.launcher.{setting}"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {message}; no job was started"
+    assert not list(tmp_path.rglob("result.json"))
+
+
+def test_settings_are_checked_by_value():
+    assert check_settings("auto", "auto", 0.5) == (None, None)
+    assert check_settings(8, 2, 1) == (8, 2)
+    for bad in (True, 1.5, -1):
+        with pytest.raises(ConfigError, match="pack_size"):
+            check_settings(bad, 1, 0.5)
