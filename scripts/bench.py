@@ -15,7 +15,11 @@ the same network written as plain eager PyTorch (``networks.reference``: NCHW, L
 The sweep slice is 8 runs of the Fig. 3 protocol (MNIST when ``ELITE_DATA_DIR`` holds it, else
 digits; ELITE-SVDD and Deep SVDD, classes 0 and 1, r_p 0.1 and 0.5, the runner's default training
 unless ``--slice-epochs``), run by the runner as a user runs it, one thread per run, once per
-launcher (``basic``: one after another; ``parallel``: one per core), timed on the wall clock.
+launcher (``basic``: one after another; ``parallel``: one per core; ``packed``: compatible runs as packs,
+``pack_size=auto``, one pack per core), timed on the wall clock.
+
+The pack timing trains packs of K ELITE-SVDD runs (``--pack-sizes``) as one stacked model
+(``methods.base.fit_packed``) and compares a run's share of a pack iteration with a run alone.
 
 Setups: ``mnist`` (1x28x28, Deep SVDD's 8-4 LeNet, 20 labels), ``cifar`` (3x32x32, the
 32-64-128 LeNet, 100 labels as in the paper) and ``official`` (the official ELITE code's MNIST
@@ -51,7 +55,7 @@ import torch
 
 from elite_exp.data.datasets import load_dataset
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import resolve_device
+from elite_exp.methods.base import fit_packed, resolve_device
 from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.meta_gradient import META_GRADIENTS
 from elite_exp.methods.training import StepInfo, TrainSettings, run_training
@@ -138,8 +142,8 @@ def time_base(setup: Setup, score: str, x: torch.Tensor, s: TrainSettings, warmu
     x = x.to(device)
     module.prepare(x, batch_size=s.batch_size)
     timer = IterationTimer(warmup, len(x) // s.batch_size, device)
-    run_training(module, len(x), lambda idx: (module(x[idx]).mean(), {}), s, torch.Generator().manual_seed(0),
-                 monitor=timer)
+    run_training(module, len(x), lambda net, idx, d: (net(d["x"][idx]).mean(), {}), s,
+                 torch.Generator().manual_seed(0), {"x": x}, monitors=timer)
     return timer.seconds, module
 
 
@@ -192,7 +196,23 @@ def time_steps(setup: Setup, x: torch.Tensor, batch_size: int, iterations: int, 
             "speedup": statistics.median(a / b for a, b in zip(ms["plain"], ms["project"]))}
 
 
-SLICE_LAUNCHERS = ("basic", "parallel")
+def time_packs(setup: Setup, x: torch.Tensor, x_lab: torch.Tensor, lab_anomaly: torch.Tensor, s: TrainSettings,
+               warmup: int, device: torch.device, sizes: list[int]) -> dict[int, float]:
+    """Seconds per training iteration of a pack of K ELITE-SVDD runs (``fit_packed``: K seeds on the same data, the
+    default meta-gradient) for each K in ``sizes``: a pack's iteration trains K runs one step each."""
+    y = np.concatenate([np.full(len(x), -1), lab_anomaly.numpy().astype(np.int64)])
+    X = torch.cat([x, x_lab])
+    seconds = {}
+    for k in sizes:
+        ests = [EliteDetector(network=setup.spec, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                              device=str(device), random_state=seed) for seed in range(k)]
+        timer = IterationTimer(warmup, len(x) // s.batch_size, device)
+        fit_packed(ests, [X] * k, [y] * k, [timer] + [None] * (k - 1))
+        seconds[k] = timer.seconds
+    return seconds
+
+
+SLICE_LAUNCHERS = ("basic", "parallel", "packed")
 SLICE_RUNS = 8  # data x elite_svdd, deepsvdd x classes 0, 1 x r_p 0.1, 0.5
 # the paper's Fig. 3: 3 data sets x 10 classes x 5 r_p x 3 seeds x 11 methods, a third of them on CIFAR-10
 FIG3_RUNS = 3 * 10 * 5 * 3 * 11
@@ -221,7 +241,7 @@ def time_slice(epochs: int | None, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for launcher in SLICE_LAUNCHERS:
             extra = [f"hydra/launcher={launcher}"]
-            if launcher == "parallel":
+            if launcher in ("parallel", "packed"):  # packed: pack_size auto (1 on CPU; on CUDA as memory allows)
                 extra.append(f"hydra.launcher.n_jobs={cores}")
             out = Path(tmp, launcher)
             start = time.perf_counter()
@@ -290,6 +310,17 @@ def run(args) -> dict:
     for name, st in steps.items():
         print(f"step {name:8s} plain {st['plain_ms']:7.1f} ms  project {st['project_ms']:7.1f} ms  "
               f"x{st['speedup']:.2f}", flush=True)
+    packs = {}
+    for name in args.setups if args.pack_sizes else ():
+        x, x_lab, lab_anomaly, _ = data[name]
+        alone = statistics.median(times[(name, "svdd", DEFAULT_META_GRAD)])
+        per_pack = time_packs(SETUPS[name], x, x_lab, lab_anomaly, s, args.warmup, device, args.pack_sizes)
+        packs[name] = {str(k): {"ms_per_pack_iteration": 1000 * sec, "ms_per_run_iteration": 1000 * sec / k,
+                                "speedup_over_alone": alone * k / sec} for k, sec in per_pack.items()}
+        for k, v in packs[name].items():
+            print(f"pack {name:8s} elite_svdd x{k:>3s}: {v['ms_per_pack_iteration']:8.1f} ms/iteration, "
+                  f"{v['ms_per_run_iteration']:7.1f} ms per run, x{v['speedup_over_alone']:.2f} over runs alone",
+                  flush=True)
     sweep_slice = time_slice(args.slice_epochs, args.device) if args.slice else None
 
     iters_per_epoch = EPOCH_SAMPLES // args.batch_size
@@ -328,7 +359,7 @@ def run(args) -> dict:
               "inference_samples_per_s": {f"{n}/{sc}": statistics.median(v) for (n, sc), v in inference.items()},
               "ratios": ratios,
               "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
-              "step_ms": steps, "sweep_slice": sweep_slice}
+              "step_ms": steps, "packs": packs, "sweep_slice": sweep_slice}
     if sweep_slice is not None:
         result["fig3_hours_estimate"] = fig3_hours(sweep_slice, result["s_per_epoch"])
     main = "mnist" if "mnist" in args.setups else args.setups[0]
@@ -392,6 +423,12 @@ def check(p: argparse.ArgumentParser, args) -> None:
     for name in ("repeats", "iterations", "warmup", "batch_size", "inference_samples", "inference_batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)} is not allowed; it must be >= 1")
+    try:
+        args.pack_sizes = [int(k) for k in args.pack_sizes.split(",") if k]
+    except ValueError:
+        args.pack_sizes = [0]
+    if any(k < 1 for k in args.pack_sizes):
+        p.error("--pack-sizes: allowed: a comma list of pack sizes >= 1 (empty: no pack timing)")
     if args.slice_epochs is not None and args.slice_epochs < 1:
         p.error(f"--slice-epochs {args.slice_epochs} is not allowed; it must be >= 1")
     if args.threads < 0:
@@ -421,6 +458,8 @@ def main() -> None:
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall time, or this process's CPU time (CPU device, with --threads 1: robust to other "
                         "processes sharing the cores)")
+    p.add_argument("--pack-sizes", default="1,8", help="comma list of pack sizes K to time ELITE-SVDD packs of "
+                   "(ms per iteration, speed-up over K runs alone; empty: none)")
     p.add_argument("--slice", action=argparse.BooleanOptionalAction, default=True,
                    help="time the 8-run sweep slice per launcher (--no-slice: skip it)")
     p.add_argument("--slice-epochs", type=int, default=None, help="epochs of the slice's runs (default: the runner's)")

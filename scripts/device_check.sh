@@ -7,9 +7,10 @@
 # DEVICE: cuda (default), cuda:N or cpu.
 # 1. the CUDA tests (tests/test_cuda.py and the CUDA cases of tests/test_networks.py);
 # 2. the bench on the device: ms per training iteration of ELITE and its base detectors (MNIST,
-#    CIFAR-10 and the official code's LeNets), the encoder's step against plain PyTorch, and runs per
-#    hour of the 8-run Fig. 3 slice with the basic and the parallel launcher (SLICE_EPOCHS epochs,
-#    default: the runner's 30);
+#    CIFAR-10 and the official code's LeNets), the encoder's step against plain PyTorch, packs of
+#    PACK_SIZES ELITE-SVDD runs trained as one model (default 1,8,32,128 on CUDA, 1,2 on the CPU: ms per
+#    iteration, speed-up over the runs alone), and runs per hour of the 8-run Fig. 3 slice with the
+#    basic, the parallel and the packed launcher (SLICE_EPOCHS epochs, default: the runner's 30);
 # 3. the bench's estimate of the paper's Fig. 3 wall time from those runs per hour (a lower bound).
 # Data: MNIST from $ELITE_DATA_DIR (default ./data: copy MNIST into that ignored folder when the
 # machine cannot reach the shared data); without it the slice runs on digits. CIFAR-10 is timed on
@@ -26,6 +27,7 @@ if ! [[ $DEVICE =~ ^(cpu|cuda|cuda:[0-9]+)$ ]]; then
 fi
 $PY -c "import elite_exp" 2>/dev/null || { echo "PY=$PY cannot import elite_exp: run make install first, or set PY" >&2; exit 2; }
 BENCH_ARGS=${BENCH_ARGS:---repeats 3 --iterations 20 --warmup 3}
+if [ "$DEVICE" = cpu ]; then PACK_SIZES=${PACK_SIZES:-1,2}; else PACK_SIZES=${PACK_SIZES:-1,8,32,128}; fi
 export ELITE_DATA_DIR=${ELITE_DATA_DIR:-$PWD/data}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/device_check.log") 2>&1
@@ -42,7 +44,7 @@ $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_networks.py |
 echo "== bench on $DEVICE"
 rm -f "$OUT/bench.json"
 # shellcheck disable=SC2086
-if $PY scripts/bench.py --device "$DEVICE" --setups mnist,cifar,official $BENCH_ARGS \
+if $PY scripts/bench.py --device "$DEVICE" --setups mnist,cifar,official --pack-sizes "$PACK_SIZES" $BENCH_ARGS \
      ${SLICE_EPOCHS:+--slice-epochs "$SLICE_EPOCHS"} > "$OUT/bench.out"; then
   cat "$OUT/bench.out"
   tail -n 1 "$OUT/bench.out" > "$OUT/bench.json"

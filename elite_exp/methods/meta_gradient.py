@@ -17,8 +17,9 @@ training step's own forward gives Omega(theta), so the only extra work is one no
 forward. ``double_backward`` is the literal definition (the official code's approach),
 kept as the reference the fast paths are tested against.
 
-All three are written with ``torch.func`` (``grad``, ``jvp``) on the run's parameters, so the same
-code runs for one run and, mapped with ``vmap``, for a pack of runs (``methods.training``).
+All three act on the run's parameters (``training.RunNet``) with autograd and forward-mode AD, which
+compose with ``torch.func`` transforms: the same code runs for one run and, mapped with ``vmap`` over
+``grad_and_value``, for a pack of runs (``methods.training``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from __future__ import annotations
 import warnings
 
 import torch
-from torch.func import grad, grad_and_value, jvp
+import torch.autograd.forward_ad as fwAD
+from torch.func import grad, grad_and_value
 from torch.profiler import record_function
 
 from elite_exp.errors import ConfigError
@@ -48,8 +50,9 @@ def _validation_gradient(net: RunNet, val_x: torch.Tensor, val_anomaly: torch.Te
                          margin) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """grad L_v(theta) (zeros for parameters L_v does not reach) and L_v (detached)."""
     with record_function("elite.validation_gradient"):
-        grads, lv = grad_and_value(lambda p: validation_loss(net.at(p)(val_x), val_anomaly, margin))(net.params)
-    return grads, lv.detach()
+        lv = validation_loss(net(val_x), val_anomaly, margin)
+        grads = torch.autograd.grad(lv, list(net.params.values()), allow_unused=True)
+    return {k: torch.zeros_like(p) if g is None else g for (k, p), g in zip(net.params.items(), grads)}, lv.detach()
 
 
 def _norm(tensors) -> torch.Tensor:
@@ -69,8 +72,9 @@ def meta_gradients(net: RunNet, x: torch.Tensor, val_x: torch.Tensor, val_anomal
     n = x.shape[0]
     if method == "forward_ad":
         grads, lv = _validation_gradient(net, val_x, val_anomaly, margin)
-        with record_function("elite.dual_forward"):
-            scores, tangent = jvp(lambda p: net.at(p)(x), (net.params,), (grads,))
+        with record_function("elite.dual_forward"), fwAD.dual_level():
+            duals = {k: fwAD.make_dual(p, grads[k]) for k, p in net.params.items()}
+            scores, tangent = fwAD.unpack_dual(net.at(duals)(x))
         return scores, tangent.detach() * (-step_size / n), lv
     if method == "finite_diff":
         scores = net(x)
