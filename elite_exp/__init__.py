@@ -11,8 +11,9 @@ from elite_exp.methods import (
     DeepSVDD,
     EliteDetector,
     LabelsOnly,
+    fit_packed,
 )
 
 __version__ = "0.1.0"
 __all__ = ["LOE", "RSRAE", "SOEL", "SSAD", "AutoEncoder", "DeepDetector", "DeepSAD", "DeepSVDD", "EliteDetector",
-           "LabelsOnly", "__version__"]
+           "LabelsOnly", "fit_packed", "__version__"]

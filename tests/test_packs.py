@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from elite_exp import LOE, RSRAE, SOEL, AutoEncoder, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly, fit_packed
 from elite_exp.data import make_split
 from elite_exp.errors import ConfigError
-from elite_exp.methods import LOE, RSRAE, SOEL, AutoEncoder, DeepSAD, DeepSVDD, EliteDetector, LabelsOnly
-from elite_exp.methods.base import fit_packed
 from elite_exp.methods.training import TrainingDiverged
 
 MLP = {"kind": "mlp", "hidden": [16], "rep_dim": 8}

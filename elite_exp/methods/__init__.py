@@ -1,7 +1,7 @@
 """Methods: ELITE and the baselines, as scikit-learn style estimators sharing one training loop."""
 
 from elite_exp.methods.autoencoder import AutoEncoder
-from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.base import DeepDetector, fit_packed
 from elite_exp.methods.deep_sad import DeepSAD
 from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.elite import EliteDetector
@@ -11,4 +11,4 @@ from elite_exp.methods.rsrae import RSRAE
 from elite_exp.methods.ssad import SSAD
 
 __all__ = ["LOE", "RSRAE", "SOEL", "SSAD", "AutoEncoder", "DeepDetector", "DeepSAD", "DeepSVDD", "EliteDetector",
-           "LabelsOnly"]
+           "LabelsOnly", "fit_packed"]

@@ -390,17 +390,17 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
             name = next(n for n in mine if mine[n] != theirs[n])
             raise ConfigError(f"the runs of a pack need the same hyper-parameters but random_state and contamination; "
                               f"{name}={mine[name]!r} and {name}={theirs[name]!r}")
-    runs = [est._prepare_run(X, y, monitor) for est, X, y, monitor in zip(estimators, Xs, ys, monitors)]
-    for what in ("x_unl", "x_lab"):
-        shapes = {tuple(getattr(r, what).shape) for r in runs}
-        if len(shapes) > 1:
-            raise ConfigError(f"the runs of a pack need the same number and shape of "
-                              f"{'unlabeled' if what == 'x_unl' else 'labeled'} samples; got {sorted(shapes)}")
     try:
+        runs = [est._prepare_run(X, y, monitor) for est, X, y, monitor in zip(estimators, Xs, ys, monitors)]
+        for what in ("x_unl", "x_lab"):
+            shapes = {tuple(getattr(r, what).shape) for r in runs}
+            if len(shapes) > 1:
+                raise ConfigError(f"the runs of a pack need the same number and shape of "
+                                  f"{'unlabeled' if what == 'x_unl' else 'labeled'} samples; got {sorted(shapes)}")
         first._train(runs)
     except BaseException:
-        for run in runs:
-            vars(run.est).pop("_fit_statistics_data", None)
+        for est in estimators:  # no training data kept by an estimator whose fit failed
+            vars(est).pop("_fit_statistics_data", None)
         raise
     errors: list[TrainingDiverged | None] = []
     for run in runs:
