@@ -12,7 +12,8 @@ other runs go on.
 Pack size: ``auto`` is 1 on CPU (a stacked model is slower there than the same runs one after another:
 README, Performance) and on CUDA as many runs as fit in ``memory_fraction`` of the GPU's free memory by
 :func:`runs_that_fit` (at most :data:`MAX_PACK`). Packs run ``n_jobs`` at a time, one process each (``auto``:
-one per CPU core, or per GPU with CUDA; several GPUs take the packs in turn).
+one per CPU core, or per GPU with CUDA; with several GPUs each group of compatible jobs is cut into one part
+per GPU, and the parts take the GPUs in turn).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, filter_overrides, run_job, setup_globals
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -58,27 +59,32 @@ def check_settings(pack_size, n_jobs, memory_fraction) -> tuple[int | None, int 
     return size, jobs
 
 
-def pack_key(cfg: DictConfig, overrides: Sequence[str]) -> str:
-    """What the jobs of one pack share (``cfg`` without its ``hydra`` node): the method and its pack settings,
-    the data set and its options, n_train, the number of labels, out_dir, device and threads."""
+def pack_key(cfg: DictConfig, overrides: Sequence[str], env: dict) -> str:
+    """What the jobs of one pack share (``cfg`` without its ``hydra`` node; ``env``: its ``hydra.job.env_set``):
+    the method and its pack settings, the data set and its options, n_train, the number of labels, out_dir,
+    device, threads and environment."""
     _, estimator = check_config(cfg, overrides, on_this_machine=False)
     return json.dumps([type(estimator).__name__, estimator._pack_settings(),
                        OmegaConf.to_container(cfg.data, resolve=True), cfg.n_train, n_labels_of(cfg),
-                       str(cfg.out_dir), cfg.device, cfg.threads], sort_keys=True, default=repr)
+                       str(cfg.out_dir), cfg.device, cfg.threads, env], sort_keys=True, default=repr)
 
 
 def _on_gpu(cfg: DictConfig) -> bool:
     return cfg.device != "cpu" and torch.cuda.is_available()
 
 
-def runs_that_fit(run: PendingRun, memory_fraction: float) -> int:
+def runs_that_fit(run: PendingRun, memory_fraction: float, sharing: int) -> int:
     """The auto pack size for runs like ``run``: 1 on CPU; on CUDA the number of such runs whose estimated
     memory (three copies of the training data, and :data:`ACTIVATIONS_PER_INPUT` values per input value of a
-    batch) fits in ``memory_fraction`` of the device's free memory, between 1 and :data:`MAX_PACK`."""
+    batch) fits in ``memory_fraction`` of the device's free memory (memory this process's allocator holds
+    unused counts as free) shared by ``sharing`` processes, between 1 and :data:`MAX_PACK`. An estimate: a pack
+    that fails as a whole is trained again run by run (``runner.train_pack``)."""
     device = torch.device(run.estimator.device if run.estimator.device != "auto" else "cuda")
     if device.type != "cuda":
         return 1
+    torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(device)
+    free /= max(sharing, 1)
     sample = run.X[0].numel() * run.X.element_size()
     per_run = 3 * run.X.numel() * run.X.element_size() + ACTIVATIONS_PER_INPUT * run.estimator.batch_size * sample
     return max(1, min(MAX_PACK, int(memory_fraction * free // per_run)))
@@ -94,39 +100,46 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     groups: dict[str, list[tuple[int, list[str]]]] = {}
+    envs: dict[str, dict] = {}
     on_gpu = False
     try:
         for num, overrides in enumerate(job_overrides, initial_job_idx):
             cfg = launcher.hydra_context.config_loader.load_sweep_config(config, list(overrides))
             with open_dict(cfg):
-                cfg.hydra.job.num, cfg.hydra.job.id = num, str(num)
+                cfg.hydra.job.num, cfg.hydra.job.id = num, num
             hydra_config.set_config(cfg)
+            env = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=True)
             with open_dict(cfg):
                 del cfg["hydra"]
             gpu = _on_gpu(cfg)
             on_gpu |= gpu
             # auto on CPU: every job a pack of one
-            key = f"{num}" if pack_size is None and not gpu else pack_key(cfg, overrides)
+            key = f"{num}" if pack_size is None and not gpu else pack_key(cfg, overrides, env)
             groups.setdefault(key, []).append((num, list(overrides)))
+            envs[key] = env
     finally:
         hydra_config.cfg = previous
-    # a unit of work: a pack of pack_size jobs, or (auto on CUDA) a group, packed as its runs' memory allows
-    units = [jobs[i:i + pack_size] for jobs in groups.values() for i in range(0, len(jobs), pack_size)] \
-        if pack_size else list(groups.values())
+    # a unit of work: a pack of pack_size jobs, or (auto on CUDA) a group, packed as its runs' memory allows,
+    # cut into one part per GPU
+    gpus = torch.cuda.device_count() if on_gpu else 0
+    parts = max(gpus, 1)
+    units = [(jobs[i:i + size], envs[key]) for key, jobs in groups.items()
+             for size in [pack_size or -(-len(jobs) // parts)] for i in range(0, len(jobs), size)]
     if n_jobs is None:
-        n_jobs = max(torch.cuda.device_count(), 1) if on_gpu else os.cpu_count() or 1
+        n_jobs = max(gpus, 1) if on_gpu else len(os.sched_getaffinity(0))
     n_jobs = min(n_jobs, len(units)) or 1
     log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s",
              len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir)
     for num, overrides in enumerate(job_overrides, initial_job_idx):
         log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
-    args = (pack_size, launcher.memory_fraction, launcher.hydra_context, config)
+    sharing = -(-n_jobs // gpus) if gpus else 1  # processes on one GPU
+    args = (pack_size, launcher.memory_fraction, sharing, launcher.hydra_context, config)
     if n_jobs == 1:
-        done = [run_unit(unit, u, *args) for u, unit in enumerate(units)]
+        done = [run_unit(unit, env, u, *args) for u, (unit, env) in enumerate(units)]
     else:  # one process per unit at a time, given the sweep's Hydra state (as Hydra's joblib launcher does)
         state = Singleton.get_state()
-        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(run_unit)(unit, u, *args, state)
-                                                       for u, unit in enumerate(units))
+        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(run_unit)(unit, env, u, *args, state)
+                                                       for u, (unit, env) in enumerate(units))
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     returns = dict(pair for unit in done for pair in unit)
     return [returns[num] for num in range(initial_job_idx, initial_job_idx + len(job_overrides))]
@@ -153,11 +166,12 @@ def _prepare(cfg: DictConfig) -> PendingRun | dict | None:
     return prepare_job(cfg, Path(HydraConfig.get().runtime.output_dir), multirun=True)
 
 
-def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None, memory_fraction: float,
-             hydra_context, config: DictConfig, singleton_state=None) -> list[tuple[int, JobReturn]]:
-    """Prepare, train (as packs) and finish the jobs of one unit of work; returns (job number, JobReturn)s.
-    ``pack_size`` None: packs as large as the first prepared run's memory allows (:func:`runs_that_fit`).
-    ``singleton_state``: Hydra's state, for a worker process."""
+def run_unit(jobs: list[tuple[int, list[str]]], env: dict, unit: int, pack_size: int | None,
+             memory_fraction: float, sharing: int, hydra_context, config: DictConfig,
+             singleton_state=None) -> list[tuple[int, JobReturn]]:
+    """Prepare, train (as packs, with the jobs' ``hydra.job.env_set`` ``env`` in the environment) and finish the
+    jobs of one unit of work; returns (job number, JobReturn)s. ``pack_size`` None: packs as large as the first
+    prepared run's memory allows (:func:`runs_that_fit`). ``singleton_state``: Hydra's state, for a worker."""
     if singleton_state is not None:
         setup_globals()
         Singleton.set_state(singleton_state)
@@ -169,26 +183,31 @@ def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None
         ret = _in_job(hydra_context, cfg, _prepare)
         if ret.status == JobStatus.COMPLETED and isinstance(ret.return_value, PendingRun):
             pending.append((num, cfg, ret.return_value))
-            size = size or runs_that_fit(ret.return_value, memory_fraction)
+            size = size or runs_that_fit(ret.return_value, memory_fraction, sharing)
             if len(pending) >= size:
-                returns.update(_train_and_finish(pending, hydra_context))
+                returns.update(_train_and_finish(pending, env, hydra_context, config))
                 pending = []
         else:  # skipped, not run, failed while preparing (its record is written)
             returns[num] = ret
     if pending:
-        returns.update(_train_and_finish(pending, hydra_context))
+        returns.update(_train_and_finish(pending, env, hydra_context, config))
     return list(returns.items())
 
 
-def _train_and_finish(pending: list[tuple[int, DictConfig, PendingRun]], hydra_context) -> dict[int, JobReturn]:
-    """Train the prepared runs, as one pack per shape of their training data, then finish each in its job."""
+def _train_and_finish(pending: list[tuple[int, DictConfig, PendingRun]], env: dict, hydra_context,
+                      config: DictConfig) -> dict[int, JobReturn]:
+    """Train the prepared runs, as one pack per shape of their training data, then finish each in its job. While
+    they train, what they log goes to the sweep's log (Hydra's logging outside a job)."""
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     shapes: dict[tuple, list[PendingRun]] = {}
     for _, _, run in pending:
         shapes.setdefault((tuple(run.X.shape), int((run.y >= 0).sum())), []).append(run)
-    for runs in shapes.values():
-        train_pack(runs)
+    with env_override({k: str(v) for k, v in env.items()}):
+        for runs in shapes.values():
+            train_pack(runs)
     returns = {}
     for num, cfg, run in pending:
         HydraConfig.instance().set_config(cfg)
         returns[num] = _in_job(hydra_context, cfg, lambda _cfg, run=run: finish_job(run))
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return returns

@@ -278,8 +278,9 @@ def _finished_under_other_spelling(cfg: DictConfig, normal: int, class_names: Se
 @dataclasses.dataclass
 class PendingRun:
     """A job prepared to train (:func:`prepare_job`): its config, folder and record so far, its estimator and
-    training data (``X``, ``y``, ``monitor``), what evaluating it needs, and, once its pack has trained
-    (:func:`train_pack`), the error of its fit (None: fitted) and its share of the pack's training time."""
+    training data (``X``, ``y``, ``monitor``), what evaluating it needs, its seconds (``prepare``: its own
+    checks, data and split), and, once its pack has trained (:func:`train_pack`), the error of its fit (None:
+    fitted), its share of the pack's training time and the pack's size."""
 
     cfg: DictConfig
     run_dir: Path
@@ -296,9 +297,7 @@ class PendingRun:
     class_name: str
     device: str
     seconds: dict[str, float]
-    started: float
-    fit_error: BaseException | None = None
-    pretraining: str | None = None
+    fit_error: Exception | None = None
     pack_size: int = 1
 
 
@@ -329,28 +328,33 @@ def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: b
     x_unl, x_lab = ds.x_train[split.unlabeled], ds.x_train[split.labeled]
     recorder = TrainingRecorder(estimator, ds.x_test, test_anomaly, split.unlabeled_anomaly,
                                 every=cfg.curves_every, meta_iterations=cfg.meta_iterations)
+    seconds["prepare"] = time.perf_counter() - started
     return PendingRun(cfg, run_dir, multirun, record, estimator, torch.cat([x_unl, x_lab]),
                       np.concatenate([np.full(len(x_unl), -1), split.labeled_anomaly]), recorder, x_unl, ds.x_test,
-                      test_anomaly, split, ds.class_names[normal], device, seconds, started)
+                      test_anomaly, split, ds.class_names[normal], device, seconds)
 
 
 def train_pack(runs: Sequence[PendingRun]) -> None:
-    """Fit the estimators of prepared runs as one pack (``methods.base.fit_packed``; a run alone is a pack of
-    one) inside the shared pre-training store of their ``out_dir``; sets each run's ``fit_error`` (the pack's
-    error for all when the pack as a whole failed), its share of the training time and its pre-training."""
+    """Fit the estimators of prepared runs (of one ``out_dir``) as one pack (``methods.base.fit_packed``; a run
+    alone is a pack of one) with the shared pre-training store of that ``out_dir``; sets each run's
+    ``fit_error``, its share of the training time and the pack's size. When the pack as a whole fails (e.g. out
+    of memory), each of its runs is trained again alone, so that a run fails only of its own error."""
     t = time.perf_counter()
-    out_dirs = {str(r.cfg.out_dir) for r in runs}
-    with shared_pretraining(Path(out_dirs.pop()) / PRETRAINED_DIR) as pretraining:
+    with shared_pretraining(Path(runs[0].cfg.out_dir) / PRETRAINED_DIR):
         try:
             errors = fit_packed([r.estimator for r in runs], [r.X for r in runs], [r.y for r in runs],
                                 [r.monitor for r in runs])
-        except Exception as err:  # the pack's failure is each run's, recorded with it
-            errors = [err] * len(runs)
+        except Exception as err:
+            if len(runs) > 1:
+                log.warning("a pack of %d runs failed (%s: %s); training each alone", len(runs), type(err).__name__,
+                            err)
+                for run in runs:
+                    train_pack([run])
+                return
+            errors = [err]
     share = (time.perf_counter() - t) / len(runs)
-    # an auto-encoder pre-training kept by an earlier run of the same split and seed (identical result)
-    used = "reused" if pretraining.reused else "trained" if pretraining.trained else None
     for run, error in zip(runs, errors):
-        run.fit_error, run.seconds["train"], run.pretraining, run.pack_size = error, share, used, len(runs)
+        run.fit_error, run.seconds["train"], run.pack_size = error, share, len(runs)
 
 
 def finish_experiment(run: PendingRun) -> dict:
@@ -365,7 +369,6 @@ def finish_experiment(run: PendingRun) -> dict:
     train = (ranking_metrics(split.unlabeled_anomaly, estimator.decision_function(run.x_unl))
              if 0 < split.unlabeled_anomaly.sum() < len(run.x_unl) else {"auc": None, "aupr": None})
     seconds["evaluate"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - run.started
 
     clear_run_files(run_dir)
     recorder = run.monitor
@@ -379,6 +382,8 @@ def finish_experiment(run: PendingRun) -> dict:
             save_run_figure(run_dir / "scores.png", run.test_anomaly, test_scores, estimator.threshold_, meta)
         except Exception as err:  # a picture must never cost a finished run
             log.warning("scores.png not drawn for %s: %s: %s", run_dir, type(err).__name__, err)
+    # this run's own time: its preparation, its share of its pack's training, its evaluation and files
+    seconds["total"] = seconds.pop("prepare") + seconds["train"] + time.perf_counter() - t
     digest = hashlib.sha1(np.concatenate([split.unlabeled, split.labeled]).tobytes()).hexdigest()[:12]
     return {
         "status": "ok", "test_auc": test["auc"], "test_aupr": test["aupr"], "train_auc": train["auc"],
@@ -387,7 +392,8 @@ def finish_experiment(run: PendingRun) -> dict:
         "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1), "pack_size": run.pack_size,
         "split_digest": digest, "n_test": len(run.test_anomaly), "normal_class_name": run.class_name,
         "margin": getattr(estimator, "margin_", None), "label_inference": recorder.inference_quality(),
-        **({"pretraining": run.pretraining} if run.pretraining else {}),
+        # an auto-encoder pre-training kept by an earlier run of the same split and seed (identical result)
+        **({"pretraining": estimator.pretraining_} if hasattr(estimator, "pretraining_") else {}),
         "environment": environment(run.device),
     }
 

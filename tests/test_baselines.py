@@ -265,18 +265,19 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
 
     conv = NetworkSpec(kind="conv", channels=(4,), rep_dim=4)  # images: the same kept state as trained anew
     images, s = torch.rand(32, 1, 8, 8), TrainSettings(epochs=2, batch_size=16)
-    trained = pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
+    trained, outcome = pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
+    assert outcome == "trained"
     with shared_pretraining(tmp_path / "conv"):
-        pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
-        kept = pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
-    assert all(torch.equal(kept[k], trained[k]) for k in trained)
+        assert pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)[1] == "trained"
+        kept, outcome = pretrained_encoder(conv, (1, 8, 8), images, s, 0, False)
+    assert outcome == "reused" and all(torch.equal(kept[k], trained[k]) for k in trained)
 
     spec = NetworkSpec(kind="mlp", hidden=(16,), rep_dim=4)
     x = torch.rand(64, 8)
-    fresh = pretrained_encoder(spec, (8,), x, s, 0, False)
+    fresh = pretrained_encoder(spec, (8,), x, s, 0, False)[0]
     with shared_pretraining(tmp_path) as store:
-        first = pretrained_encoder(spec, (8,), x, s, 0, False)
-        again = pretrained_encoder(spec, (8,), x.clone(), s, 0, False)
+        first = pretrained_encoder(spec, (8,), x, s, 0, False)[0]
+        again = pretrained_encoder(spec, (8,), x.clone(), s, 0, False)[0]
         for other in ((x.flip(0), s, 0), (x, s, 1), (x, TrainSettings(epochs=3, batch_size=16), 0)):
             pretrained_encoder(spec, (8,), *other, False)
     assert (store.reused, store.trained) == (1, 4)
@@ -285,7 +286,7 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
     with shared_pretraining(tmp_path) as store:  # a damaged kept file is trained again, not fatal
         for f in tmp_path.glob("*.pt"):
             f.write_bytes(b"damaged")
-        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
+        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False)[0].items())
     assert (store.reused, store.trained) == (0, 1)
     with shared_pretraining(tmp_path / "swapped"):  # two kept files swapped by hand: neither is taken for the other
         pretrained_encoder(spec, (8,), x, s, 0, False)
@@ -295,11 +296,11 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
     seed1.rename(seed0)
     (tmp_path / "swapped" / "tmp").rename(seed1)
     with shared_pretraining(tmp_path / "swapped") as store:
-        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
+        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False)[0].items())
     assert (store.reused, store.trained) == (0, 1)
     (tmp_path / "blocked").write_text("a file where the store's folder would be")
     with shared_pretraining(tmp_path / "blocked") as store:  # an unusable store: trained, nothing kept
-        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False).items())
+        assert all(torch.equal(v, fresh[k]) for k, v in pretrained_encoder(spec, (8,), x, s, 0, False)[0].items())
     assert (store.reused, store.trained) == (0, 1)
 
 
@@ -330,7 +331,7 @@ def test_a_run_waits_for_the_same_pretraining_in_another_process_and_clears_a_de
 
     spec, s = NetworkSpec(kind="mlp", hidden=(16,), rep_dim=4), TrainSettings(epochs=2, batch_size=16)
     x = torch.rand(64, 8)
-    fresh = pretrained_encoder(spec, (8,), x, s, 0, False)
+    fresh = pretrained_encoder(spec, (8,), x, s, 0, False)[0]
     key = pretraining_key(spec, (8,), x, s, 0)
     lock = tmp_path / f"{key}.lock"
     lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process (this one) trains that key
@@ -342,9 +343,10 @@ def test_a_run_waits_for_the_same_pretraining_in_another_process_and_clears_a_de
     timer = threading.Timer(1.5, finish)
     timer.start()
     with shared_pretraining(tmp_path) as store:
-        state = pretrained_encoder(spec, (8,), x, s, 0, False)
+        state, outcome = pretrained_encoder(spec, (8,), x, s, 0, False)
     timer.join()
     assert (store.reused, store.trained) == (1, 0) and all(torch.equal(state[k], fresh[k]) for k in fresh)
+    assert outcome == "reused"
 
     (tmp_path / f"{key}.pt").unlink()
     lock.write_text(f"{socket.gethostname()} 4194999")  # a process that has ended: its lock is cleared

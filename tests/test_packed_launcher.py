@@ -90,3 +90,24 @@ def test_settings_are_checked_by_value():
     for bad in (True, 1.5, -1):
         with pytest.raises(ConfigError, match="pack_size"):
             check_settings(bad, 1, 0.5)
+
+
+def test_a_pack_that_fails_as_a_whole_trains_its_runs_alone(tmp_path, monkeypatch):
+    from elite_exp import runner
+    from tests.test_sweep import cfg_of
+
+    real = runner.fit_packed
+
+    def out_of_memory_for_packs(estimators, *args):
+        if len(estimators) > 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(estimators, *args)
+
+    monkeypatch.setattr(runner, "fit_packed", out_of_memory_for_packs)
+    runs = [runner.prepare_job(cfg_of(["data=digits", f"normal_class={c}", "train.epochs=1", "progress=false",
+                                       "device=cpu", f"out_dir={tmp_path}"]), tmp_path / str(c), multirun=True)
+            for c in (0, 1)]
+    runner.train_pack(runs)
+    assert [r.fit_error for r in runs] == [None, None] and [r.pack_size for r in runs] == [1, 1]
+    records = [runner.finish_job(r) for r in runs]
+    assert [r["status"] for r in records] == ["ok", "ok"]

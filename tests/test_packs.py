@@ -110,21 +110,46 @@ def test_monitors_of_a_pack_see_what_they_see_alone(digits, float64):
             np.testing.assert_allclose(s_p, s_a, rtol=1e-6, atol=1e-9)  # mid-training scores: the run's own weights
 
 
-def test_a_diverging_run_fails_alone_and_its_pack_goes_on(digits, float64):
+NO_BN = {**MLP, "batch_norm": False}  # (BatchNorm would normalise a sample's scale away)
+
+
+def _huge(X, y, labeled: bool):
+    """``X`` with its unlabeled (or labeled) samples scaled by 1e200: their losses overflow."""
+    X = X.clone()
+    X[(y >= 0) if labeled else (y < 0)] *= 1e200
+    return X
+
+
+# one run of three fails in each phase of its fit, alone and in its pack, with the same error
+FAILURES = {
+    "main loop": (DeepSVDD, dict(pretrain=False), lambda X, y: (_huge(X, y, False), y), TrainingDiverged,
+                  "Deep SVDD: loss became"),
+    "pre-training": (DeepSVDD, dict(pretrain_epochs=1), lambda X, y: (_huge(X, y, False), y), TrainingDiverged,
+                     "AE pre-training: loss became"),
+    "warm-up": (EliteDetector, dict(warmup_epochs=1), lambda X, y: (_huge(X, y, True), y), TrainingDiverged,
+                "ELITE-svdd warm-up: loss became"),
+    "data": (EliteDetector, {}, lambda X, y: (X, np.where(y == 1, 0, y)), ConfigError,
+             "needs at least 1 labeled anomaly"),
+}
+
+
+@pytest.mark.parametrize("phase", sorted(FAILURES))
+def test_a_failing_run_fails_alone_and_its_pack_goes_on(digits, float64, phase):
+    klass, options, spoil, error, message = FAILURES[phase]
     data = [_task(digits, normal, r_p, seed, False) for normal, r_p, seed in RUNS]
-    X_bad = data[1][0] * 1e200  # its squared distances overflow: the loss turns infinite in the first step
-    net = {**MLP, "batch_norm": False}  # (BatchNorm would normalise the scale away)
-    packed = _estimators(DeepSVDD, dict(pretrain=False), net)
-    errors = fit_packed(packed, [data[0][0], X_bad, data[2][0]], [y for _, y in data])
+    data[1] = spoil(*data[1])
+    packed = _estimators(klass, options, NO_BN)
+    errors = fit_packed(packed, [X for X, _ in data], [y for _, y in data])
     assert errors[0] is None and errors[2] is None
-    assert isinstance(errors[1], TrainingDiverged) and "DeepSVDD: loss became" in str(errors[1])
+    assert isinstance(errors[1], error) and message in str(errors[1])
     assert not hasattr(packed[1], "module_")
     for i in (0, 2):
-        alone = _estimators(DeepSVDD, dict(pretrain=False), net)[i].fit(*data[i])
+        alone = _estimators(klass, options, NO_BN)[i].fit(*data[i])
         np.testing.assert_allclose(packed[i].decision_function(digits.x_test.double()),
                                    alone.decision_function(digits.x_test.double()), rtol=1e-6, atol=1e-9)
-    with pytest.raises(TrainingDiverged, match="DeepSVDD: loss became"):
-        _estimators(DeepSVDD, dict(pretrain=False), net)[1].fit(X_bad, data[1][1])
+        assert getattr(packed[i], "pretraining_", None) == getattr(alone, "pretraining_", None)
+    with pytest.raises(error, match=message):
+        _estimators(klass, options, NO_BN)[1].fit(*data[1])
 
 
 def test_runs_that_cannot_be_packed_are_refused_before_training(digits):

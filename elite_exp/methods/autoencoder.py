@@ -164,21 +164,21 @@ def _kept_state(kept: Path, store: PretrainingStore, device: torch.device) -> di
 
 
 def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch.Tensor, s: TrainSettings,
-                       seed: int, progress: bool) -> dict[str, torch.Tensor]:
+                       seed: int, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
     """Deep SVDD's pre-training: train an auto-encoder whose encoder has ``spec`` on ``x`` and
     return the encoder's state (weights; training keeps no BatchNorm running statistics: a user of the
     encoder in eval mode computes them, as hybrid SSAD does) to initialise
     another network. Inside :func:`shared_pretraining`, a kept identical pre-training is returned instead; while
     another process trains the same one (a ``<key>.lock`` file beside it, e.g. two jobs of one split started
     together by the parallel launcher), this one waits for it (up to :data:`WAIT_LIMIT_S`; a lock whose process
-    has ended on this host is cleared)."""
+    has ended on this host is cleared). Returns (the state, ``"trained"`` or ``"reused"``)."""
     store = _STORE.get()
     kept = store.folder / f"{pretraining_key(spec, input_shape, x, s, seed)}.pt" if store else None
     owned = None
     if kept is not None:
         state = _kept_state(kept, store, x.device)
         if state is not None:
-            return state
+            return state, "reused"
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
             owned = _wait_or_claim(kept, store, x.device)
@@ -186,7 +186,7 @@ def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch
             log.warning("pre-training store %s is not usable (%s); training without it", kept.parent, err)
             kept = None
         if isinstance(owned, dict):  # the other run's, finished meanwhile
-            return owned
+            return owned, "reused"
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -204,7 +204,7 @@ def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch
     finally:
         if isinstance(owned, Path):
             owned.unlink(missing_ok=True)
-    return state
+    return state, "trained"
 
 
 def _wait_or_claim(kept: Path, store: PretrainingStore, device: torch.device) -> Path | dict | None:
@@ -247,4 +247,4 @@ class AutoEncoder(DeepDetector):
         return AEScore(self._spec(input_shape), input_shape)
 
     def _train(self, runs) -> None:
-        train_runs(runs, len(runs[0].x_unl), reconstruction_step, [{"x": run.x_unl} for run in runs], desc="AE")
+        train_runs(runs, len(runs[0].x_unl), reconstruction_step, lambda run: {"x": run.x_unl}, desc="AE")

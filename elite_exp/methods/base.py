@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +185,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y=None, monitor: Monitor | None = None):
         """Train on ``X`` with semi-supervised labels ``y`` (-1 unlabeled, 0 normal, 1 anomaly); returns self.
-        A run alone is a pack of one (:func:`fit_packed`); TrainingDiverged when its training diverged."""
+        A run alone is a pack of one (:func:`fit_packed`); raises what its fit raised (TrainingDiverged when its
+        training diverged, ConfigError for bad settings or data)."""
         error = fit_packed([self], [X], [y], [monitor])[0]
         if error is not None:
             raise error
@@ -208,6 +209,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         """Check the settings and the data of one run and build its network (seeded by ``random_state``)."""
         self._check_common()
         self._check_params()
+        vars(self).pop("pretraining_", None)  # set by a fit that pre-trains: not kept from an earlier fit
         x = as_float_tensor(X)
         y_given = y is not None
         y = as_semi_labels(y, len(x))
@@ -241,8 +243,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         trained network gives the training samples non-finite scores or a single score."""
         trained_on = self._fit_statistics_data
         del self._fit_statistics_data
-        # score with the trained network's statistics on its training data, not BatchNorm's running
-        # average of earlier weights (which a short fit has barely moved from its initial values)
+        # score with the exact BatchNorm statistics of the trained network on its training data (training keeps
+        # none: training.untracked_batch_norm)
         recompute_bn_statistics(run.module, trained_on, self.batch_size)
         train_scores = self._scores(run.x_unl if len(run.x_unl) else trained_on)
         if not np.isfinite(train_scores).all() or np.ptp(train_scores) == 0:
@@ -331,7 +333,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     def _train(self, runs: list[Run]) -> None:
         """Train the runs of a pack (``self`` is ``runs[0].est``; all share its :meth:`_pack_settings`); set each
-        run's fitted attributes (``epoch_losses_``, ...) on ``run.est``."""
+        run's fitted attributes (``epoch_losses_``, ...) on ``run.est``, and a run's ``error`` when it fails
+        (:func:`each_run` for per-run work, :func:`train_runs` for the training loop)."""
         raise NotImplementedError
 
 
@@ -339,7 +342,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 class Run:
     """One run of a pack, as a method's ``_train`` sees it: its estimator ``est`` (hyper-parameters, seed;
     fitted attributes go there), its network ``module``, unlabeled samples ``x_unl`` ``(N_u, ...)``, labeled
-    samples ``x_lab`` ``(N_l, ...)`` with ``y_lab`` ``(N_l,)`` (True = anomaly), and its monitor."""
+    samples ``x_lab`` ``(N_l, ...)`` with ``y_lab`` ``(N_l,)`` (True = anomaly), its monitor, and its error once
+    it failed."""
 
     est: DeepDetector
     module: nn.Module
@@ -347,33 +351,50 @@ class Run:
     x_lab: torch.Tensor
     y_lab: torch.Tensor
     monitor: Monitor | None = None
+    error: Exception | None = None  # set when the run failed: it leaves the pack (each_run, train_runs)
 
 
-def train_runs(runs: Sequence[Run], n: int, step: Step, data: Sequence[Mapping[str, torch.Tensor]], *, desc: str,
-               settings: TrainSettings | None = None, main: bool = True) -> list[list[float]]:
-    """:func:`training.run_training` of a pack's runs over ``n`` samples each: their networks, generators (seeded
-    by ``random_state``) and ``data`` (one dict each), the first run's settings unless ``settings`` is given.
+def each_run(runs: Sequence[Run], action: Callable[[Run], None]) -> None:
+    """``action(run)`` for every run of a pack that has not failed; an exception it raises becomes that run's
+    ``error`` (the run leaves the pack, the others go on)."""
+    for run in runs:
+        if run.error is None:
+            try:
+                action(run)
+            except Exception as err:  # one run's failure (a diverged pre-training, a solver's error) is its own
+                run.error = err
+
+
+def train_runs(runs: Sequence[Run], n: int, step: Step, data: Callable[[Run], Mapping[str, torch.Tensor]], *,
+               desc: str, settings: TrainSettings | None = None, main: bool = True) -> None:
+    """:func:`training.run_training` of the runs of a pack that have not failed, over ``n`` samples each: their
+    networks, generators (seeded by ``random_state``) and tensors ``data(run)``, the first run's settings unless
+    ``settings`` is given. A run whose loss turns NaN or infinite gets that TrainingDiverged as its ``error``.
     ``main``: the method's training (each run's monitor sees it; its epoch losses become ``epoch_losses_``),
-    else a preliminary phase (a warm-up). Returns each run's mean loss per epoch."""
-    first = runs[0].est
-    losses = run_training([r.module for r in runs], n, step, settings or first._settings(),
-                          [r.est._generator() for r in runs], data, desc=desc, progress=first.progress,
-                          monitors=[r.monitor if main else None for r in runs])
-    if main:
-        for run, run_losses in zip(runs, losses):
+    else a preliminary phase (a warm-up)."""
+    alive = [r for r in runs if r.error is None]
+    if not alive:
+        return
+    first = alive[0].est
+    losses = run_training([r.module for r in alive], n, step, settings or first._settings(),
+                          [r.est._generator() for r in alive], [data(r) for r in alive], desc=desc,
+                          progress=first.progress, monitors=[r.monitor if main else None for r in alive])
+    for run, run_losses in zip(alive, losses):
+        run.error = diverged(run_losses, desc)
+        if main:
             run.est.epoch_losses_ = run_losses
-    return losses
 
 
 def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | None = None,
-               monitors: Sequence[Monitor | None] | None = None) -> list[TrainingDiverged | None]:
+               monitors: Sequence[Monitor | None] | None = None) -> list[Exception | None]:
     """Fit K estimators as one pack: their networks train together as one stacked model (``methods.training``),
     each on its own ``Xs[i]`` / ``ys[i]`` (as :meth:`DeepDetector.fit` takes them) with its own seed, and each
-    ends exactly as if fitted alone. The estimators must be of one class with the same hyper-parameters except
-    ``random_state`` and (unless training reads it) ``contamination``, and their data must give the same
-    numbers of unlabeled and labeled samples of one shape; ConfigError before any training otherwise. Returns,
-    per run, None (fitted) or the TrainingDiverged of a run whose training diverged (that estimator is left
-    unfitted; the other runs go on)."""
+    ends as if fitted alone (the same computation; float64 tests: equal within 1e-6). The estimators must be of
+    one class with the same hyper-parameters except ``random_state`` and (unless training reads it)
+    ``contamination``, and the data of the runs must give the same numbers of unlabeled and labeled samples of
+    one shape; ConfigError before any training otherwise. Returns, per run, None (fitted) or the error of a run
+    that failed (a ConfigError for its data, a TrainingDiverged, ...): that estimator is left unfitted and the
+    other runs go on."""
     k = len(estimators)
     ys = [None] * k if ys is None else list(ys)
     monitors = [None] * k if monitors is None else list(monitors)
@@ -390,30 +411,37 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
             name = next(n for n in mine if mine[n] != theirs[n])
             raise ConfigError(f"the runs of a pack need the same hyper-parameters but random_state and contamination; "
                               f"{name}={mine[name]!r} and {name}={theirs[name]!r}")
+    errors: list[Exception | None] = [None] * k
+    runs: list[Run] = []
     try:
-        runs = [est._prepare_run(X, y, monitor) for est, X, y, monitor in zip(estimators, Xs, ys, monitors)]
+        for i, (est, X, y, monitor) in enumerate(zip(estimators, Xs, ys, monitors)):
+            try:
+                runs.append(est._prepare_run(X, y, monitor))
+            except Exception as err:  # this run's settings or data: its own failure
+                errors[i] = err
         for what in ("x_unl", "x_lab"):
             shapes = {tuple(getattr(r, what).shape) for r in runs}
             if len(shapes) > 1:
                 raise ConfigError(f"the runs of a pack need the same number and shape of "
                                   f"{'unlabeled' if what == 'x_unl' else 'labeled'} samples; got {sorted(shapes)}")
-        first._train(runs)
+        if runs:
+            runs[0].est._train(runs)
     except BaseException:
-        for est in estimators:  # no training data kept by an estimator whose fit failed
+        for est in estimators:  # no training data or untrained network kept by an estimator whose fit failed
             vars(est).pop("_fit_statistics_data", None)
+            vars(est).pop("module_", None)
         raise
-    errors: list[TrainingDiverged | None] = []
+    position = {id(est): i for i, est in enumerate(estimators)}
     for run in runs:
-        try:
-            error = diverged(getattr(run.est, "epoch_losses_", []), type(run.est).__name__)
-            if error is not None:
-                vars(run.est).pop("_fit_statistics_data", None)
-                raise error
-            run.est._finish_run(run)
-            errors.append(None)
-        except TrainingDiverged as err:
+        if run.error is None:
+            try:
+                run.est._finish_run(run)
+            except Exception as err:  # e.g. a network that scores every training sample alike
+                run.error = err
+        if run.error is not None:
+            vars(run.est).pop("_fit_statistics_data", None)
             vars(run.est).pop("module_", None)
-            errors.append(err)
+        errors[position[id(run.est)]] = run.error
     return errors
 
 

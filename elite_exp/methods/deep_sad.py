@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import train_runs
+from elite_exp.methods.base import each_run, train_runs
 from elite_exp.methods.deep_svdd import DeepSVDD
 from elite_exp.methods.losses import deep_sad_loss
 
@@ -34,13 +34,13 @@ class DeepSAD(DeepSVDD):
             raise ConfigError(f"eta={self.eta} is not allowed; Deep SAD's eta must be > 0")
 
     def _train(self, runs) -> None:
-        data = []
-        for run in runs:
-            x_all = torch.cat([run.x_unl, run.x_lab])
+        def data(run):
             t_lab = 1.0 - 2.0 * run.y_lab.to(run.x_unl.dtype)  # +1 normal, -1 anomaly
-            t_all = torch.cat([torch.zeros(len(run.x_unl), device=run.x_unl.device), t_lab])
-            run.est._init_network(run.module, x_all)  # the reference pre-trains and sets c on all training data
-            data.append({"x_unl": run.x_unl, "x_lab": run.x_lab, "t_lab": t_lab, "x_all": x_all, "t_all": t_all})
+            return {"x_unl": run.x_unl, "x_lab": run.x_lab, "t_lab": t_lab, "x_all": torch.cat([run.x_unl, run.x_lab]),
+                    "t_all": torch.cat([t_lab.new_zeros(len(run.x_unl)), t_lab])}
+
+        # the reference pre-trains and sets c on all training data
+        each_run(runs, lambda run: run.est._init_network(run.module, torch.cat([run.x_unl, run.x_lab])))
         eta, every_batch = self.eta, self.labeled_every_batch
 
         def step(net, idx, d):

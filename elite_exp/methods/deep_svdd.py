@@ -8,14 +8,15 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
-from elite_exp.methods.base import DeepDetector, train_runs
+from elite_exp.methods.base import DeepDetector, each_run, train_runs
 from elite_exp.scores import SVDDScore
 
 
 class DeepSVDD(DeepDetector):
     """One-class Deep SVDD on every sample of X (labels are never used). With ``pretrain``, the
     encoder starts from a trained auto-encoder (``pretrain_epochs`` epochs) as in the reference
-    code; c is then the mean initial embedding. Score: ||phi(x) - c||^2."""
+    code (``pretraining_``: ``trained``, or ``reused`` from a kept one, ``shared_pretraining``); c is then the
+    mean initial embedding. Score: ||phi(x) - c||^2."""
 
     uses_labels = False
 
@@ -35,14 +36,13 @@ class DeepSVDD(DeepDetector):
         """Auto-encoder pre-training (optional), then c = mean initial embedding of ``x``."""
         s = self._settings()
         if self.pretrain:
-            state = pretrained_encoder(self._spec(self.input_shape_), self.input_shape_, x,
-                                       dataclasses.replace(s, epochs=self.pretrain_epochs),
-                                       int(self.random_state), self.progress)
+            state, self.pretraining_ = pretrained_encoder(self._spec(self.input_shape_), self.input_shape_, x,
+                                                          dataclasses.replace(s, epochs=self.pretrain_epochs),
+                                                          int(self.random_state), self.progress)
             module.encoder.load_state_dict(state)
         module.prepare(x, batch_size=s.batch_size)
 
     def _train(self, runs) -> None:
-        for run in runs:
-            run.est._init_network(run.module, run.x_unl)
+        each_run(runs, lambda run: run.est._init_network(run.module, run.x_unl))
         train_runs(runs, len(runs[0].x_unl), lambda net, idx, d: (net(d["x"][idx]).mean(), {}),
-                   [{"x": run.x_unl} for run in runs], desc="Deep SVDD")
+                   lambda run: {"x": run.x_unl}, desc="Deep SVDD")

@@ -10,7 +10,7 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
-from elite_exp.methods.base import DeepDetector, Run, train_runs
+from elite_exp.methods.base import DeepDetector, Run, each_run, train_runs
 from elite_exp.methods.loe import check_alpha, check_warmup, latent_anomalies, unlabeled_loss
 from elite_exp.methods.losses import supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
@@ -43,14 +43,13 @@ def labels_step(net: RunNet, idx: torch.Tensor, data) -> tuple[torch.Tensor, dic
 
 
 def train_on_labels(runs: list[Run], steps_per_epoch: int, s: TrainSettings, *, desc: str,
-                    main: bool = True) -> list[list[float]]:
+                    main: bool = True) -> None:
     """Train the runs' networks on their labeled sets alone (``run.x_lab`` ``(L, ...)``, ``run.y_lab`` ``(L,)``)
     with L_v (:func:`labels_step`) at each run's margin ``run.est.margin_``: ``steps_per_epoch`` steps an epoch
-    for ``s.epochs`` epochs. The labels-only ablation, and (``main`` False) ELITE's supervised warm-up. Returns
-    each run's mean loss per epoch."""
-    data = [{"x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_lab)} for r in runs]
-    return train_runs(runs, steps_per_epoch, labels_step, data, desc=desc,
-                      settings=dataclasses.replace(s, batch_size=1), main=main)
+    for ``s.epochs`` epochs. The labels-only ablation, and (``main`` False) ELITE's supervised warm-up."""
+    train_runs(runs, steps_per_epoch, labels_step,
+               lambda r: {"x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_lab)},
+               desc=desc, settings=dataclasses.replace(s, batch_size=1), main=main)
 
 
 def _as_tensor(value: float, like: torch.Tensor) -> torch.Tensor:
@@ -148,14 +147,17 @@ class EliteDetector(DeepDetector):
         if self.pretrain and self.score != "svdd":
             warnings.warn(f"pretrain=True acts on the svdd score only; score={self.score!r} trains without "
                           f"pre-training", UserWarning, stacklevel=4)
-        for run in runs:
+        def init(run):
             est, module = run.est, run.module
             if self.pretrain and self.score == "svdd":
-                module.encoder.load_state_dict(pretrained_encoder(
-                    self._spec(est.input_shape_), est.input_shape_, run.x_unl, s, int(est.random_state), self.progress))
+                state, est.pretraining_ = pretrained_encoder(self._spec(est.input_shape_), est.input_shape_, run.x_unl,
+                                                             s, int(est.random_state), self.progress)
+                module.encoder.load_state_dict(state)
             module.prepare(run.x_unl, batch_size=s.batch_size)
             est.margin_ = self._margin(module, run.x_unl, run.x_lab, s.batch_size)
             log.debug("ELITE margin C = %.4g", est.margin_)
+
+        each_run(runs, init)
         n = len(runs[0].x_unl)
         if self.warmup_epochs:
             train_on_labels(runs, max(n // s.batch_size, 1), dataclasses.replace(s, epochs=self.warmup_epochs),
@@ -176,6 +178,5 @@ class EliteDetector(DeepDetector):
                     scores, lambda l_n, l_a: latent_anomalies(l_n, l_a, alpha), "hard")[0]
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
-        data = [{"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_unl)}
-                for r in runs]
-        train_runs(runs, n, step, data, desc=f"ELITE-{self.score}")
+        train_runs(runs, n, step, lambda r: {"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab,
+                                             "margin": _as_tensor(r.est.margin_, r.x_unl)}, desc=f"ELITE-{self.score}")

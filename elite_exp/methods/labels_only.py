@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.base import DeepDetector, each_run
 from elite_exp.methods.elite import MARGINS, parse_margin, train_on_labels
 from elite_exp.scores import SCORES, batch_statistics, build_score
 
@@ -49,7 +49,9 @@ class LabelsOnly(DeepDetector):
         return float(scores.max() if margin == "auto_max" else scores.mean())
 
     def _train(self, runs) -> None:
-        for run in runs:
+        def init(run):
             run.module.prepare(run.x_lab, among=~run.y_lab)  # batch statistics of the whole labeled set, as in training
             run.est.margin_ = run.est._margin(run.module, run.x_lab)
+
+        each_run(runs, init)
         train_on_labels(runs, self.steps_per_epoch, self._settings(), desc=f"labels-{self.score}")

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from elite_exp.errors import ConfigError
-from elite_exp.methods.base import DeepDetector, train_runs
+from elite_exp.methods.base import DeepDetector, each_run, train_runs
 from elite_exp.methods.losses import anomaly_loss, loe_losses, supervised_loss
 from elite_exp.methods.training import TrainSettings
 from elite_exp.scores import SCORES, build_score
@@ -91,8 +91,7 @@ class _LatentLabelDetector(DeepDetector):
     def _prepare(self, runs) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
         """Set each run's centre c (svdd score) from its unlabeled samples; the pack's latent labeler."""
         s = self._settings()
-        for run in runs:
-            run.module.prepare(run.x_unl, batch_size=s.batch_size)
+        each_run(runs, lambda run: run.module.prepare(run.x_unl, batch_size=s.batch_size))
         return self._labeler(len(runs[0].x_unl), s)
 
     def _labeler(self, n: int, s: TrainSettings) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
@@ -146,7 +145,7 @@ class LOE(_LatentLabelDetector):
         def step(net, idx, d):
             return unlabeled_loss(net(d["x"][idx]), label, mode)
 
-        train_runs(runs, len(runs[0].x_unl), step, [{"x": r.x_unl} for r in runs], desc=f"LOE-{mode}-{self.score}")
+        train_runs(runs, len(runs[0].x_unl), step, lambda r: {"x": r.x_unl}, desc=f"LOE-{mode}-{self.score}")
 
 
 class SOEL(_LatentLabelDetector):
@@ -189,5 +188,5 @@ class SOEL(_LatentLabelDetector):
                 extra["val_loss"] = supervised.detach()
             return loss, extra
 
-        data = [{"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab} for r in runs]
-        train_runs(runs, len(runs[0].x_unl), step, data, desc=f"SOEL-{self.score}")
+        train_runs(runs, len(runs[0].x_unl), step, lambda r: {"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab},
+                   desc=f"SOEL-{self.score}")

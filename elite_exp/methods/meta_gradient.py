@@ -66,8 +66,9 @@ def meta_gradients(net: RunNet, x: torch.Tensor, val_x: torch.Tensor, val_anomal
     L_v (detached, 0-d)) for one run's network ``net`` (``RunNet.of(module)`` for a module), the labeled
     set ``val_x`` with ``val_anomaly`` (bool) and the margin C ``margin`` (a number or a 0-d tensor).
 
-    Every forward pass is a training-mode pass (batch statistics; the training loop keeps no BatchNorm
-    running statistics, ``training.untracked_batch_norm``).
+    Every forward pass is a training-mode pass with batch statistics. Call it inside
+    ``training.untracked_batch_norm`` (the training loop does): BatchNorm then updates no running statistics,
+    which a pass under ``vmap`` or ``grad_and_value`` could not.
     """
     n = x.shape[0]
     if method == "forward_ad":

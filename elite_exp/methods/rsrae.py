@@ -79,4 +79,4 @@ class RSRAE(DeepDetector):
         def step(net, idx, d):
             return net(d["x"][idx], loss_weights=(lambda1, lambda2)), {}
 
-        train_runs(runs, len(runs[0].x_unl), step, [{"x": r.x_unl} for r in runs], desc="RSRAE")
+        train_runs(runs, len(runs[0].x_unl), step, lambda r: {"x": r.x_unl}, desc="RSRAE")

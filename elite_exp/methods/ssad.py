@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
-from elite_exp.methods.base import DeepDetector
+from elite_exp.methods.base import DeepDetector, each_run
 from elite_exp.networks import build_encoder
 from elite_exp.scores import Score, recompute_bn_statistics
 
@@ -149,15 +149,15 @@ class SSAD(DeepDetector):
 
     def _train(self, runs) -> None:
         """A kernel machine, not trained by steps: the runs of a pack are solved one by one."""
-        for run in runs:
-            run.est._solve(run.module, run.x_unl, run.x_lab, run.y_lab)
+        each_run(runs, lambda run: run.est._solve(run.module, run.x_unl, run.x_lab, run.y_lab))
 
     def _solve(self, module, x_unl, x_lab, y_lab) -> None:
         x = torch.cat([x_unl, x_lab])
         if self.hybrid:
             s = self._settings()
-            module.encoder.load_state_dict(pretrained_encoder(self._spec(self.input_shape_), self.input_shape_, x, s,
-                                                              int(self.random_state), self.progress))
+            state, self.pretraining_ = pretrained_encoder(self._spec(self.input_shape_), self.input_shape_, x, s,
+                                                          int(self.random_state), self.progress)
+            module.encoder.load_state_dict(state)
             # the feature map runs in eval mode: with the trained encoder's statistics on x
             recompute_bn_statistics(module.encoder, x, s.batch_size)
         f = self._features(module, x)

@@ -7,8 +7,8 @@ and a method writes its step once, for one run: ``step(net, idx, data) -> (loss,
 ``net`` the run's network (:class:`RunNet`), ``idx`` ``(B,)`` the batch's sample indices and
 ``data`` the run's tensors. A pack of one calls the step on the module's own parameters and
 back-propagates (plain autograd: the same speed as a hand-written step); a larger pack stacks
-the runs' parameters and maps the step over them with ``torch.func.vmap`` of
-``torch.func.grad_and_value`` (``stack_module_state`` + ``functional_call``). Adam and SGD act
+the runs' parameters (``torch.stack``, as ``torch.func.stack_module_state`` does) and maps the step
+over them with ``torch.func.vmap`` of ``torch.func.grad_and_value`` and ``functional_call``. Adam and SGD act
 element-wise, so one optimiser over the stacked parameters is K optimisers: a run's result does
 not depend on what it was packed with (``tests/test_packs.py``).
 
@@ -234,11 +234,11 @@ def run_training(modules: nn.Module | Sequence[nn.Module], n: int, step: Step, s
     alive_mask = None  # on the device, once a run of a larger pack has diverged
     iteration = 0
     with untracked_batch_norm(modules):
-        pack = _Pack(modules, step, data)
-        opt = make_optimizer(pack.leaves, s)
-        # disable=None: tqdm switches itself off when the output is not a terminal
-        bar = tqdm(range(s.epochs), desc=desc, disable=None if progress else True, leave=False)
+        pack = _Pack(modules, step, data)  # (raises before it changes a module)
         try:
+            opt = make_optimizer(pack.leaves, s)
+            # disable=None: tqdm switches itself off when the output is not a terminal
+            bar = tqdm(range(s.epochs), desc=desc, disable=None if progress else True, leave=False)
             for epoch in bar:
                 perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
                 total = torch.zeros(k, device=device)
