@@ -301,6 +301,22 @@ class PendingRun:
     pack_size: int = 1
 
 
+_LOADED: dict[str, object] = {}  # the data set this process read last: the next job of a sweep mostly reads it again
+
+
+def _data_set(cfg: DictConfig, fingerprint) -> object:
+    """The run's data set (``load_dataset``), read once per process for consecutive jobs of the same data settings
+    and files (``fingerprint``: ``datasets.data_fingerprint``); its tensors are only read, never changed."""
+    options = OmegaConf.to_container(cfg.data, resolve=True)
+    given = {k: options[k] for k in DATA_OPTIONS}
+    key = json.dumps([cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size, given, fingerprint],
+                     sort_keys=True, default=str)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size, **given)
+    return _LOADED[key]
+
+
 def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: bool) -> PendingRun:
     """Check the run (:func:`validate`), read its data set, draw its split and build its estimator and monitor.
     Raises FinishedUnderOtherSpelling, after reading the data set (which names its classes), when the same run
@@ -310,9 +326,7 @@ def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: b
     for key in unread_overrides(cfg, task_overrides()):
         log.warning("%s is not read by %s: it changes nothing in this run", key, method_name(cfg))
     t = time.perf_counter()
-    options = OmegaConf.to_container(cfg.data, resolve=True)
-    ds = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size,
-                      **{k: options[k] for k in DATA_OPTIONS})
+    ds = _data_set(cfg, record["identity"]["data_fingerprint"])
     seconds = {"load": time.perf_counter() - t}
     normal = class_index(cfg.normal_class, ds.class_names)
     same_run = _finished_under_other_spelling(cfg, normal, ds.class_names, run_dir, record["identity"])
