@@ -26,7 +26,11 @@ class TrainingRecorder:
         self.every = every
         self.meta_iterations = meta_iterations
         self.truth = torch.as_tensor(unlabeled_anomaly, dtype=torch.bool)
-        n = len(unlabeled_anomaly)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every step seen (a run trained again from its start)."""
+        n = len(self.truth)
         self._meta_sum = torch.zeros(n, dtype=torch.float64)
         self._meta_count = torch.zeros(n, dtype=torch.int64)
         self._flag_sum = torch.zeros(n, dtype=torch.float64)

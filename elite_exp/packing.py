@@ -100,46 +100,49 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     groups: dict[str, list[tuple[int, list[str]]]] = {}
-    envs: dict[str, dict] = {}
-    on_gpu = False
+    on_gpu, spread = False, True  # spread: every job has device=auto (packs may go to any GPU)
     try:
         for num, overrides in enumerate(job_overrides, initial_job_idx):
             cfg = launcher.hydra_context.config_loader.load_sweep_config(config, list(overrides))
             with open_dict(cfg):
                 cfg.hydra.job.num, cfg.hydra.job.id = num, num
             hydra_config.set_config(cfg)
-            env = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=True)
+            # as written (a value may name the job's own folder, set only when the job runs): jobs that set the
+            # same environment pack together, and each pack trains with its first job's (run_unit)
+            env = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=False)
             with open_dict(cfg):
                 del cfg["hydra"]
             gpu = _on_gpu(cfg)
             on_gpu |= gpu
+            spread &= cfg.device == "auto"
             # auto on CPU: every job a pack of one
             key = f"{num}" if pack_size is None and not gpu else pack_key(cfg, overrides, env)
             groups.setdefault(key, []).append((num, list(overrides)))
-            envs[key] = env
     finally:
         hydra_config.cfg = previous
     # a unit of work: a pack of pack_size jobs, or (auto on CUDA) a group, packed as its runs' memory allows,
     # cut into one part per GPU
-    gpus = torch.cuda.device_count() if on_gpu else 0
+    gpus = torch.cuda.device_count() if on_gpu and spread else 1 if on_gpu else 0
     parts = max(gpus, 1)
-    units = [(jobs[i:i + size], envs[key]) for key, jobs in groups.items()
+    units = [jobs[i:i + size] for jobs in groups.values()
              for size in [pack_size or -(-len(jobs) // parts)] for i in range(0, len(jobs), size)]
     if n_jobs is None:
-        n_jobs = max(gpus, 1) if on_gpu else len(os.sched_getaffinity(0))
+        n_jobs = gpus if on_gpu else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            os.cpu_count() or 1
     n_jobs = min(n_jobs, len(units)) or 1
     log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s",
              len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir)
     for num, overrides in enumerate(job_overrides, initial_job_idx):
         log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
-    sharing = -(-n_jobs // gpus) if gpus else 1  # processes on one GPU
+    # processes on one GPU at a time (at most: loky hands the units out as workers free up)
+    sharing = -(-n_jobs // gpus) if gpus else 1
     args = (pack_size, launcher.memory_fraction, sharing, launcher.hydra_context, config)
     if n_jobs == 1:
-        done = [run_unit(unit, env, u, *args) for u, (unit, env) in enumerate(units)]
+        done = [run_unit(unit, u, *args) for u, unit in enumerate(units)]
     else:  # one process per unit at a time, given the sweep's Hydra state (as Hydra's joblib launcher does)
         state = Singleton.get_state()
-        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(run_unit)(unit, env, u, *args, state)
-                                                       for u, (unit, env) in enumerate(units))
+        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(run_unit)(unit, u, *args, state)
+                                                       for u, unit in enumerate(units))
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     returns = dict(pair for unit in done for pair in unit)
     return [returns[num] for num in range(initial_job_idx, initial_job_idx + len(job_overrides))]
@@ -162,32 +165,40 @@ def _in_job(hydra_context, cfg: DictConfig, task) -> JobReturn:
                    job_subdir_key="hydra.sweep.subdir")
 
 
-def _prepare(cfg: DictConfig) -> PendingRun | dict | None:
-    return prepare_job(cfg, Path(HydraConfig.get().runtime.output_dir), multirun=True)
+def _prepare(cfg: DictConfig) -> tuple[PendingRun | dict | None, dict[str, str]]:
+    """The job prepared (``runner.prepare_job``), and its ``hydra.job.env_set`` resolved as in its job."""
+    hc = HydraConfig.get()
+    return (prepare_job(cfg, Path(hc.runtime.output_dir), multirun=True),
+            {k: str(v) for k, v in hc.job.env_set.items()})
 
 
-def run_unit(jobs: list[tuple[int, list[str]]], env: dict, unit: int, pack_size: int | None,
-             memory_fraction: float, sharing: int, hydra_context, config: DictConfig,
-             singleton_state=None) -> list[tuple[int, JobReturn]]:
-    """Prepare, train (as packs, with the jobs' ``hydra.job.env_set`` ``env`` in the environment) and finish the
-    jobs of one unit of work; returns (job number, JobReturn)s. ``pack_size`` None: packs as large as the first
-    prepared run's memory allows (:func:`runs_that_fit`). ``singleton_state``: Hydra's state, for a worker."""
+def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None, memory_fraction: float,
+             sharing: int, hydra_context, config: DictConfig, singleton_state=None) -> list[tuple[int, JobReturn]]:
+    """Prepare, train (as packs, with the ``hydra.job.env_set`` of the pack's first job, as resolved in its job, in
+    the environment) and finish the jobs of one unit of work; returns (job number, JobReturn)s. ``pack_size``
+    None: packs as large as the first prepared run's memory allows (:func:`runs_that_fit`). ``singleton_state``:
+    Hydra's state, for a worker process."""
     if singleton_state is not None:
         setup_globals()
         Singleton.set_state(singleton_state)
     returns: dict[int, JobReturn] = {}
     pending: list[tuple[int, DictConfig, PendingRun]] = []
     size = pack_size
+    env: dict[str, str] = {}
     for num, overrides in jobs:
         cfg = _job_config(hydra_context, config, num, overrides, unit)
         ret = _in_job(hydra_context, cfg, _prepare)
-        if ret.status == JobStatus.COMPLETED and isinstance(ret.return_value, PendingRun):
-            pending.append((num, cfg, ret.return_value))
-            size = size or runs_that_fit(ret.return_value, memory_fraction, sharing)
+        prepared = ret.return_value[0] if ret.status == JobStatus.COMPLETED else None
+        if isinstance(prepared, PendingRun):
+            env = env if pending else ret.return_value[1]
+            pending.append((num, cfg, prepared))
+            size = size or runs_that_fit(prepared, memory_fraction, sharing)
             if len(pending) >= size:
                 returns.update(_train_and_finish(pending, env, hydra_context, config))
                 pending = []
         else:  # skipped, not run, failed while preparing (its record is written)
+            if ret.status == JobStatus.COMPLETED:
+                ret.return_value = prepared
             returns[num] = ret
     if pending:
         returns.update(_train_and_finish(pending, env, hydra_context, config))
@@ -202,7 +213,7 @@ def _train_and_finish(pending: list[tuple[int, DictConfig, PendingRun]], env: di
     shapes: dict[tuple, list[PendingRun]] = {}
     for _, _, run in pending:
         shapes.setdefault((tuple(run.X.shape), int((run.y >= 0).sum())), []).append(run)
-    with env_override({k: str(v) for k, v in env.items()}):
+    with env_override(env):
         for runs in shapes.values():
             train_pack(runs)
     returns = {}

@@ -42,7 +42,7 @@ from elite_exp.data import (
     load_dataset,
     make_split,
 )
-from elite_exp.data.datasets import TEST_TABLE, check_data, data_fingerprint, refuse_test_fraction
+from elite_exp.data.datasets import TEST_TABLE, check_data, data_fingerprint, data_root, refuse_test_fraction
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import shared_pretraining
 from elite_exp.methods.base import check_device_name, fit_packed, resolve_device
@@ -301,20 +301,27 @@ class PendingRun:
     pack_size: int = 1
 
 
-_LOADED: dict[str, object] = {}  # the data set this process read last: the next job of a sweep mostly reads it again
+_LOADED: dict[str, object] = {}  # the benchmark data set this process read last (its next job mostly reads it again)
+FIXED_DATA = ("mnist", "fmnist", "cifar10", "digits", "breast_cancer")  # files that do not change under a sweep
 
 
-def _data_set(cfg: DictConfig, fingerprint) -> object:
-    """The run's data set (``load_dataset``), read once per process for consecutive jobs of the same data settings
-    and files (``fingerprint``: ``datasets.data_fingerprint``); its tensors are only read, never changed."""
+def _data_set(cfg: DictConfig) -> object:
+    """The run's data set (``load_dataset``). A benchmark data set (:data:`FIXED_DATA`) is read once per process
+    for consecutive jobs of the same settings and data folder (its tensors are only read, never changed); your own
+    data (csv, folder) is read for every job, so that a file changed between jobs is read as it is."""
     options = OmegaConf.to_container(cfg.data, resolve=True)
     given = {k: options[k] for k in DATA_OPTIONS}
-    key = json.dumps([cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size, given, fingerprint],
+    name = cfg.data.name
+    if name not in FIXED_DATA:
+        return load_dataset(name, cfg.data.root, cfg.data.download, cfg.data.image_size, **given)
+    key = json.dumps([name, str(data_root(cfg.data.root).resolve()), cfg.data.download, cfg.data.image_size, given],
                      sort_keys=True, default=str)
-    if key not in _LOADED:
+    ds = _LOADED.get(key)
+    if ds is None:
+        ds = load_dataset(name, cfg.data.root, cfg.data.download, cfg.data.image_size, **given)
         _LOADED.clear()
-        _LOADED[key] = load_dataset(cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.image_size, **given)
-    return _LOADED[key]
+        _LOADED[key] = ds
+    return ds
 
 
 def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: bool) -> PendingRun:
@@ -326,7 +333,7 @@ def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: b
     for key in unread_overrides(cfg, task_overrides()):
         log.warning("%s is not read by %s: it changes nothing in this run", key, method_name(cfg))
     t = time.perf_counter()
-    ds = _data_set(cfg, record["identity"]["data_fingerprint"])
+    ds = _data_set(cfg)
     seconds = {"load": time.perf_counter() - t}
     normal = class_index(cfg.normal_class, ds.class_names)
     same_run = _finished_under_other_spelling(cfg, normal, ds.class_names, run_dir, record["identity"])
@@ -359,13 +366,19 @@ def train_pack(runs: Sequence[PendingRun]) -> None:
             errors = fit_packed([r.estimator for r in runs], [r.X for r in runs], [r.y for r in runs],
                                 [r.monitor for r in runs])
         except Exception as err:
-            if len(runs) > 1:
+            if len(runs) == 1:
+                errors = [err]
+            else:
                 log.warning("a pack of %d runs failed (%s: %s); training each alone", len(runs), type(err).__name__,
                             err)
-                for run in runs:
-                    train_pack([run])
-                return
-            errors = [err]
+                errors = None
+    if errors is None:  # out of the except block: the failed pack's tensors are freed before the runs train again
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        for run in runs:
+            run.monitor.reset()
+            train_pack([run])
+        return
     share = (time.perf_counter() - t) / len(runs)
     for run, error in zip(runs, errors):
         run.fit_error, run.seconds["train"], run.pack_size = error, share, len(runs)

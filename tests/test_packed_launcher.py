@@ -98,16 +98,20 @@ def test_a_pack_that_fails_as_a_whole_trains_its_runs_alone(tmp_path, monkeypatc
 
     real = runner.fit_packed
 
-    def out_of_memory_for_packs(estimators, *args):
+    def out_of_memory_at_the_end_of_packs(estimators, *args):
+        errors = real(estimators, *args)  # the pack trains (its monitors see every step) ...
         if len(estimators) > 1:
-            raise RuntimeError("CUDA out of memory (simulated)")
-        return real(estimators, *args)
+            raise RuntimeError("CUDA out of memory (simulated)")  # ... and fails as a whole at its end
+        return errors
 
-    monkeypatch.setattr(runner, "fit_packed", out_of_memory_for_packs)
+    monkeypatch.setattr(runner, "fit_packed", out_of_memory_at_the_end_of_packs)
     runs = [runner.prepare_job(cfg_of(["data=digits", f"normal_class={c}", "train.epochs=1", "progress=false",
-                                       "device=cpu", f"out_dir={tmp_path}"]), tmp_path / str(c), multirun=True)
-            for c in (0, 1)]
+                                       "device=cpu", "curves_every=1", f"out_dir={tmp_path}"]), tmp_path / str(c),
+                               multirun=True) for c in (0, 1)]
     runner.train_pack(runs)
     assert [r.fit_error for r in runs] == [None, None] and [r.pack_size for r in runs] == [1, 1]
     records = [runner.finish_job(r) for r in runs]
     assert [r["status"] for r in records] == ["ok", "ok"]
+    for c in (0, 1):  # the curves of the run trained again alone, not the failed pack's steps before them
+        iterations = pd.read_csv(tmp_path / str(c) / "curves.csv")["iteration"].tolist()
+        assert iterations == list(range(1, len(iterations) + 1))

@@ -170,3 +170,16 @@ def test_runs_that_cannot_be_packed_are_refused_before_training(digits):
     with pytest.raises(ConfigError, match="contamination=0.1 and contamination=0.3"):
         fit_packed([EliteDetector(**FAST, network=MLP, loe_weight=1.0, contamination=0.1),
                     EliteDetector(**FAST, network=MLP, loe_weight=1.0, contamination=0.3)], Xs, ys)
+
+
+def test_a_failed_fit_leaves_the_estimator_unfitted(digits):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = _task(digits, 0, 0.1, 0, False)
+    est = EliteDetector(**FAST, network=MLP).fit(X.float(), y)
+    assert hasattr(est, "threshold_") and hasattr(est, "margin_")
+    with pytest.raises(ConfigError, match="needs at least 1 labeled anomaly"):
+        est.fit(X.float(), np.where(y == 1, 0, y))
+    assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+    with pytest.raises(NotFittedError):
+        est.decision_function(X.float())

@@ -207,9 +207,9 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     def _prepare_run(self, X, y, monitor: Monitor | None) -> Run:
         """Check the settings and the data of one run and build its network (seeded by ``random_state``)."""
+        self._forget_fit()
         self._check_common()
         self._check_params()
-        vars(self).pop("pretraining_", None)  # set by a fit that pre-trains: not kept from an earlier fit
         x = as_float_tensor(X)
         y_given = y is not None
         y = as_semi_labels(y, len(x))
@@ -237,6 +237,12 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         x_unl, x_lab = x[yt == -1], x[yt >= 0]
         self._fit_statistics_data = {"unlabeled": x_unl, "labeled": x_lab, "all": x}[self.trains_on]
         return Run(self, module, x_unl, x_lab, yt[yt >= 0] == 1, monitor)
+
+    def _forget_fit(self) -> None:
+        """Drop every fitted attribute (``module_``, ``threshold_``, ...) and the training data kept while fitting:
+        an estimator whose fit failed is unfitted, not left with an earlier fit's state."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")] + ["_fit_statistics_data"]:
+            vars(self).pop(name, None)
 
     def _finish_run(self, run: Run) -> None:
         """After training: BatchNorm statistics of the training data, the threshold; TrainingDiverged when the
@@ -361,6 +367,8 @@ def each_run(runs: Sequence[Run], action: Callable[[Run], None]) -> None:
         if run.error is None:
             try:
                 action(run)
+            except torch.cuda.OutOfMemoryError:  # the pack's, not the run's: the whole pack stops
+                raise
             except Exception as err:  # one run's failure (a diverged pre-training, a solver's error) is its own
                 run.error = err
 
@@ -413,11 +421,15 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
                               f"{name}={mine[name]!r} and {name}={theirs[name]!r}")
     errors: list[Exception | None] = [None] * k
     runs: list[Run] = []
+    position = {id(est): i for i, est in enumerate(estimators)}
     try:
         for i, (est, X, y, monitor) in enumerate(zip(estimators, Xs, ys, monitors)):
             try:
                 runs.append(est._prepare_run(X, y, monitor))
+            except torch.cuda.OutOfMemoryError:
+                raise
             except Exception as err:  # this run's settings or data: its own failure
+                est._forget_fit()
                 errors[i] = err
         for what in ("x_unl", "x_lab"):
             shapes = {tuple(getattr(r, what).shape) for r in runs}
@@ -426,22 +438,21 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
                                   f"{'unlabeled' if what == 'x_unl' else 'labeled'} samples; got {sorted(shapes)}")
         if runs:
             runs[0].est._train(runs)
-    except BaseException:
-        for est in estimators:  # no training data or untrained network kept by an estimator whose fit failed
-            vars(est).pop("_fit_statistics_data", None)
-            vars(est).pop("module_", None)
+        for run in runs:
+            if run.error is None:
+                try:
+                    run.est._finish_run(run)
+                except torch.cuda.OutOfMemoryError:
+                    raise
+                except Exception as err:  # e.g. a network that scores every training sample alike
+                    run.error = err
+            if run.error is not None:
+                run.est._forget_fit()
+            errors[position[id(run.est)]] = run.error
+    except BaseException:  # out of memory, an interrupt, a pack that cannot be: no estimator is left half fitted
+        for est in estimators:
+            est._forget_fit()
         raise
-    position = {id(est): i for i, est in enumerate(estimators)}
-    for run in runs:
-        if run.error is None:
-            try:
-                run.est._finish_run(run)
-            except Exception as err:  # e.g. a network that scores every training sample alike
-                run.error = err
-        if run.error is not None:
-            vars(run.est).pop("_fit_statistics_data", None)
-            vars(run.est).pop("module_", None)
-        errors[position[id(run.est)]] = run.error
     return errors
 
 
