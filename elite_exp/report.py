@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 RUN_COLUMNS = ["method", "data", "normal_class", "normal_class_name", "r_p", "n_labels", "n_labels_default", "r_l",
                "n_train", "eta_m", "seed", "epochs", "status", "test_auc", "train_auc", "test_aupr", "train_aupr",
-               "train_seconds", "pretraining", "error", "reason", "record_format", "finished_at", "run_dir"]
+               "train_seconds", "pack_size", "pretraining", "error", "reason", "record_format", "finished_at",
+               "run_dir"]
 # the summarised metrics (anomaly = positive class), their names in tables and their file suffix
 METRICS = {"test_auc": ("Test ROC AUC", ""), "test_aupr": ("Test average precision (AUPR)", "_aupr")}
 # a summary cell averages runs that agree on these (plus the figure's x axis)

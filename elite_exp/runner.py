@@ -547,6 +547,7 @@ def prepare_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> PendingRun | 
 def finish_job(run: PendingRun) -> dict:
     """Evaluate a job whose pack has trained and write its record (its failed record when its fit failed)."""
     cfg, run_dir, record = run.cfg, run.run_dir, run.record
+    record["pack_size"] = run.pack_size
     try:
         if run.fit_error is not None:
             raise run.fit_error

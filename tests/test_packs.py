@@ -159,15 +159,20 @@ def test_runs_that_cannot_be_packed_are_refused_before_training(digits):
         fit_packed([EliteDetector(**FAST, network=MLP), EliteDetector(**FAST, network=MLP, eta_m=2.0)], Xs, ys)
     with pytest.raises(ConfigError, match="one estimator class; got EliteDetector and SOEL"):
         fit_packed([EliteDetector(**FAST, network=MLP), SOEL(**FAST, network=MLP)], Xs, ys)
-    with pytest.raises(ConfigError, match=r"number and shape of unlabeled samples; got \[\(64, 64\), \(74, 64\)\]"):
+    with pytest.raises(ConfigError, match=r"unlabeled samples; run #1 has \(74, 64\), run #0 \(64, 64\)"):
         fit_packed([EliteDetector(**FAST, network=MLP), EliteDetector(**FAST, network=MLP)],
                    [Xs[0], torch.cat([Xs[1], Xs[1][:10]])], [ys[0], np.concatenate([np.full(10, -1), ys[1]])])
+    one = EliteDetector(**FAST, network=MLP)
+    with pytest.raises(ConfigError, match=r"estimator #1 is an earlier one again: .*sklearn.base.clone"):
+        fit_packed([one, one], Xs, ys)
+    with pytest.raises(ConfigError, match="fit_packed needs a list of estimators"):
+        fit_packed(one, Xs[:1], ys[:1])
     with pytest.raises(ConfigError, match="one X, y and monitor per estimator"):
         fit_packed([EliteDetector(**FAST, network=MLP)], Xs, ys)
     # contamination is each run's threshold, unless training reads it (ELITE's LOE term without alpha)
     fit_packed([EliteDetector(**FAST, network=MLP, contamination=0.1),
                 EliteDetector(**FAST, network=MLP, contamination=0.3)], Xs, ys)
-    with pytest.raises(ConfigError, match="contamination=0.1 and contamination=0.3"):
+    with pytest.raises(ConfigError, match=r"contamination=0.1 and contamination=0.3 \(its training reads it\)"):
         fit_packed([EliteDetector(**FAST, network=MLP, loe_weight=1.0, contamination=0.1),
                     EliteDetector(**FAST, network=MLP, loe_weight=1.0, contamination=0.3)], Xs, ys)
 

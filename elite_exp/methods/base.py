@@ -403,7 +403,13 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
     one shape; ConfigError before any training otherwise. Returns, per run, None (fitted) or the error of a run
     that failed (a ConfigError for its data, a TrainingDiverged, ...): that estimator is left unfitted and the
     other runs go on."""
+    if not isinstance(estimators, Sequence) or not all(isinstance(e, DeepDetector) for e in estimators):
+        raise ConfigError(f"fit_packed needs a list of estimators (EliteDetector, DeepSVDD, ...); got {estimators!r}")
     k = len(estimators)
+    twice = next((i for i, est in enumerate(estimators) if any(est is e for e in estimators[:i])), None)
+    if twice is not None:
+        raise ConfigError(f"estimator #{twice} is an earlier one again: each run of a pack needs its own estimator "
+                          f"(sklearn.base.clone makes one)")
     ys = [None] * k if ys is None else list(ys)
     monitors = [None] * k if monitors is None else list(monitors)
     if not k or len(Xs) != k or len(ys) != k or len(monitors) != k:
@@ -417,8 +423,10 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
         if est._pack_settings() != first._pack_settings():
             mine, theirs = first._pack_settings(), est._pack_settings()
             name = next(n for n in mine if mine[n] != theirs[n])
-            raise ConfigError(f"the runs of a pack need the same hyper-parameters but random_state and contamination; "
-                              f"{name}={mine[name]!r} and {name}={theirs[name]!r}")
+            why = " (its training reads it)" if name == "contamination" else ""
+            raise ConfigError(f"the runs of a pack need the same hyper-parameters (random_state may differ, and "
+                              f"contamination where training does not read it); {name}={mine[name]!r} and "
+                              f"{name}={theirs[name]!r}{why}")
     errors: list[Exception | None] = [None] * k
     runs: list[Run] = []
     position = {id(est): i for i, est in enumerate(estimators)}
@@ -432,10 +440,12 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
                 est._forget_fit()
                 errors[i] = err
         for what in ("x_unl", "x_lab"):
-            shapes = {tuple(getattr(r, what).shape) for r in runs}
-            if len(shapes) > 1:
-                raise ConfigError(f"the runs of a pack need the same number and shape of "
-                                  f"{'unlabeled' if what == 'x_unl' else 'labeled'} samples; got {sorted(shapes)}")
+            odd = next((r for r in runs if getattr(r, what).shape != getattr(runs[0], what).shape), None)
+            if odd is not None:
+                kind = "unlabeled" if what == "x_unl" else "labeled"
+                raise ConfigError(f"the runs of a pack need the same number and shape of {kind} samples; run "
+                                  f"#{position[id(odd.est)]} has {tuple(getattr(odd, what).shape)}, run "
+                                  f"#{position[id(runs[0].est)]} {tuple(getattr(runs[0], what).shape)}")
         if runs:
             runs[0].est._train(runs)
         for run in runs:
