@@ -416,12 +416,13 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
         raise ConfigError(f"fit_packed needs one X, y and monitor per estimator; got {k} estimators, {len(Xs)} X, "
                           f"{len(ys)} y, {len(monitors)} monitors")
     first = estimators[0]
+    mine = first._pack_settings()
     for est in estimators[1:]:
         if type(est) is not type(first):
             raise ConfigError(f"the runs of a pack need one estimator class; got {type(first).__name__} and "
                               f"{type(est).__name__}")
-        if est._pack_settings() != first._pack_settings():
-            mine, theirs = first._pack_settings(), est._pack_settings()
+        theirs = est._pack_settings()
+        if theirs != mine:
             name = next(n for n in mine if mine[n] != theirs[n])
             why = " (its training reads it)" if name == "contamination" else ""
             raise ConfigError(f"the runs of a pack need the same hyper-parameters (random_state may differ, and "
@@ -448,14 +449,8 @@ def fit_packed(estimators: Sequence[DeepDetector], Xs: Sequence, ys: Sequence | 
                                   f"#{position[id(runs[0].est)]} {tuple(getattr(runs[0], what).shape)}")
         if runs:
             runs[0].est._train(runs)
+        each_run(runs, lambda run: run.est._finish_run(run))  # e.g. a network scoring every sample alike fails
         for run in runs:
-            if run.error is None:
-                try:
-                    run.est._finish_run(run)
-                except torch.cuda.OutOfMemoryError:
-                    raise
-                except Exception as err:  # e.g. a network that scores every training sample alike
-                    run.error = err
             if run.error is not None:
                 run.est._forget_fit()
             errors[position[id(run.est)]] = run.error
