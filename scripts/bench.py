@@ -16,7 +16,9 @@ The sweep slice is 8 runs of the Fig. 3 protocol (MNIST when ``ELITE_DATA_DIR`` 
 digits; ELITE-SVDD and Deep SVDD, classes 0 and 1, r_p 0.1 and 0.5, the runner's default training
 unless ``--slice-epochs``), run by the runner as a user runs it, one thread per run, once per
 launcher (``basic``: one after another; ``parallel``: one per core; ``packed``: compatible runs as packs,
-``pack_size=auto``, one pack per core), timed on the wall clock.
+``pack_size=auto``, one pack per core), timed on the wall clock. From it and the timed steps, the estimated
+wall time of the paper's Fig. 3-6 (every run of the presets ``+experiment=fig3`` ... ``fig6`` on MNIST,
+Fashion-MNIST and CIFAR-10 at the paper's scale) per launcher: ``paper_hours``.
 
 The pack timing trains packs of K ELITE-SVDD runs (``--pack-sizes``) as one stacked model
 (``methods.base.fit_packed``) and compares a run's share of a pack iteration with a run alone.
@@ -214,8 +216,13 @@ def time_packs(setup: Setup, x: torch.Tensor, x_lab: torch.Tensor, lab_anomaly: 
 
 SLICE_LAUNCHERS = ("basic", "parallel", "packed")
 SLICE_RUNS = 8  # data x elite_svdd, deepsvdd x classes 0, 1 x r_p 0.1, 0.5
-# the paper's Fig. 3: 3 data sets x 10 classes x 5 r_p x 3 seeds x 11 methods, a third of them on CIFAR-10
-FIG3_RUNS = 3 * 10 * 5 * 3 * 11
+# the paper's figures the estimate covers (the presets ``+experiment=figN``, at the paper's scale), on each data
+# set, and the bench setup whose timed steps stand for that data set's network
+PAPER_FIGURES = ("fig3", "fig4", "fig5", "fig6")
+PAPER_DATA = {"mnist": "mnist", "fmnist": "mnist", "cifar10": "cifar"}
+# the methods that start from an auto-encoder trained on the run's unlabeled samples; the runner trains it once per
+# split and seed and shares it between them (README, Outputs)
+PRETRAINING = ("deepsvdd", "deepsad", "deepsad_every_batch", "ssad_hybrid")
 
 
 def slice_failure(launcher: str, out: Path, proc: subprocess.CompletedProcess, ok: int) -> str:
@@ -258,16 +265,84 @@ def time_slice(epochs: int | None, device: str) -> dict:
     return result
 
 
-def fig3_hours(sweep_slice: dict, s_per_epoch: dict[str, float]) -> dict[str, float] | None:
-    """Estimated hours of the paper's Fig. 3 per launcher: the MNIST / FMNIST two thirds at the slice's
-    runs per hour, the CIFAR-10 third that many times slower as a CIFAR-10 Deep SVDD epoch is to an MNIST
-    one (when both were timed). A lower bound: the slice holds SVDD-score methods only, and the
-    auto-encoder ones cost about twice as much per iteration. None without the mnist and cifar setups."""
-    if "cifar/deepsvdd" not in s_per_epoch or "mnist/deepsvdd" not in s_per_epoch:
+def paper_jobs() -> dict[tuple[str, str], tuple[list[dict[str, str]], int]]:
+    """Every job of the Fig. 3-6 presets per (figure, data set): the sweep's ``{key: value}`` overrides of each
+    job (as Hydra's basic sweeper expands ``+experiment=figN data=<data set>``) and the runs' ``train.epochs``."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from elite_exp.config import CONF_DIR, register
+    from elite_exp.runner import _register_resolvers
+
+    register()
+    _register_resolvers()
+    jobs = {}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for fig in PAPER_FIGURES:
+            for data in PAPER_DATA:
+                cfg = compose("config", overrides=[f"+experiment={fig}", f"data={data}"], return_hydra_config=True)
+                params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
+                overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+                expanded = BasicSweeper.split_arguments(overrides, None)[0]
+                jobs[(fig, data)] = ([dict(o.split("=", 1) for o in job) for job in expanded], int(cfg.train.epochs))
+    return jobs
+
+
+def step_of(method: str) -> str | None:
+    """The bench's timed step that a run of ``method`` (a record's base name) trains with each epoch: ELITE's
+    (``elite_svdd`` / ``elite_ae``), the auto-encoder's (``ae``: every method on the AE score), Deep SVDD's
+    (``deepsvdd``: every other method on the svdd score); None for kernel SSAD (no network; its solve is not
+    timed)."""
+    if method.startswith("elite_"):
+        return method
+    if method == "ssad" or method == "ssad_hybrid":
         return None
-    cifar = s_per_epoch["cifar/deepsvdd"] / s_per_epoch["mnist/deepsvdd"]
-    return {launcher: FIG3_RUNS / 3 * (2 + cifar) / v["runs_per_hour"]
-            for launcher, v in sweep_slice["launchers"].items()}
+    return "ae" if method in ("ae", "rsrae") or method.endswith("_ae") else "deepsvdd"
+
+
+def serial_seconds(jobs: list[dict[str, str]], epochs: int, s_per_epoch: dict[str, float], setup: str) -> float:
+    """Training seconds of ``jobs`` one after another at the bench's per-epoch costs of ``setup``: ``epochs``
+    epochs of each run's step (:func:`step_of`), plus one auto-encoder pre-training of ``epochs`` epochs per
+    split and seed that a :data:`PRETRAINING` method runs (shared by the others of that split and seed)."""
+    def cost(step):
+        key = f"{setup}/{step}" + (f"/{DEFAULT_META_GRAD}" if step.startswith("elite_") else "")
+        return s_per_epoch[key]
+
+    total = sum(epochs * cost(step) for job in jobs if (step := step_of(job["method"])) is not None)
+    splits = {tuple(sorted((k, v) for k, v in job.items() if k != "method"))
+              for job in jobs if job["method"] in PRETRAINING}
+    return total + len(splits) * epochs * cost("ae")
+
+
+def paper_hours(sweep_slice: dict, s_per_epoch: dict[str, float],
+                jobs: dict[tuple[str, str], tuple[list[dict[str, str]], int]]) -> dict | None:
+    """Estimated wall hours of the paper's Fig. 3-6 (``jobs``: :func:`paper_jobs`) per launcher and figure, and
+    the number of runs. Each run's training is costed by the bench's per-epoch times on the device
+    (:func:`serial_seconds`; Fashion-MNIST as MNIST, CIFAR-10 by the cifar setup); the slice, timed with each
+    launcher, converts that serial training time into the launcher's wall time (its ratio of wall time to the
+    slice's own serial training time takes in parallel jobs, packs, data loading and evaluation). Approximate:
+    the slice's 8 runs pack less than a full sweep would (packs of 4 at most), labels-only trains on its small
+    labeled set and is costed as a full step, kernel SSAD's solves are left out. None when the slice did not
+    run on MNIST (digits has no cost in the bench) or the mnist / cifar setups were not timed."""
+    needed = [f"{setup}/{step}" for setup in ("mnist", "cifar") for step in ("deepsvdd", "ae")] + [
+        f"{setup}/elite_{score}/{DEFAULT_META_GRAD}" for setup in ("mnist", "cifar") for score in ("svdd", "ae")]
+    if sweep_slice["data"] != "mnist" or any(key not in s_per_epoch for key in needed):
+        return None
+    slice_jobs = [{"method": m, "normal_class": c, "r_p": r} for m in ("elite_svdd", "deepsvdd")
+                  for c in ("0", "1") for r in ("0.1", "0.5")]
+    slice_serial = serial_seconds(slice_jobs, sweep_slice["epochs"] or jobs[("fig3", "mnist")][1], s_per_epoch,
+                                  "mnist")
+    serial = {fig: sum(serial_seconds(js, epochs, s_per_epoch, PAPER_DATA[data])
+                       for (f, data), (js, epochs) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
+    hours = {}
+    for launcher, v in sweep_slice["launchers"].items():
+        scale = v["wall_s"] / slice_serial
+        hours[launcher] = {fig: scale * sec / 3600 for fig, sec in serial.items()}
+        hours[launcher]["total"] = sum(hours[launcher].values())
+    runs = {fig: sum(len(js) for (f, _), (js, _) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
+    return {"hours": hours, "runs": {**runs, "total": sum(runs.values())}}
 
 
 def variants(setup: Setup, meta_grads: list[str]) -> list[tuple[str, str]]:
@@ -361,7 +436,13 @@ def run(args) -> dict:
               "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
               "step_ms": steps, "packs": packs, "sweep_slice": sweep_slice}
     if sweep_slice is not None:
-        result["fig3_hours_estimate"] = fig3_hours(sweep_slice, result["s_per_epoch"])
+        result["paper_estimate"] = estimate = paper_hours(sweep_slice, result["s_per_epoch"], paper_jobs())
+        if estimate is None:
+            print("\nno estimate of the paper's Fig. 3-6: it needs the slice on MNIST and the mnist and cifar setups")
+        else:
+            runs = estimate["runs"]["total"]
+            print(f"\nthe paper's Fig. 3-6 at the paper's scale ({runs} runs), estimated wall hours")
+            print(pd.DataFrame(estimate["hours"]).T.to_string(float_format=lambda v: f"{v:.1f}"))
     main = "mnist" if "mnist" in args.setups else args.setups[0]
     for key, score in (("elite_svdd_over_deepsvdd", "svdd"), ("elite_ae_over_ae", "ae")):
         if (main, score, DEFAULT_META_GRAD) in times:

@@ -11,7 +11,8 @@
 #    PACK_SIZES ELITE-SVDD runs trained as one model (default 1,8,32,128 on CUDA, 1,2 on the CPU: ms per
 #    iteration, speed-up over the runs alone), and runs per hour of the 8-run Fig. 3 slice with the
 #    basic, the parallel and the packed launcher (SLICE_EPOCHS epochs, default: the runner's 30);
-# 3. the bench's estimate of the paper's Fig. 3 wall time from those runs per hour (a lower bound).
+# 3. the bench's estimate of the wall time of the paper's Fig. 3-6 (three data sets, three seeds) per
+#    launcher, from the timed steps and the slice (bench.py: paper_hours).
 # Data: MNIST from $ELITE_DATA_DIR (default ./data: copy MNIST into that ignored folder when the
 # machine cannot reach the shared data); without it the slice runs on digits. CIFAR-10 is timed on
 # CIFAR-shaped random inputs (a step's cost does not depend on the pixel values), so its 70 MB of
@@ -48,10 +49,14 @@ if $PY scripts/bench.py --device "$DEVICE" --setups mnist,cifar,official --pack-
      ${SLICE_EPOCHS:+--slice-epochs "$SLICE_EPOCHS"} > "$OUT/bench.out"; then
   cat "$OUT/bench.out"
   tail -n 1 "$OUT/bench.out" > "$OUT/bench.json"
-  echo "== the paper's Fig. 3 (4,950 runs, a third on CIFAR-10) at the slice's runs per hour (a lower bound)"
-  $PY -c "import json, sys; r = json.load(open(sys.argv[1]))
-for launcher, hours in r['fig3_hours_estimate'].items():
-    print(f\"{launcher:8s} {r['sweep_slice']['launchers'][launcher]['runs_per_hour']:8.1f} runs/hour: about {hours:.1f} h\")" \
+  echo "== the paper's Fig. 3-6 (every run of +experiment=fig3 ... fig6 on MNIST, Fashion-MNIST, CIFAR-10): estimated wall hours"
+  $PY -c "import json, sys; e = json.load(open(sys.argv[1]))['paper_estimate']
+if e is None:
+    print('no estimate: the slice ran on digits (copy MNIST into ELITE_DATA_DIR)')
+else:
+    print(f\"{e['runs']['total']} runs: \" + ', '.join(f\"{k} {v}\" for k, v in e['runs'].items() if k != 'total'))
+    for launcher, h in e['hours'].items():
+        print(f\"{launcher:8s} about {h['total']:.2f} h (\" + ', '.join(f'{k} {v:.2f}' for k, v in h.items() if k != 'total') + ')')" \
     "$OUT/bench.json" || status=1
 else
   cat "$OUT/bench.out"; echo "FAILED: bench"; status=1

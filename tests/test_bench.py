@@ -16,7 +16,8 @@ from tests.conftest import REPO
 @pytest.mark.slow
 def test_device_check_dry_run_on_cpu(tmp_path):
     """DEVICE=cpu: the CUDA tests skip, the bench runs every setup and the 8-run slice on digits (1 epoch)
-    with the three launchers, packs of 1 and 2 runs, and the Fig. 3 estimate is printed from its JSON line."""
+    with the three launchers, packs of 1 and 2 runs; without MNIST there is no Fig. 3-6 estimate, and the
+    script says so."""
     env = {k: v for k, v in os.environ.items() if k != "ELITE_DATA_DIR"}
     env.update(DEVICE="cpu", SLICE_EPOCHS="1", PY=sys.executable, OMP_NUM_THREADS="1",
                BENCH_ARGS="--repeats 1 --iterations 1 --warmup 1 --threads 1 --inference-samples 256",
@@ -33,5 +34,6 @@ def test_device_check_dry_run_on_cpu(tmp_path):
     assert all(set(v) == {"1", "2"} and v["2"]["ms_per_pack_iteration"] > 0 for v in result["packs"].values())
     assert result["elite_svdd_over_deepsvdd"] > 0  # a ratio of times: its size is no test (1 iteration, busy cores)
     log = (tmp_path / "out" / "device_check.log").read_text()
-    assert "runs/hour: about" in log and "skipped" in log and "(status 0)" in log
-    assert set(result["fig3_hours_estimate"]) == {"basic", "parallel", "packed"}
+    assert "skipped" in log and "(status 0)" in log
+    # digits has no step cost in the bench: no estimate, said so (tests/test_paper_estimate.py tests the arithmetic)
+    assert result["paper_estimate"] is None and "no estimate: the slice ran on digits" in log
