@@ -265,28 +265,43 @@ def time_slice(epochs: int | None, device: str) -> dict:
     return result
 
 
-def paper_jobs() -> dict[tuple[str, str], tuple[list[dict[str, str]], int]]:
-    """Every job of the Fig. 3-6 presets per (figure, data set): the sweep's ``{key: value}`` overrides of each
-    job (as Hydra's basic sweeper expands ``+experiment=figN data=<data set>``) and the runs' ``train.epochs``."""
+def paper_jobs() -> dict[tuple[str, str], tuple[list[dict], int, int]]:
+    """The runs of the Fig. 3-6 presets per (figure, data set): each job of ``+experiment=figN data=<data set>``
+    as the project's sweeper (Hydra's basic sweeper) expands it, as ``{method, normal_class, seed, r_p, n_labels,
+    eta_m}`` (its overrides over the composed defaults; a label ratio r_l as its number of labels), and the
+    runs' ``train.epochs`` and ``train.batch_size``. A run is listed once, under the first figure that holds
+    it: the runner skips a run whose record exists, and Fig. 4 / 5 at the default number of labels and Fig. 6
+    at eta_M 1 repeat Fig. 3 runs."""
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     from elite_exp.config import CONF_DIR, register
+    from elite_exp.data.protocol import labels_from_ratio
     from elite_exp.runner import _register_resolvers
 
     register()
     _register_resolvers()
-    jobs = {}
+    jobs, seen = {}, set()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for fig in PAPER_FIGURES:
             for data in PAPER_DATA:
                 cfg = compose("config", overrides=[f"+experiment={fig}", f"data={data}"], return_hydra_config=True)
                 params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
                 overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-                expanded = BasicSweeper.split_arguments(overrides, None)[0]
-                jobs[(fig, data)] = ([dict(o.split("=", 1) for o in job) for job in expanded], int(cfg.train.epochs))
+                runs = []
+                for job in BasicSweeper.split_arguments(overrides, None)[0]:
+                    o = dict(x.split("=", 1) for x in job)
+                    run = {"method": o["method"], "normal_class": int(o["normal_class"]), "seed": int(o["seed"]),
+                           "r_p": float(o.get("r_p", cfg.r_p)), "eta_m": float(o.get("eta_m", cfg.eta_m)),
+                           "n_labels": labels_from_ratio(float(o["r_l"]), cfg.n_train) if "r_l" in o
+                           else int(cfg.n_labels)}
+                    key = (data, *sorted(run.items()))
+                    if key not in seen:
+                        seen.add(key)
+                        runs.append(run)
+                jobs[(fig, data)] = (runs, int(cfg.train.epochs), int(cfg.train.batch_size))
     return jobs
 
 
@@ -302,46 +317,63 @@ def step_of(method: str) -> str | None:
     return "ae" if method in ("ae", "rsrae") or method.endswith("_ae") else "deepsvdd"
 
 
-def serial_seconds(jobs: list[dict[str, str]], epochs: int, s_per_epoch: dict[str, float], setup: str) -> float:
-    """Training seconds of ``jobs`` one after another at the bench's per-epoch costs of ``setup``: ``epochs``
-    epochs of each run's step (:func:`step_of`), plus one auto-encoder pre-training of ``epochs`` epochs per
-    split and seed that a :data:`PRETRAINING` method runs (shared by the others of that split and seed)."""
-    def cost(step):
+def samples_per_step(method: str, batch_size: int, n_labels: int) -> int:
+    """Samples a training step of ``method`` processes: the labeled set alone (labels-only), a batch and the
+    whole labeled set (ELITE's validation set, SOEL's and Deep SAD's labels in every batch), else a batch."""
+    if method.startswith("labels_"):
+        return n_labels
+    if method.startswith(("elite_", "soel_")) or method == "deepsad_every_batch":
+        return batch_size + n_labels
+    return batch_size
+
+
+def serial_seconds(runs: list[dict], epochs: int, batch_size: int, s_per_epoch: dict[str, float], setup: str,
+                   timed_batch: int) -> float:
+    """Training seconds of ``runs`` one after another at the bench's per-epoch costs of ``setup`` (timed with
+    batches of ``timed_batch`` samples; ELITE's also with the setup's labeled set): per run ``epochs`` epochs of
+    its step (:func:`step_of`), a step's cost taken as proportional to the samples it processes
+    (:func:`samples_per_step`; an epoch is n_train / ``batch_size`` steps), plus one auto-encoder pre-training of
+    ``epochs`` epochs per split and seed that a :data:`PRETRAINING` method runs (shared by the others of that split
+    and seed)."""
+    def cost(step, run):  # an epoch: n_train / batch steps, so per epoch the samples per step per batch sample count
         key = f"{setup}/{step}" + (f"/{DEFAULT_META_GRAD}" if step.startswith("elite_") else "")
-        return s_per_epoch[key]
+        timed = samples_per_step(step, timed_batch, SETUPS[setup].n_labels) / timed_batch
+        return s_per_epoch[key] * samples_per_step(run["method"], batch_size, run["n_labels"]) / batch_size / timed
 
-    total = sum(epochs * cost(step) for job in jobs if (step := step_of(job["method"])) is not None)
-    splits = {tuple(sorted((k, v) for k, v in job.items() if k != "method"))
-              for job in jobs if job["method"] in PRETRAINING}
-    return total + len(splits) * epochs * cost("ae")
+    total = sum(epochs * cost(step, run) for run in runs if (step := step_of(run["method"])) is not None)
+    splits = {tuple(sorted((k, v) for k, v in run.items() if k != "method"))
+              for run in runs if run["method"] in PRETRAINING}
+    return total + len(splits) * epochs * s_per_epoch[f"{setup}/ae"]
 
 
-def paper_hours(sweep_slice: dict, s_per_epoch: dict[str, float],
-                jobs: dict[tuple[str, str], tuple[list[dict[str, str]], int]]) -> dict | None:
+def paper_hours(sweep_slice: dict, s_per_epoch: dict[str, float], timed_batch: int,
+                jobs: dict[tuple[str, str], tuple[list[dict], int, int]]) -> dict | None:
     """Estimated wall hours of the paper's Fig. 3-6 (``jobs``: :func:`paper_jobs`) per launcher and figure, and
-    the number of runs. Each run's training is costed by the bench's per-epoch times on the device
-    (:func:`serial_seconds`; Fashion-MNIST as MNIST, CIFAR-10 by the cifar setup); the slice, timed with each
-    launcher, converts that serial training time into the launcher's wall time (its ratio of wall time to the
-    slice's own serial training time takes in parallel jobs, packs, data loading and evaluation). Approximate:
-    the slice's 8 runs pack less than a full sweep would (packs of 4 at most), labels-only trains on its small
-    labeled set and is costed as a full step, kernel SSAD's solves are left out. None when the slice did not
-    run on MNIST (digits has no cost in the bench) or the mnist / cifar setups were not timed."""
+    the number of runs. Each run's training is costed by the bench's per-epoch times on the device, steps of
+    ``timed_batch`` samples (:func:`serial_seconds`; Fashion-MNIST as MNIST, CIFAR-10 by the cifar setup); the
+    slice, timed with each launcher, converts that serial training time into the launcher's wall time (its
+    ratio of wall time to the slice's own serial training time takes in parallel jobs, packs, data loading and
+    evaluation). Approximate: the slice's 8 runs pack less than a full sweep would (packs of 4 at most), a
+    step's cost is not exactly proportional to its samples, kernel SSAD's solves are left out. None when the
+    slice did not run on MNIST (digits has no cost in the bench) or the mnist / cifar setups were not timed
+    with the default meta-gradient."""
     needed = [f"{setup}/{step}" for setup in ("mnist", "cifar") for step in ("deepsvdd", "ae")] + [
         f"{setup}/elite_{score}/{DEFAULT_META_GRAD}" for setup in ("mnist", "cifar") for score in ("svdd", "ae")]
     if sweep_slice["data"] != "mnist" or any(key not in s_per_epoch for key in needed):
         return None
-    slice_jobs = [{"method": m, "normal_class": c, "r_p": r} for m in ("elite_svdd", "deepsvdd")
-                  for c in ("0", "1") for r in ("0.1", "0.5")]
-    slice_serial = serial_seconds(slice_jobs, sweep_slice["epochs"] or jobs[("fig3", "mnist")][1], s_per_epoch,
-                                  "mnist")
-    serial = {fig: sum(serial_seconds(js, epochs, s_per_epoch, PAPER_DATA[data])
-                       for (f, data), (js, epochs) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
+    _, epochs, batch_size = jobs[("fig3", "mnist")]
+    slice_runs = [{"method": m, "normal_class": c, "r_p": r, "seed": 0, "n_labels": SETUPS["mnist"].n_labels}
+                  for m in ("elite_svdd", "deepsvdd") for c in (0, 1) for r in (0.1, 0.5)]
+    slice_serial = serial_seconds(slice_runs, sweep_slice["epochs"] or epochs, batch_size, s_per_epoch, "mnist",
+                                  timed_batch)
+    serial = {fig: sum(serial_seconds(runs, e, b, s_per_epoch, PAPER_DATA[data], timed_batch)
+                       for (f, data), (runs, e, b) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
     hours = {}
     for launcher, v in sweep_slice["launchers"].items():
         scale = v["wall_s"] / slice_serial
         hours[launcher] = {fig: scale * sec / 3600 for fig, sec in serial.items()}
         hours[launcher]["total"] = sum(hours[launcher].values())
-    runs = {fig: sum(len(js) for (f, _), (js, _) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
+    runs = {fig: sum(len(r) for (f, _), (r, _, _) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
     return {"hours": hours, "runs": {**runs, "total": sum(runs.values())}}
 
 
@@ -436,9 +468,11 @@ def run(args) -> dict:
               "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
               "step_ms": steps, "packs": packs, "sweep_slice": sweep_slice}
     if sweep_slice is not None:
-        result["paper_estimate"] = estimate = paper_hours(sweep_slice, result["s_per_epoch"], paper_jobs())
+        result["paper_estimate"] = estimate = paper_hours(sweep_slice, result["s_per_epoch"], args.batch_size,
+                                                            paper_jobs())
         if estimate is None:
-            print("\nno estimate of the paper's Fig. 3-6: it needs the slice on MNIST and the mnist and cifar setups")
+            print("\nno estimate of the paper's Fig. 3-6: it needs the slice on MNIST and the mnist and cifar "
+                  "setups with the default meta-gradient")
         else:
             runs = estimate["runs"]["total"]
             print(f"\nthe paper's Fig. 3-6 at the paper's scale ({runs} runs), estimated wall hours")
