@@ -346,26 +346,41 @@ def serial_seconds(runs: list[dict], epochs: int, batch_size: int, s_per_epoch: 
     return total + len(splits) * epochs * s_per_epoch[f"{setup}/ae"]
 
 
-def paper_hours(sweep_slice: dict, s_per_epoch: dict[str, float], timed_batch: int,
-                jobs: dict[tuple[str, str], tuple[list[dict], int, int]]) -> dict | None:
-    """Estimated wall hours of the paper's Fig. 3-6 (``jobs``: :func:`paper_jobs`) per launcher and figure, and
-    the number of runs. Each run's training is costed by the bench's per-epoch times on the device, steps of
-    ``timed_batch`` samples (:func:`serial_seconds`; Fashion-MNIST as MNIST, CIFAR-10 by the cifar setup); the
-    slice, timed with each launcher, converts that serial training time into the launcher's wall time (its
-    ratio of wall time to the slice's own serial training time takes in parallel jobs, packs, data loading and
-    evaluation). Approximate: the slice's 8 runs pack less than a full sweep would (packs of 4 at most), a
-    step's cost is not exactly proportional to its samples, kernel SSAD's solves are left out. None when the
-    slice did not run on MNIST (digits has no cost in the bench) or the mnist / cifar setups were not timed
-    with the default meta-gradient."""
-    needed = [f"{setup}/{step}" for setup in ("mnist", "cifar") for step in ("deepsvdd", "ae")] + [
+def no_estimate_reason(sweep_slice: dict | None, s_per_epoch: dict[str, float], epochs: int) -> str | None:
+    """Why :func:`paper_hours` cannot estimate from this bench run (None: it can): it needs the slice, on MNIST,
+    at the runs' own ``epochs`` (a shorter slice would scale each run's fixed costs, start-up, data and
+    evaluation, with the epochs), and the mnist and cifar setups timed with the default meta-gradient."""
+    if sweep_slice is None:
+        return "the slice did not run (--no-slice)"
+    if sweep_slice["data"] != "mnist":
+        return "the slice ran on digits, not MNIST (copy MNIST into ELITE_DATA_DIR)"
+    if sweep_slice["epochs"] not in (None, epochs):
+        return (f"the slice ran {sweep_slice['epochs']}-epoch runs, the paper's runs have {epochs} "
+                f"(drop --slice-epochs)")
+    missing = [f"{setup}/{step}" for setup in ("mnist", "cifar") for step in ("deepsvdd", "ae")] + [
         f"{setup}/elite_{score}/{DEFAULT_META_GRAD}" for setup in ("mnist", "cifar") for score in ("svdd", "ae")]
-    if sweep_slice["data"] != "mnist" or any(key not in s_per_epoch for key in needed):
-        return None
+    missing = [key for key in missing if key not in s_per_epoch]
+    if missing:
+        return (f"no timed step for {', '.join(missing)} (it needs --setups mnist,cifar and --meta-grads with "
+                f"{DEFAULT_META_GRAD})")
+    return None
+
+
+def paper_hours(sweep_slice: dict, s_per_epoch: dict[str, float], timed_batch: int,
+                jobs: dict[tuple[str, str], tuple[list[dict], int, int]]) -> dict:
+    """Estimated wall hours of the paper's Fig. 3-6 (``jobs``: :func:`paper_jobs`) per launcher and figure, and
+    the number of runs, for a bench run that :func:`no_estimate_reason` lets through. Each run's training is
+    costed by the bench's per-epoch times on the device, steps of ``timed_batch`` samples
+    (:func:`serial_seconds`; Fashion-MNIST as MNIST, CIFAR-10 by the cifar setup); the slice, timed with each
+    launcher at the runs' epochs, converts that serial training time into the launcher's wall time (its ratio
+    of wall time to the slice's own serial training time takes in parallel jobs, packs, data loading and
+    evaluation). Approximate: the slice's 8 runs pack less than a full sweep would (packs of 4 at most), a
+    step's cost is not exactly proportional to its samples, kernel SSAD's solves are left out; and the slice
+    must run on idle cores (its parallel jobs compete with anything else running)."""
     _, epochs, batch_size = jobs[("fig3", "mnist")]
     slice_runs = [{"method": m, "normal_class": c, "r_p": r, "seed": 0, "n_labels": SETUPS["mnist"].n_labels}
                   for m in ("elite_svdd", "deepsvdd") for c in (0, 1) for r in (0.1, 0.5)]
-    slice_serial = serial_seconds(slice_runs, sweep_slice["epochs"] or epochs, batch_size, s_per_epoch, "mnist",
-                                  timed_batch)
+    slice_serial = serial_seconds(slice_runs, epochs, batch_size, s_per_epoch, "mnist", timed_batch)
     serial = {fig: sum(serial_seconds(runs, e, b, s_per_epoch, PAPER_DATA[data], timed_batch)
                        for (f, data), (runs, e, b) in jobs.items() if f == fig) for fig in PAPER_FIGURES}
     hours = {}
@@ -467,16 +482,17 @@ def run(args) -> dict:
               "ratios": ratios,
               "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
               "step_ms": steps, "packs": packs, "sweep_slice": sweep_slice}
-    if sweep_slice is not None:
-        result["paper_estimate"] = estimate = paper_hours(sweep_slice, result["s_per_epoch"], args.batch_size,
-                                                            paper_jobs())
-        if estimate is None:
-            print("\nno estimate of the paper's Fig. 3-6: it needs the slice on MNIST and the mnist and cifar "
-                  "setups with the default meta-gradient")
-        else:
-            runs = estimate["runs"]["total"]
-            print(f"\nthe paper's Fig. 3-6 at the paper's scale ({runs} runs), estimated wall hours")
-            print(pd.DataFrame(estimate["hours"]).T.to_string(float_format=lambda v: f"{v:.1f}"))
+    jobs = paper_jobs()
+    result["paper_estimate_missing"] = reason = no_estimate_reason(sweep_slice, result["s_per_epoch"],
+                                                                   jobs[("fig3", "mnist")][1])
+    result["paper_estimate"] = estimate = None if reason else paper_hours(sweep_slice, result["s_per_epoch"],
+                                                                           args.batch_size, jobs)
+    if estimate is None:
+        print(f"\nno estimate of the paper's Fig. 3-6: {reason}")
+    else:
+        print(f"\nthe paper's Fig. 3-6 at the paper's scale ({estimate['runs']['total']} runs), estimated wall hours "
+              f"(approximate: README, Performance)")
+        print(pd.DataFrame(estimate["hours"]).T.to_string(float_format=lambda v: f"{v:.1f}"))
     main = "mnist" if "mnist" in args.setups else args.setups[0]
     for key, score in (("elite_svdd_over_deepsvdd", "svdd"), ("elite_ae_over_ae", "ae")):
         if (main, score, DEFAULT_META_GRAD) in times:
@@ -576,8 +592,10 @@ def main() -> None:
     p.add_argument("--pack-sizes", default="1,8", help="comma list of pack sizes K to time ELITE-SVDD packs of "
                    "(ms per iteration, speed-up over K runs alone; empty: none)")
     p.add_argument("--slice", action=argparse.BooleanOptionalAction, default=True,
-                   help="time the 8-run sweep slice per launcher (--no-slice: skip it)")
-    p.add_argument("--slice-epochs", type=int, default=None, help="epochs of the slice's runs (default: the runner's)")
+                   help="time the 8-run sweep slice per launcher, and from it and the setups' steps estimate the "
+                        "wall time of the paper's Fig. 3-6 (--no-slice: skip both)")
+    p.add_argument("--slice-epochs", type=int, default=None, help="epochs of the slice's runs (default: the runner's; "
+                   "with fewer, no Fig. 3-6 estimate)")
     p.add_argument("--profile", choices=sorted(SETUPS), help="print torch.profiler tables for this setup instead")
     p.add_argument("--profile-rows", type=int, default=20)
     args = p.parse_args()

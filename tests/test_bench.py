@@ -36,4 +36,4 @@ def test_device_check_dry_run_on_cpu(tmp_path):
     log = (tmp_path / "out" / "device_check.log").read_text()
     assert "skipped" in log and "(status 0)" in log
     # digits has no step cost in the bench: no estimate, said so (tests/test_paper_estimate.py tests the arithmetic)
-    assert result["paper_estimate"] is None and "no estimate: it needs the slice on MNIST" in log
+    assert result["paper_estimate"] is None and "no estimate: the slice ran on digits, not MNIST" in log

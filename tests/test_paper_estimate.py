@@ -98,15 +98,17 @@ def test_paper_hours_costs_each_run_by_its_step_and_samples_and_scales_by_the_sl
     assert est["hours"]["basic"]["fig3"] == pytest.approx(2 * (135 + 750) / 3600)
     assert est["hours"]["parallel"]["total"] == pytest.approx((135 + 750) / 3600)
     assert est["hours"]["basic"]["fig6"] == 0
-    # the slice's epochs scale its serial time: 2-epoch runs taking 104 s run at the speed of 10-epoch ones taking 520
-    short = bench.paper_hours({**slice_, "epochs": 2, "launchers": {"basic": {"wall_s": 104.0}}}, costs(bench), 100,
-                              jobs)
-    assert short["hours"]["basic"]["fig3"] == pytest.approx(2 * (135 + 750) / 3600)
 
 
-def test_paper_hours_needs_an_mnist_slice_and_both_setups_timed(bench):
+def test_no_estimate_without_a_full_mnist_slice_and_both_setups_timed(bench):
+    """The reason names what is missing: the slice, MNIST, the runs' epochs (a shorter slice would scale each run's
+    fixed costs by the epochs), a setup's timed step."""
     slice_ = {"data": "mnist", "epochs": None, "launchers": {"basic": {"wall_s": 1.0}}}
-    jobs = {("fig3", "mnist"): ([], 30, 128)}
-    assert bench.paper_hours({**slice_, "data": "digits"}, costs(bench), 128, jobs) is None
+    assert bench.no_estimate_reason(slice_, costs(bench), 30) is None
+    assert bench.no_estimate_reason({**slice_, "epochs": 30}, costs(bench), 30) is None
+    assert "--no-slice" in bench.no_estimate_reason(None, costs(bench), 30)
+    assert "digits, not MNIST" in bench.no_estimate_reason({**slice_, "data": "digits"}, costs(bench), 30)
+    short = bench.no_estimate_reason({**slice_, "epochs": 3}, costs(bench), 30)
+    assert "3-epoch runs, the paper's runs have 30" in short
     partial = {k: v for k, v in costs(bench).items() if not k.startswith("cifar/elite_ae")}
-    assert bench.paper_hours(slice_, partial, 128, jobs) is None
+    assert f"cifar/elite_ae/{bench.DEFAULT_META_GRAD}" in bench.no_estimate_reason(slice_, partial, 30)
