@@ -31,7 +31,7 @@ Deep SVDD variant took 0.47 s per iteration on a 2-core machine).
     python scripts/bench.py                        # CPU, all setups
     python scripts/bench.py --device cuda --repeats 5
     python scripts/bench.py --profile mnist        # where ELITE's step spends its time
-    python scripts/bench.py --slice-epochs 3       # a shorter sweep slice (runs per hour of 3-epoch runs)
+    python scripts/bench.py --slice-epochs 3       # a shorter sweep slice (runs per hour of 3-epoch runs; no estimate)
 
 MNIST-shaped setups use real MNIST when ``ELITE_DATA_DIR`` holds it, else random tensors of
 the same shape (the cost does not depend on pixel values); CIFAR-shaped inputs are random.
