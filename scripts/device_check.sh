@@ -50,9 +50,9 @@ if $PY scripts/bench.py --device "$DEVICE" --setups mnist,cifar,official --pack-
   cat "$OUT/bench.out"
   tail -n 1 "$OUT/bench.out" > "$OUT/bench.json"
   echo "== the paper's Fig. 3-6 (every run of +experiment=fig3 ... fig6 on MNIST, Fashion-MNIST, CIFAR-10): estimated wall hours"
-  $PY -c "import json, sys; r = json.load(open(sys.argv[1])); e = r['paper_estimate']
+  $PY -c "import json, sys; r = json.load(open(sys.argv[1])); e = r.get('paper_estimate')
 if e is None:
-    print('no estimate:', r['paper_estimate_missing'])
+    print('no estimate:', r.get('paper_estimate_missing'))
 else:
     print(f\"{e['runs']['total']} runs: \" + ', '.join(f\"{k} {v}\" for k, v in e['runs'].items() if k != 'total'))
     for launcher, h in e['hours'].items():
