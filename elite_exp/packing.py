@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, filter_overrides, run_job, setup_globals
-from joblib import Parallel, delayed
+from joblib import Parallel, cpu_count, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from elite_exp.errors import ConfigError
@@ -122,13 +121,12 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         hydra_config.cfg = previous
     # a unit of work: a pack of pack_size jobs, or (auto on CUDA) a group, packed as its runs' memory allows,
     # cut into one part per GPU
-    gpus = torch.cuda.device_count() if on_gpu and spread else 1 if on_gpu else 0
+    gpus = (torch.cuda.device_count() if spread else 1) if on_gpu else 0
     parts = max(gpus, 1)
     units = [jobs[i:i + size] for jobs in groups.values()
              for size in [pack_size or -(-len(jobs) // parts)] for i in range(0, len(jobs), size)]
     if n_jobs is None:
-        n_jobs = gpus if on_gpu else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            os.cpu_count() or 1
+        n_jobs = gpus if on_gpu else cpu_count()  # joblib's: the cores this process may use
     n_jobs = min(n_jobs, len(units)) or 1
     log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s",
              len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir)

@@ -312,13 +312,14 @@ def _data_set(cfg: DictConfig) -> object:
     options = OmegaConf.to_container(cfg.data, resolve=True)
     given = {k: options[k] for k in DATA_OPTIONS}
     name = cfg.data.name
+    args = (name, cfg.data.root, cfg.data.download, cfg.data.image_size)
     if name not in FIXED_DATA:
-        return load_dataset(name, cfg.data.root, cfg.data.download, cfg.data.image_size, **given)
+        return load_dataset(*args, **given)
     key = json.dumps([name, str(data_root(cfg.data.root).resolve()), cfg.data.download, cfg.data.image_size, given],
                      sort_keys=True, default=str)
     ds = _LOADED.get(key)
     if ds is None:
-        ds = load_dataset(name, cfg.data.root, cfg.data.download, cfg.data.image_size, **given)
+        ds = load_dataset(*args, **given)
         _LOADED.clear()
         _LOADED[key] = ds
     return ds

@@ -223,6 +223,7 @@ PAPER_DATA = {"mnist": "mnist", "fmnist": "mnist", "cifar10": "cifar"}
 # the methods that start from an auto-encoder trained on the run's unlabeled samples; the runner trains it once per
 # split and seed and shares it between them (README, Outputs)
 PRETRAINING = ("deepsvdd", "deepsad", "deepsad_every_batch", "ssad_hybrid")
+TIMED_STEPS = ("deepsvdd", "ae", "elite_svdd", "elite_ae")  # the steps the estimate costs runs by (step_of)
 
 
 def slice_failure(launcher: str, out: Path, proc: subprocess.CompletedProcess, ok: int) -> str:
@@ -327,6 +328,11 @@ def samples_per_step(method: str, batch_size: int, n_labels: int) -> int:
     return batch_size
 
 
+def cost_key(setup: str, step: str) -> str:
+    """The ``s_per_epoch`` key of a timed step of ``setup`` (ELITE's with the default meta-gradient)."""
+    return f"{setup}/{step}" + (f"/{DEFAULT_META_GRAD}" if step.startswith("elite_") else "")
+
+
 def serial_seconds(runs: list[dict], epochs: int, batch_size: int, s_per_epoch: dict[str, float], setup: str,
                    timed_batch: int) -> float:
     """Training seconds of ``runs`` one after another at the bench's per-epoch costs of ``setup`` (timed with
@@ -336,17 +342,17 @@ def serial_seconds(runs: list[dict], epochs: int, batch_size: int, s_per_epoch: 
     ``epochs`` epochs per split and seed that a :data:`PRETRAINING` method runs (shared by the others of that split
     and seed)."""
     def cost(step, run):  # an epoch: n_train / batch steps, so per epoch the samples per step per batch sample count
-        key = f"{setup}/{step}" + (f"/{DEFAULT_META_GRAD}" if step.startswith("elite_") else "")
         timed = samples_per_step(step, timed_batch, SETUPS[setup].n_labels) / timed_batch
-        return s_per_epoch[key] * samples_per_step(run["method"], batch_size, run["n_labels"]) / batch_size / timed
+        runs_share = samples_per_step(run["method"], batch_size, run["n_labels"]) / batch_size
+        return s_per_epoch[cost_key(setup, step)] * runs_share / timed
 
     total = sum(epochs * cost(step, run) for run in runs if (step := step_of(run["method"])) is not None)
     splits = {tuple(sorted((k, v) for k, v in run.items() if k != "method"))
               for run in runs if run["method"] in PRETRAINING}
-    return total + len(splits) * epochs * s_per_epoch[f"{setup}/ae"]
+    return total + len(splits) * epochs * s_per_epoch[cost_key(setup, "ae")]
 
 
-def no_estimate_reason(sweep_slice: dict | None, s_per_epoch: dict[str, float], epochs: int) -> str | None:
+def no_estimate_reason(sweep_slice: dict | None, s_per_epoch: dict[str, float], epochs: int | None) -> str | None:
     """Why :func:`paper_hours` cannot estimate from this bench run (None: it can): it needs the slice, on MNIST,
     at the runs' own ``epochs`` (a shorter slice would scale each run's fixed costs, start-up, data and
     evaluation, with the epochs), and the mnist and cifar setups timed with the default meta-gradient."""
@@ -357,9 +363,8 @@ def no_estimate_reason(sweep_slice: dict | None, s_per_epoch: dict[str, float], 
     if sweep_slice["epochs"] not in (None, epochs):
         return (f"the slice ran {sweep_slice['epochs']}-epoch runs, the paper's runs have {epochs} "
                 f"(drop --slice-epochs)")
-    missing = [f"{setup}/{step}" for setup in ("mnist", "cifar") for step in ("deepsvdd", "ae")] + [
-        f"{setup}/elite_{score}/{DEFAULT_META_GRAD}" for setup in ("mnist", "cifar") for score in ("svdd", "ae")]
-    missing = [key for key in missing if key not in s_per_epoch]
+    keys = [cost_key(setup, step) for setup in ("mnist", "cifar") for step in TIMED_STEPS]
+    missing = [key for key in keys if key not in s_per_epoch]
     if missing:
         return (f"no timed step for {', '.join(missing)} (it needs --setups mnist,cifar and --meta-grads with "
                 f"{DEFAULT_META_GRAD})")
@@ -482,9 +487,9 @@ def run(args) -> dict:
               "ratios": ratios,
               "step_speedup_over_plain": {name: st["speedup"] for name, st in steps.items()},
               "step_ms": steps, "packs": packs, "sweep_slice": sweep_slice}
-    jobs = paper_jobs()
+    jobs = paper_jobs() if sweep_slice is not None else None  # composes every preset: only with a slice
     result["paper_estimate_missing"] = reason = no_estimate_reason(sweep_slice, result["s_per_epoch"],
-                                                                   jobs[("fig3", "mnist")][1])
+                                                                   jobs and jobs[("fig3", "mnist")][1])
     result["paper_estimate"] = estimate = None if reason else paper_hours(sweep_slice, result["s_per_epoch"],
                                                                            args.batch_size, jobs)
     if estimate is None:
