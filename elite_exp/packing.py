@@ -4,7 +4,7 @@ Jobs are compatible when they run one method with the same hyper-parameters (all
 training reads it, the contamination: ``DeepDetector._pack_settings``) on one data set with the same n_train
 and number of labels, in one ``out_dir`` on one device: they differ in normal class, r_p and seed. Each pack
 goes through three steps, each job of it inside Hydra's ``run_job`` (its folder, ``.hydra/`` files, log file
-and callbacks, as with the basic launcher): :func:`runner.prepare_job` (skip / conflict / failure handling,
+and callbacks, as with the basic launcher: a callback hears ``on_job_start`` and ``on_job_end`` once per job): :func:`runner.prepare_job` (skip / conflict / failure handling,
 data, split, estimator), :func:`runner.train_pack` (one stacked model, ``methods.base.fit_packed``) and
 :func:`runner.finish_job` (evaluation and the record). A run whose fit fails is recorded failed; its pack's
 other runs go on.
@@ -27,6 +27,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, filter_overrides, run_job, setup_globals
+from hydra.types import HydraContext
 from joblib import Parallel, cpu_count, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -158,8 +159,30 @@ def _job_config(hydra_context, config: DictConfig, num: int, overrides: list[str
     return cfg
 
 
-def _in_job(hydra_context, cfg: DictConfig, task) -> JobReturn:
-    return run_job(hydra_context=hydra_context, task_function=task, config=cfg, job_dir_key="hydra.sweep.dir",
+class _JobPhase:
+    """The sweep's Hydra callbacks as one phase of a packed job sees them. A job enters Hydra's ``run_job`` twice
+    (prepared, then finished after its pack trained), but each callback hears of it as of a basic launcher's job:
+    ``on_job_start`` once, where it is prepared, and ``on_job_end`` once, where it ends (after its record is
+    written; in the preparation for a job that does not train: skipped, not run, failed)."""
+
+    def __init__(self, callbacks, preparing: bool):
+        self.callbacks, self.preparing = callbacks, preparing
+
+    def on_job_start(self, **kwargs) -> None:
+        if self.preparing:
+            self.callbacks.on_job_start(**kwargs)
+
+    def on_job_end(self, *, job_return: JobReturn, **kwargs) -> None:
+        trains = (self.preparing and job_return.status == JobStatus.COMPLETED
+                  and isinstance(job_return.return_value[0], PendingRun))
+        if not trains:
+            self.callbacks.on_job_end(job_return=job_return, **kwargs)
+
+
+def _in_job(hydra_context, cfg: DictConfig, task, preparing: bool) -> JobReturn:
+    context = HydraContext(config_loader=hydra_context.config_loader,
+                           callbacks=_JobPhase(hydra_context.callbacks, preparing))
+    return run_job(hydra_context=context, task_function=task, config=cfg, job_dir_key="hydra.sweep.dir",
                    job_subdir_key="hydra.sweep.subdir")
 
 
@@ -185,7 +208,7 @@ def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None
     env: dict[str, str] = {}
     for num, overrides in jobs:
         cfg = _job_config(hydra_context, config, num, overrides, unit)
-        ret = _in_job(hydra_context, cfg, _prepare)
+        ret = _in_job(hydra_context, cfg, _prepare, preparing=True)
         prepared = ret.return_value[0] if ret.status == JobStatus.COMPLETED else None
         if isinstance(prepared, PendingRun):
             env = env if pending else ret.return_value[1]
@@ -217,6 +240,6 @@ def _train_and_finish(pending: list[tuple[int, DictConfig, PendingRun]], env: di
     returns = {}
     for num, cfg, run in pending:
         HydraConfig.instance().set_config(cfg)
-        returns[num] = _in_job(hydra_context, cfg, lambda _cfg, run=run: finish_job(run))
+        returns[num] = _in_job(hydra_context, cfg, lambda _cfg, run=run: finish_job(run), preparing=False)
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return returns

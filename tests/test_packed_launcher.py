@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hydra.experimental.callback import Callback
 
 from elite_exp.errors import ConfigError
 from elite_exp.packing import check_settings
@@ -19,14 +20,49 @@ PACKED = ["hydra/launcher=packed", "hydra.launcher.pack_size=4", "hydra.launcher
 TIMES = {"seconds", "train_seconds", "seconds_per_epoch", "finished_at", "run_dir", "pack_size"}
 
 
+class JobLog(Callback):
+    """A user's Hydra callback: appends ``start <job folder>`` / ``end <job folder> <has a record>`` to ``path``."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def _write(self, event: str, config) -> None:
+        run_dir = Path(config.hydra.runtime.output_dir)
+        with self.path.open("a") as fh:
+            fh.write(f"{event} {run_dir.name} {(run_dir / 'result.json').exists()}\n")
+
+    def on_job_start(self, config, **kwargs) -> None:
+        self._write("start", config)
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        self._write("end", config)
+
+
+def _job_events(path: Path) -> dict[str, list[str]]:
+    """Each job folder's callback events, in order."""
+    events: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        event, folder, has_record = line.split()
+        events.setdefault(folder, []).append(f"{event} {has_record}")
+    return events
+
+
 def _records(out_dir: Path) -> dict[str, dict]:
     return {str(p.parent.relative_to(out_dir)): json.loads(p.read_text()) for p in out_dir.rglob("result.json")}
 
 
 def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
-    basic = cli(SWEEP, tmp_path / "basic")
-    packed = cli([*SWEEP, *PACKED], tmp_path / "packed")
+    def job_log(name):
+        return ["+hydra.callbacks.log._target_=tests.test_packed_launcher.JobLog",
+                f"+hydra.callbacks.log.path={tmp_path / name}"]
+
+    basic = cli([*SWEEP, *job_log("basic.log")], tmp_path / "basic")
+    packed = cli([*SWEEP, *PACKED, *job_log("packed.log")], tmp_path / "packed")
     assert basic.returncode == 0 and packed.returncode == 0, packed.stderr[-2000:]
+    # a user's callbacks hear of each job once, as from the basic launcher: started, then ended with its record
+    events = _job_events(tmp_path / "packed.log")
+    assert events == _job_events(tmp_path / "basic.log") and len(events) == 12
+    assert set(map(tuple, events.values())) == {("start False", "end True")}
     assert "sweep: 12 run(s): 12 finished" in packed.stdout
     # SOEL's alpha is the run's r_p: one pack per r_p
     assert "12 jobs in 4 unit(s) of work (pack_size=4)" in packed.stdout
@@ -46,8 +82,9 @@ def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
             pd.testing.assert_frame_equal(pd.read_csv(run / "meta_scores.csv"),
                                           pd.read_csv(tmp_path / "basic" / folder / "meta_scores.csv"), atol=1e-6)
 
-    again = cli([*SWEEP, *PACKED], tmp_path / "packed")  # finished runs are skipped, per run
+    again = cli([*SWEEP, *PACKED, *job_log("again.log")], tmp_path / "packed")  # finished runs are skipped, per run
     assert again.returncode == 0 and "12 skipped" in again.stdout
+    assert set(map(tuple, _job_events(tmp_path / "again.log").values())) == {("start True", "end True")}
     forced = cli([*SWEEP[:-4], "normal_class=0", "r_p=0.1", "method=elite_svdd", "seed=0", *SWEEP[-3:], *PACKED,
                   "force=true"], tmp_path / "packed")
     assert forced.returncode == 0 and "1 finished" in forced.stdout
