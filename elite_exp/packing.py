@@ -4,8 +4,9 @@ Jobs are compatible when they run one method with the same hyper-parameters (all
 training reads it, the contamination: ``DeepDetector._pack_settings``) on one data set with the same n_train
 and number of labels, in one ``out_dir`` on one device: they differ in normal class, r_p and seed. Each pack
 goes through three steps, each job of it inside Hydra's ``run_job`` (its folder, ``.hydra/`` files, log file
-and callbacks, as with the basic launcher: a callback hears ``on_job_start`` and ``on_job_end`` once per job): :func:`runner.prepare_job` (skip / conflict / failure handling,
-data, split, estimator), :func:`runner.train_pack` (one stacked model, ``methods.base.fit_packed``) and
+and callbacks, as with the basic launcher: a callback hears ``on_job_start`` and ``on_job_end`` once per job):
+:func:`runner.prepare_job` (skip / conflict / failure handling, data, split, estimator),
+:func:`runner.train_pack` (one stacked model, ``methods.base.fit_packed``) and
 :func:`runner.finish_job` (evaluation and the record). A run whose fit fails is recorded failed; its pack's
 other runs go on.
 
