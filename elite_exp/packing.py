@@ -33,7 +33,7 @@ from joblib import Parallel, cpu_count, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from elite_exp.errors import ConfigError
-from elite_exp.runner import PendingRun, check_config, finish_job, n_labels_of, prepare_job, train_pack
+from elite_exp.runner import PendingRun, finish_job, n_labels_of, prepare_job, train_pack
 
 log = logging.getLogger("elite_exp")
 
@@ -60,14 +60,15 @@ def check_settings(pack_size, n_jobs, memory_fraction) -> tuple[int | None, int 
     return size, jobs
 
 
-def pack_key(cfg: DictConfig, overrides: Sequence[str], env: dict) -> str:
-    """What the jobs of one pack share (``cfg`` without its ``hydra`` node; ``env``: its ``hydra.job.env_set``):
-    the method and its pack settings, the data set and its options, n_train, the number of labels, out_dir,
-    device, threads and environment."""
-    _, estimator = check_config(cfg, overrides, on_this_machine=False)
-    return json.dumps([type(estimator).__name__, estimator._pack_settings(),
-                       OmegaConf.to_container(cfg.data, resolve=True), cfg.n_train, n_labels_of(cfg),
-                       str(cfg.out_dir), cfg.device, cfg.threads, env], sort_keys=True, default=repr)
+def job_grouping(cfg: DictConfig, estimator, env: dict) -> tuple[str, bool, bool]:
+    """A composed job's (pack key, trains on a GPU, ``device=auto``), from ``cfg`` without its ``hydra`` node, its
+    checked estimator (``runner.check_config``) and ``env``, its ``hydra.job.env_set`` as written. The pack key
+    is what the jobs of one pack share: the method and its pack settings, the data set and its options, n_train,
+    the number of labels, out_dir, device, threads and environment."""
+    key = json.dumps([type(estimator).__name__, estimator._pack_settings(),
+                      OmegaConf.to_container(cfg.data, resolve=True), cfg.n_train, n_labels_of(cfg),
+                      str(cfg.out_dir), cfg.device, cfg.threads, env], sort_keys=True, default=repr)
+    return key, _on_gpu(cfg), cfg.device == "auto"
 
 
 def _on_gpu(cfg: DictConfig) -> bool:
@@ -98,29 +99,16 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     pack_size, n_jobs = check_settings(launcher.pack_size, launcher.n_jobs, launcher.memory_fraction)  # (checked)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    hydra_config = HydraConfig.instance()
-    previous = hydra_config.cfg
     groups: dict[str, list[tuple[int, list[str]]]] = {}
     on_gpu, spread = False, True  # spread: every job has device=auto (packs may go to any GPU)
-    try:
-        for num, overrides in enumerate(job_overrides, initial_job_idx):
-            cfg = launcher.hydra_context.config_loader.load_sweep_config(config, list(overrides))
-            with open_dict(cfg):
-                cfg.hydra.job.num, cfg.hydra.job.id = num, num
-            hydra_config.set_config(cfg)
-            # as written (a value may name the job's own folder, set only when the job runs): jobs that set the
-            # same environment pack together, and each pack trains with its first job's (run_unit)
-            env = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=False)
-            with open_dict(cfg):
-                del cfg["hydra"]
-            gpu = _on_gpu(cfg)
-            on_gpu |= gpu
-            spread &= cfg.device == "auto"
-            # auto on CPU: every job a pack of one
-            key = f"{num}" if pack_size is None and not gpu else pack_key(cfg, overrides, env)
-            groups.setdefault(key, []).append((num, list(overrides)))
-    finally:
-        hydra_config.cfg = previous
+    for num, overrides in enumerate(job_overrides, initial_job_idx):
+        checked = launcher.checked_jobs.get(num)
+        key, gpu, auto = (checked[1] if checked and checked[0] == tuple(overrides)
+                          else _grouping(launcher.hydra_context, config, num, list(overrides)))
+        on_gpu |= gpu
+        spread &= auto
+        # auto on CPU: every job a pack of one
+        groups.setdefault(f"{num}" if pack_size is None and not gpu else key, []).append((num, list(overrides)))
     # a unit of work: a pack of pack_size jobs, or (auto on CUDA) a group, packed as its runs' memory allows,
     # cut into one part per GPU
     gpus = (torch.cuda.device_count() if spread else 1) if on_gpu else 0
@@ -146,6 +134,13 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     returns = dict(pair for unit in done for pair in unit)
     return [returns[num] for num in range(initial_job_idx, initial_job_idx + len(job_overrides))]
+
+
+def _grouping(hydra_context, config: DictConfig, num: int, overrides: list[str]) -> tuple[str, bool, bool]:
+    """:func:`job_grouping` of a job that the runner's sweeper did not check (another sweeper): composed here."""
+    from elite_exp.sweeps import check_job
+
+    return check_job(hydra_context.config_loader, config, num, overrides, packed=True)[1]
 
 
 def _job_config(hydra_context, config: DictConfig, num: int, overrides: list[str], unit: int) -> DictConfig:

@@ -152,3 +152,11 @@ def test_a_pack_that_fails_as_a_whole_trains_its_runs_alone(tmp_path, monkeypatc
     for c in (0, 1):  # the curves of the run trained again alone, not the failed pack's steps before them
         iterations = pd.read_csv(tmp_path / str(c) / "curves.csv")["iteration"].tolist()
         assert iterations == list(range(1, len(iterations) + 1))
+
+
+def test_under_hydras_basic_sweeper_the_launcher_groups_the_jobs_itself(tmp_path):
+    # the runner's sweeper hands the launcher each job's pack from its check; Hydra's own sweeper does not
+    proc = cli([*SWEEP, *PACKED, "hydra/sweeper=basic"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "12 jobs in 4 unit(s) of work (pack_size=4)" in proc.stdout
+    assert len(_records(tmp_path)) == 12

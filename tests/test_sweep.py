@@ -255,3 +255,43 @@ def test_an_estimator_check_in_a_sweep_names_the_config_key_before_any_job_start
     assert rot.returncode == 2 and rot.stderr.startswith(
         "error: model=rot does not combine with data=digits: the rotation score needs square images"), rot.stderr
     assert not tmp_path.exists() or not any(tmp_path.rglob("*.json"))
+
+
+def _check_jobs(jobs, master_overrides):
+    """``sweeps.check_jobs`` as the runner's sweeper calls it, on ``jobs`` (override lists)."""
+    from elite_exp.runner import _register_resolvers
+    from elite_exp.sweeps import check_jobs
+
+    register()
+    _register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        master = compose("config", overrides=master_overrides, return_hydra_config=True)
+        return check_jobs(GlobalHydra.instance().config_loader(), master, jobs)
+
+
+@pytest.mark.parametrize("first_pass_on_all_cores", [False, True])
+def test_the_check_numbers_jobs_as_the_launcher_and_gives_it_their_packs(monkeypatch, capsys,
+                                                                         first_pass_on_all_cores):
+    if first_pass_on_all_cores:
+        monkeypatch.setattr("elite_exp.sweeps.PARALLEL_CHECK", 1)
+        monkeypatch.setattr("joblib.cpu_count", lambda *a, **k: 2)
+    base = [*TINY, "hydra/launcher=packed", "device=cuda:${hydra:job.num}"]
+    # Deep SAD does not read elite.meta_grad: job 1 repeats job 0's run and is not launched, so the launcher
+    # numbers the two ELITE jobs 1 and 2 (their device, cuda:1 and cuda:2, says which number each was checked with)
+    jobs = [[f"method={m}", f"elite.meta_grad={g}", *base] for m in ("deepsad", "elite_svdd")
+            for g in ("forward_ad", "finite_diff")]
+    repeats, grouping = _check_jobs(jobs, base)
+    assert repeats == {1}
+    assert sorted(grouping) == [0, 1, 2]
+    for num, index in [(0, 0), (1, 2), (2, 3)]:
+        overrides, (key, on_gpu, auto) = grouping[num]
+        assert overrides == tuple(jobs[index]) and not auto
+        assert f'"cuda:{num}"' in key and ("DeepSAD" if num == 0 else "EliteDetector") in key
+    assert grouping[1][1][0] != grouping[2][1][0]  # the meta-gradient is a pack setting
+    bad = [*jobs, ["normal_class=12", *base]]
+    with pytest.raises(SystemExit) as stop:
+        _check_jobs(bad, base)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("error: normal_class=12 is not a class of digits; allowed: 0..9 "
+                                              "(job #3 of 5: normal_class=12 data=digits")

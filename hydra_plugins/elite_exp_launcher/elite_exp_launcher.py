@@ -29,6 +29,8 @@ class PackedLauncher(Launcher):
     def __init__(self, pack_size: Any = "auto", n_jobs: Any = "auto", memory_fraction: float = 0.5) -> None:
         self.pack_size, self.n_jobs, self.memory_fraction = pack_size, n_jobs, memory_fraction
         self.config = self.hydra_context = self.task_function = None
+        # job number -> (overrides, grouping), from the runner's sweeper's check (``elite_exp.sweeps.check_jobs``)
+        self.checked_jobs: dict = {}
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function

@@ -29,7 +29,10 @@ class EliteExpSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from elite_exp.sweeps import check_jobs, count_outcomes
 
-        self._repeats = check_jobs(self.hydra_context.config_loader, self.config, self.job_overrides(arguments))
+        self._repeats, grouping = check_jobs(self.hydra_context.config_loader, self.config,
+                                             self.job_overrides(arguments))
+        if hasattr(self.launcher, "checked_jobs"):  # the packed launcher groups the jobs the check composed
+            self.launcher.checked_jobs = grouping
         self._given = 0  # jobs handed out so far, numbered as check_jobs numbers them
         returns = super().sweep(arguments)
         count_outcomes(returns)
