@@ -101,10 +101,14 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[tuple[int, list[str]]]] = {}
     on_gpu, spread = False, True  # spread: every job has device=auto (packs may go to any GPU)
+    composed = 0  # jobs the sweeper's check did not group
     for num, overrides in enumerate(job_overrides, initial_job_idx):
         checked = launcher.checked_jobs.get(num)
-        key, gpu, auto = (checked[1] if checked and checked[0] == tuple(overrides)
-                          else _grouping(launcher.hydra_context, config, num, list(overrides)))
+        if checked and checked[0] == tuple(overrides):
+            key, gpu, auto = checked[1]
+        else:
+            key, gpu, auto = _grouping(launcher.hydra_context, config, num, list(overrides))
+            composed += 1
         on_gpu |= gpu
         spread &= auto
         # auto on CPU: every job a pack of one
@@ -118,8 +122,9 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     if n_jobs is None:
         n_jobs = gpus if on_gpu else cpu_count()  # joblib's: the cores this process may use
     n_jobs = min(n_jobs, len(units)) or 1
-    log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s",
-             len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir)
+    note = f" ({composed} job(s) composed here to group them: not checked by the runner's sweeper)" if composed else ""
+    log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s%s",
+             len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir, note)
     for num, overrides in enumerate(job_overrides, initial_job_idx):
         log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
     # processes on one GPU at a time (at most: loky hands the units out as workers free up)
@@ -137,10 +142,14 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
 
 
 def _grouping(hydra_context, config: DictConfig, num: int, overrides: list[str]) -> tuple[str, bool, bool]:
-    """:func:`job_grouping` of a job that the runner's sweeper did not check (another sweeper): composed here."""
+    """:func:`job_grouping` of a job that the runner's sweeper did not check (another sweeper): composed here. A
+    job the check refuses is a pack of its own: its preparation records the error, as the basic launcher's job."""
     from elite_exp.sweeps import check_job
 
-    return check_job(hydra_context.config_loader, config, num, overrides, packed=True)[1]
+    try:
+        return check_job(hydra_context.config_loader, config, num, overrides, packed=True)[1]
+    except ConfigError:
+        return f"{num}", False, True
 
 
 def _job_config(hydra_context, config: DictConfig, num: int, overrides: list[str], unit: int) -> DictConfig:
@@ -159,7 +168,9 @@ class _JobPhase:
     """The sweep's Hydra callbacks as one phase of a packed job sees them. A job enters Hydra's ``run_job`` twice
     (prepared, then finished after its pack trained), but each callback hears of it as of a basic launcher's job:
     ``on_job_start`` once, where it is prepared, and ``on_job_end`` once, where it ends (after its record is
-    written; in the preparation for a job that does not train: skipped, not run, failed)."""
+    written; in the preparation for a job that does not train: skipped, not run, failed), with the basic
+    launcher's return value (the record, or None for a skipped job). The jobs of a pack overlap: each starts
+    as it is prepared, and they all end after the pack trained."""
 
     def __init__(self, callbacks, preparing: bool):
         self.callbacks, self.preparing = callbacks, preparing
@@ -170,7 +181,7 @@ class _JobPhase:
 
     def on_job_end(self, *, job_return: JobReturn, **kwargs) -> None:
         trains = (self.preparing and job_return.status == JobStatus.COMPLETED
-                  and isinstance(job_return.return_value[0], PendingRun))
+                  and isinstance(job_return.return_value, PendingRun))
         if not trains:
             self.callbacks.on_job_end(job_return=job_return, **kwargs)
 
@@ -182,11 +193,12 @@ def _in_job(hydra_context, cfg: DictConfig, task, preparing: bool) -> JobReturn:
                    job_subdir_key="hydra.sweep.subdir")
 
 
-def _prepare(cfg: DictConfig) -> tuple[PendingRun | dict | None, dict[str, str]]:
-    """The job prepared (``runner.prepare_job``), and its ``hydra.job.env_set`` resolved as in its job."""
+def _prepare(cfg: DictConfig, envs: dict[int, dict[str, str]]) -> PendingRun | dict | None:
+    """The job prepared (``runner.prepare_job``: what the basic launcher's job returns, or the run to train); its
+    ``hydra.job.env_set``, resolved as in its job, goes to ``envs`` under the job's number."""
     hc = HydraConfig.get()
-    return (prepare_job(cfg, Path(hc.runtime.output_dir), multirun=True),
-            {k: str(v) for k, v in hc.job.env_set.items()})
+    envs[hc.job.num] = {k: str(v) for k, v in hc.job.env_set.items()}
+    return prepare_job(cfg, Path(hc.runtime.output_dir), multirun=True)
 
 
 def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None, memory_fraction: float,
@@ -201,24 +213,21 @@ def run_unit(jobs: list[tuple[int, list[str]]], unit: int, pack_size: int | None
     returns: dict[int, JobReturn] = {}
     pending: list[tuple[int, DictConfig, PendingRun]] = []
     size = pack_size
-    env: dict[str, str] = {}
+    envs: dict[int, dict[str, str]] = {}
     for num, overrides in jobs:
         cfg = _job_config(hydra_context, config, num, overrides, unit)
-        ret = _in_job(hydra_context, cfg, _prepare, preparing=True)
-        prepared = ret.return_value[0] if ret.status == JobStatus.COMPLETED else None
+        ret = _in_job(hydra_context, cfg, lambda job_cfg: _prepare(job_cfg, envs), preparing=True)
+        prepared = ret.return_value if ret.status == JobStatus.COMPLETED else None
         if isinstance(prepared, PendingRun):
-            env = env if pending else ret.return_value[1]
             pending.append((num, cfg, prepared))
             size = size or runs_that_fit(prepared, memory_fraction, sharing)
             if len(pending) >= size:
-                returns.update(_train_and_finish(pending, env, hydra_context, config))
+                returns.update(_train_and_finish(pending, envs[pending[0][0]], hydra_context, config))
                 pending = []
         else:  # skipped, not run, failed while preparing (its record is written)
-            if ret.status == JobStatus.COMPLETED:
-                ret.return_value = prepared
             returns[num] = ret
     if pending:
-        returns.update(_train_and_finish(pending, env, hydra_context, config))
+        returns.update(_train_and_finish(pending, envs[pending[0][0]], hydra_context, config))
     return list(returns.items())
 
 

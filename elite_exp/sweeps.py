@@ -32,16 +32,16 @@ log = logging.getLogger("elite_exp")
 _outcome: list[tuple[str, str | None]] = []
 
 
-PARALLEL_CHECK = 200  # jobs from which the check is spread over this machine's cores (a job costs ~0.07 s)
+JOBS_PER_CHECKER = 100  # a sweep's check runs on up to one core per this many jobs (a job costs ~0.07 s)
 
 
 def check_job(config_loader, master_config: DictConfig, num: int, overrides: Sequence[str],
               total: int | None = None, packed: bool = False) -> tuple[Path | None, object]:
     """Compose the job numbered ``num`` (as the launcher numbers it) of the sweep's ``total`` and check it
-    (ConfigError naming the job); returns its run folder (None where the check fails) and, for the packed launcher
-    (``packed``), its grouping (``packing.job_grouping``; else None). The job's ``hydra.job.env_set`` counts as
-    written (a value may name the job's own folder, set only when the job runs): jobs that set the same
-    environment pack together, and each pack trains with its first job's."""
+    (ConfigError naming the job); returns its run folder (None when it cannot be resolved) and, for the packed
+    launcher (``packed``), its grouping (``packing.job_grouping``; else None). The job's ``hydra.job.env_set``
+    counts as written (a value may name the job's own folder, set only when the job runs): jobs that set the
+    same environment pack together, and each pack trains with its first job's."""
     from elite_exp.runner import check_config
 
     cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
@@ -72,36 +72,73 @@ def check_job(config_loader, master_config: DictConfig, num: int, overrides: Seq
 
 
 def _check_part(part: Sequence[tuple[int, Sequence[str]]], config_loader, master_config: DictConfig, total: int,
-                packed: bool, state) -> list[tuple[Path | None, object] | ConfigError]:
-    """:func:`check_job` for each (number, overrides) of ``part`` in a worker process given the sweep's Hydra
-    state; a job's ConfigError is returned."""
-    from hydra.core.singleton import Singleton
-    from hydra.core.utils import setup_globals
+                packed: bool, state=None) -> list[tuple[Path | None, object] | Exception]:
+    """:func:`check_job` for each (number, overrides) of ``part``; a job's error is returned, not raised.
+    ``state``: the sweep's Hydra state, for a worker process."""
+    if state is not None:
+        from hydra.core.singleton import Singleton
+        from hydra.core.utils import setup_globals
 
-    setup_globals()
-    Singleton.set_state(state)
-    out = []
+        setup_globals()
+        Singleton.set_state(state)
+    out: list = []
     for num, overrides in part:
         try:
             out.append(check_job(config_loader, master_config, num, overrides, total, packed))
-        except ConfigError as err:
+        except Exception as err:  # noqa: BLE001 - raised in the jobs' order by check_jobs
             out.append(err)
     return out
 
 
+def _check_on_cores(jobs: Sequence[tuple[int, Sequence[str]]], workers: int, config_loader, master_config: DictConfig,
+                    total: int, packed: bool) -> list:
+    """:func:`_check_part` of ``jobs`` spread over ``workers`` processes, results in the order of ``jobs``."""
+    from hydra.core.singleton import Singleton
+    from joblib import Parallel, delayed
+
+    state = Singleton.get_state()
+    parts = Parallel(n_jobs=workers, backend="loky")(
+        delayed(_check_part)(jobs[i::workers], config_loader, master_config, total, packed, state)
+        for i in range(workers))
+    out: list = [None] * len(jobs)
+    for i, part in enumerate(parts):
+        out[i::workers] = part
+    return out
+
+
+class _Numbering:
+    """Jobs numbered as the launcher numbers them: a job whose run folder an earlier job has is left out (the
+    sweeper does not launch it) and takes no number. ``count`` is the number the next launched job gets."""
+
+    def __init__(self):
+        self.count = 0
+        self.first: dict[Path, int] = {}  # folder -> number of the job that has it
+        self.left_out: dict[int, int] = {}  # index of a left-out job -> number of the job it repeats
+
+    def add(self, index: int, folder: Path | None) -> int | None:
+        """The number of the job at ``index`` with run folder ``folder`` (None: left out)."""
+        if folder is not None and folder in self.first:
+            self.left_out[index] = self.first[folder]
+            return None
+        self.count += 1
+        if folder is not None:
+            self.first[folder] = self.count - 1
+        return self.count - 1
+
+
 def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]
                ) -> tuple[set[int], dict[int, tuple[tuple[str, ...], object]]]:
-    """Compose each job (its override list) as the launcher will and check its settings; on the first
-    ConfigError print ``error: ...`` naming the job (numbered as Hydra's launch lines) and exit with
-    status 2. A sweep of :data:`PARALLEL_CHECK` jobs or more is composed on all of this machine's cores
-    (Hydra composes a job in about 0.07 s: 20 minutes for the 18,180 runs of Fig. 3-6 on one core).
+    """Compose each job (its override list) as the launcher will, numbered as it numbers them, and check its
+    settings; on the first ConfigError print ``error: ...`` naming the job (numbered as Hydra's launch lines)
+    and exit with status 2. Hydra composes a job in about 0.07 s of CPU (20 minutes for the 18,180 runs of
+    Fig. 3-6 on one core), so a sweep of ``2 * JOBS_PER_CHECKER`` jobs or more is checked on several cores.
 
     Returns (the indices in ``jobs`` of the jobs whose run folder an earlier job already has: the same run,
     they differ only in settings their method does not read, e.g. ``elite.*`` for a baseline, each said in one
     log line; the sweeper leaves them out, so two processes never write one folder; and, for the packed
-    launcher, each launched job's number, as the launcher numbers it, mapped to its overrides and grouping, so
-    that the launcher need not compose the jobs again)."""
-    from joblib import Parallel, cpu_count, delayed
+    launcher, each launched job's number mapped to its overrides and grouping, so that the launcher need not
+    compose the jobs again)."""
+    from joblib import cpu_count
 
     _outcome.clear()
     launcher = str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
@@ -119,42 +156,45 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
             check_settings(settings.pack_size, settings.n_jobs, settings.memory_fraction)
         except ConfigError as err:
             _refuse(str(err))
-    numbered = list(enumerate(jobs))
-    checked: list = [None] * len(jobs)  # a first pass on all cores; else each job is composed in order below
-    cores = cpu_count()
-    if len(jobs) >= PARALLEL_CHECK and cores > 1:
-        from hydra.core.singleton import Singleton
+    args = (config_loader, master_config, len(jobs), packed)
 
-        state = Singleton.get_state()
-        parts = Parallel(n_jobs=cores, backend="loky")(
-            delayed(_check_part)(numbered[i::cores], config_loader, master_config, len(jobs), packed, state)
-            for i in range(cores))
-        for i, part in enumerate(parts):
-            checked[i::cores] = part
-    folders: dict[Path, int] = {}
-    repeats: set[int] = set()
+    def workers(n: int) -> int:  # processes for a check of n jobs: below 2, the check runs in order below
+        return min(cpu_count(), n // JOBS_PER_CHECKER)
+
+    results: dict[int, object] = {}  # index -> result of a check on several cores, and the number it used
+    checked_as: dict[int, int] = {}
+    if workers(len(jobs)) > 1:  # each job checked with its index as number, then those after a left-out job with
+        # the number they get (a left-out job: the next launched job's); a job numbered otherwise in the end (its
+        # folder depends on its number, or too few to check on several cores) is checked once more below
+        results = dict(enumerate(_check_on_cores(list(enumerate(jobs)), workers(len(jobs)), *args)))
+        checked_as = {index: index for index in results}
+        first_pass, renumbered = _Numbering(), []
+        for index, result in results.items():
+            if first_pass.count != index:
+                renumbered.append((index, first_pass.count))
+            first_pass.add(index, None if isinstance(result, Exception) else result[0])
+        if workers(len(renumbered)) > 1:
+            again = _check_on_cores([(num, jobs[index]) for index, num in renumbered], workers(len(renumbered)),
+                                    *args)
+            for (index, num), result in zip(renumbered, again):
+                results[index], checked_as[index] = result, num
+    numbering = _Numbering()
     grouping: dict[int, tuple[tuple[str, ...], object]] = {}
-    for index, overrides in numbered:
-        num = index - len(repeats)  # the launcher's number: repeats are not launched
-        result = checked[index]
-        if result is None or num != index:  # composed in order here, or numbered otherwise than by the first pass
-            try:
-                result = check_job(config_loader, master_config, num, overrides, len(jobs), packed)
-            except ConfigError as err:
-                result = err
+    for index, overrides in enumerate(jobs):
+        result = results.get(index)
+        if checked_as.get(index) != numbering.count:  # checked here, in order
+            result = _check_part([(numbering.count, overrides)], *args)[0]
         if isinstance(result, ConfigError):
             _refuse(str(result))
-        folder, group = result
-        if folder in folders:
-            log.info("job #%d (%s) is job #%d's run (its method does not read what they differ in): left out",
-                     index, " ".join(overrides), folders[folder])
-            repeats.add(index)
-        else:
-            if folder is not None:
-                folders[folder] = index
-            if packed:
-                grouping[num] = (tuple(overrides), group)
-    return repeats, grouping
+        if isinstance(result, Exception):
+            raise result
+        num = numbering.add(index, result[0])
+        if num is None:
+            log.info("job %s is job #%d's run (its method does not read what they differ in): left out",
+                     " ".join(overrides), numbering.left_out[index])
+        elif packed:
+            grouping[num] = (tuple(overrides), result[1])
+    return set(numbering.left_out), grouping
 
 
 def _refuse(message: str) -> None:

@@ -21,7 +21,8 @@ TIMES = {"seconds", "train_seconds", "seconds_per_epoch", "finished_at", "run_di
 
 
 class JobLog(Callback):
-    """A user's Hydra callback: appends ``start <job folder>`` / ``end <job folder> <has a record>`` to ``path``."""
+    """A user's Hydra callback: appends ``start <job folder> <has a record>`` and ``end <job folder> <has a record>
+    <the job's return value: its record's status, or None>`` to ``path``."""
 
     def __init__(self, path: str):
         self.path = Path(path)
@@ -35,16 +36,21 @@ class JobLog(Callback):
         self._write("start", config)
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
-        self._write("end", config)
+        value = job_return.return_value
+        self._write(f"end {value['status'] if isinstance(value, dict) else value}", config)
 
 
 def _job_events(path: Path) -> dict[str, list[str]]:
-    """Each job folder's callback events, in order."""
+    """Each job folder's callback events, in order: ``start <has a record>``, ``end <return value> <has a record>``."""
     events: dict[str, list[str]] = {}
     for line in path.read_text().splitlines():
-        event, folder, has_record = line.split()
-        events.setdefault(folder, []).append(f"{event} {has_record}")
+        *event, folder, has_record = line.split()
+        events.setdefault(folder, []).append(f"{' '.join(event)} {has_record}")
     return events
+
+
+def _job_log(path: Path) -> list[str]:
+    return ["+hydra.callbacks.log._target_=tests.test_packed_launcher.JobLog", f"+hydra.callbacks.log.path={path}"]
 
 
 def _records(out_dir: Path) -> dict[str, dict]:
@@ -52,17 +58,14 @@ def _records(out_dir: Path) -> dict[str, dict]:
 
 
 def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
-    def job_log(name):
-        return ["+hydra.callbacks.log._target_=tests.test_packed_launcher.JobLog",
-                f"+hydra.callbacks.log.path={tmp_path / name}"]
-
-    basic = cli([*SWEEP, *job_log("basic.log")], tmp_path / "basic")
-    packed = cli([*SWEEP, *PACKED, *job_log("packed.log")], tmp_path / "packed")
+    basic = cli([*SWEEP, *_job_log(tmp_path / "basic.log")], tmp_path / "basic")
+    packed = cli([*SWEEP, *PACKED, *_job_log(tmp_path / "packed.log")], tmp_path / "packed")
     assert basic.returncode == 0 and packed.returncode == 0, packed.stderr[-2000:]
+    assert "composed here" not in packed.stdout  # grouped from the sweeper's check
     # a user's callbacks hear of each job once, as from the basic launcher: started, then ended with its record
     events = _job_events(tmp_path / "packed.log")
     assert events == _job_events(tmp_path / "basic.log") and len(events) == 12
-    assert set(map(tuple, events.values())) == {("start False", "end True")}
+    assert set(map(tuple, events.values())) == {("start False", "end ok True")}
     assert "sweep: 12 run(s): 12 finished" in packed.stdout
     # SOEL's alpha is the run's r_p: one pack per r_p
     assert "12 jobs in 4 unit(s) of work (pack_size=4)" in packed.stdout
@@ -82,9 +85,9 @@ def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
             pd.testing.assert_frame_equal(pd.read_csv(run / "meta_scores.csv"),
                                           pd.read_csv(tmp_path / "basic" / folder / "meta_scores.csv"), atol=1e-6)
 
-    again = cli([*SWEEP, *PACKED, *job_log("again.log")], tmp_path / "packed")  # finished runs are skipped, per run
+    again = cli([*SWEEP, *PACKED, *_job_log(tmp_path / "again.log")], tmp_path / "packed")  # skipped, per run
     assert again.returncode == 0 and "12 skipped" in again.stdout
-    assert set(map(tuple, _job_events(tmp_path / "again.log").values())) == {("start True", "end True")}
+    assert set(map(tuple, _job_events(tmp_path / "again.log").values())) == {("start True", "end None True")}
     forced = cli([*SWEEP[:-4], "normal_class=0", "r_p=0.1", "method=elite_svdd", "seed=0", *SWEEP[-3:], *PACKED,
                   "force=true"], tmp_path / "packed")
     assert forced.returncode == 0 and "1 finished" in forced.stdout
@@ -92,12 +95,15 @@ def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
 
 def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path):
     proc = cli(["-m", "data=digits", "method=elite_svdd", "normal_class=0,1", "r_p=0.1", "train.lr=1e-3,1e30",
-                "train.epochs=2", "progress=false", "device=cpu", *PACKED], tmp_path)
+                "train.epochs=2", "progress=false", "device=cpu", *PACKED, *_job_log(tmp_path / "jobs.log")],
+               tmp_path / "runs")
     assert proc.returncode == 1
     assert "4 run(s): 2 finished, 0 skipped (finished before), 2 failed" in proc.stdout
-    records = list(_records(tmp_path).values())
+    records = list(_records(tmp_path / "runs").values())
     assert sorted(r["status"] for r in records) == ["failed", "failed", "ok", "ok"]
     assert all(r["error"] == "TrainingDiverged" for r in records if r["status"] == "failed")
+    assert sorted(map(tuple, _job_events(tmp_path / "jobs.log").values())) == \
+        [("start False", "end failed True")] * 2 + [("start False", "end ok True")] * 2
 
 
 def test_auto_packs_are_runs_alone_on_cpu(tmp_path):
@@ -159,4 +165,5 @@ def test_under_hydras_basic_sweeper_the_launcher_groups_the_jobs_itself(tmp_path
     proc = cli([*SWEEP, *PACKED, "hydra/sweeper=basic"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "12 jobs in 4 unit(s) of work (pack_size=4)" in proc.stdout
+    assert "(12 job(s) composed here to group them: not checked by the runner's sweeper)" in proc.stdout
     assert len(_records(tmp_path)) == 12

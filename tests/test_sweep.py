@@ -101,8 +101,8 @@ def test_jobs_that_are_one_run_run_once(tmp_path):
     proc = cli(["-m", *TINY, "method=elite_svdd,deepsad", "elite.meta_grad=forward_ad,finite_diff"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "sweep: 3 run(s): 3 finished" in proc.stdout + proc.stderr
-    assert "job #3 (" in proc.stdout and "is job #2's run (its method does not read what they differ in): left out" \
-        in proc.stdout
+    assert " method=deepsad elite.meta_grad=finite_diff out_dir=" in proc.stdout
+    assert "is job #2's run (its method does not read what they differ in): left out" in proc.stdout
     assert sorted(p.parent.parent.parent.name for p in tmp_path.rglob("result.json")) == \
         ["deepsad", "elite_svdd", "elite_svdd+elite.meta_grad=finite_diff"]
 
@@ -270,28 +270,53 @@ def _check_jobs(jobs, master_overrides):
         return check_jobs(GlobalHydra.instance().config_loader(), master, jobs)
 
 
-@pytest.mark.parametrize("first_pass_on_all_cores", [False, True])
-def test_the_check_numbers_jobs_as_the_launcher_and_gives_it_their_packs(monkeypatch, capsys,
-                                                                         first_pass_on_all_cores):
-    if first_pass_on_all_cores:
-        monkeypatch.setattr("elite_exp.sweeps.PARALLEL_CHECK", 1)
+@pytest.fixture(params=["one core", "two cores"])
+def check_cores(request, monkeypatch):
+    """The sweep check on one core, or (two cores) every job composed in worker processes: returns the jobs the
+    sweep's own process composed."""
+    import elite_exp.sweeps as sweeps
+
+    composed = []
+    check_job = sweeps.check_job
+
+    def counted(config_loader, master_config, num, overrides, *args):
+        composed.append(num)
+        return check_job(config_loader, master_config, num, overrides, *args)
+
+    monkeypatch.setattr(sweeps, "check_job", counted)  # in this process only: workers import their own
+    if request.param == "two cores":
+        monkeypatch.setattr(sweeps, "JOBS_PER_CHECKER", 1)
         monkeypatch.setattr("joblib.cpu_count", lambda *a, **k: 2)
+    return request.param, composed
+
+
+def test_the_check_numbers_jobs_as_the_launcher_and_gives_it_their_packs(check_cores):
+    cores, composed = check_cores
     base = [*TINY, "hydra/launcher=packed", "device=cuda:${hydra:job.num}"]
     # Deep SAD does not read elite.meta_grad: job 1 repeats job 0's run and is not launched, so the launcher
     # numbers the two ELITE jobs 1 and 2 (their device, cuda:1 and cuda:2, says which number each was checked with)
     jobs = [[f"method={m}", f"elite.meta_grad={g}", *base] for m in ("deepsad", "elite_svdd")
             for g in ("forward_ad", "finite_diff")]
     repeats, grouping = _check_jobs(jobs, base)
-    assert repeats == {1}
-    assert sorted(grouping) == [0, 1, 2]
+    assert repeats == {1} and sorted(grouping) == [0, 1, 2]
     for num, index in [(0, 0), (1, 2), (2, 3)]:
         overrides, (key, on_gpu, auto) = grouping[num]
         assert overrides == tuple(jobs[index]) and not auto
         assert f'"cuda:{num}"' in key and ("DeepSAD" if num == 0 else "EliteDetector") in key
     assert grouping[1][1][0] != grouping[2][1][0]  # the meta-gradient is a pack setting
-    bad = [*jobs, ["normal_class=12", *base]]
+    assert composed == ([0, 1, 1, 2] if cores == "one core" else [])  # in order, each job once; or all elsewhere
+
+    # runs that differ in class and seed share a pack, whichever process checked them
+    packed = [*TINY, "hydra/launcher=packed"]
+    same = [[f"normal_class={c}", f"seed={seed}", *packed] for c in (0, 1) for seed in (0, 1)]
+    assert len({key for _, (key, _, _) in _check_jobs(same, packed)[1].values()}) == 1
+
+
+def test_the_check_stops_at_the_first_bad_job_in_order(check_cores, capsys):
+    jobs = [[f"normal_class={c}", *TINY] for c in (0, 12, 1, 13)]
     with pytest.raises(SystemExit) as stop:
-        _check_jobs(bad, base)
+        _check_jobs(jobs, TINY)
     assert stop.value.code == 2
-    assert capsys.readouterr().err.startswith("error: normal_class=12 is not a class of digits; allowed: 0..9 "
-                                              "(job #3 of 5: normal_class=12 data=digits")
+    assert capsys.readouterr().err == ("error: normal_class=12 is not a class of digits; allowed: 0..9 (job #1 of 4: "
+                                       "normal_class=12 data=digits train.epochs=1 progress=false device=cpu); "
+                                       "no job was started\n")
