@@ -320,3 +320,13 @@ def test_the_check_stops_at_the_first_bad_job_in_order(check_cores, capsys):
     assert capsys.readouterr().err == ("error: normal_class=12 is not a class of digits; allowed: 0..9 (job #1 of 4: "
                                        "normal_class=12 data=digits train.epochs=1 progress=false device=cpu); "
                                        "no job was started\n")
+
+
+def test_a_shuffled_sweep_runs_each_run_once(tmp_path):
+    # the check and the launch see one draw of the shuffled values, so the jobs left out as repeats are the
+    # right ones (with two draws, ELITE's block would fall where another method's repeats were in 3 of 4 draws)
+    proc = cli(["-m", *TINY, "method=shuffle(elite_svdd,deepsad,deepsvdd,labels_svdd)",
+                "elite.meta_grad=forward_ad,finite_diff"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sweep: 5 run(s): 5 finished" in proc.stdout
+    assert len(list(tmp_path.rglob("result.json"))) == 5

@@ -29,14 +29,22 @@ class EliteExpSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from elite_exp.sweeps import check_jobs, count_outcomes
 
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        self._batches = BasicSweeper.split_arguments(overrides, self.max_batch_size)  # drawn once (shuffle sweeps)
         self._repeats, grouping = check_jobs(self.hydra_context.config_loader, self.config,
-                                             self.job_overrides(arguments))
+                                             [job for batch in self._batches for job in batch])
         if hasattr(self.launcher, "checked_jobs"):  # the packed launcher groups the jobs the check composed
             self.launcher.checked_jobs = grouping
         self._given = 0  # jobs handed out so far, numbered as check_jobs numbers them
         returns = super().sweep(arguments)
         count_outcomes(returns)
         return returns
+
+    def split_arguments(self, overrides, max_batch_size) -> list[list[list[str]]]:
+        """The batches the check composed: the basic sweeper's split, made once, so that a ``shuffle(...)`` sweep
+        launches its jobs in the order they were checked in."""
+        return self._batches
 
     def get_job_batch(self):
         """The next batch without the jobs ``check_jobs`` found to repeat an earlier job's run."""
@@ -46,9 +54,3 @@ class EliteExpSweeper(BasicSweeper):
 
     def validate_batch_is_legal(self, batch) -> None:
         """Nothing left to do: ``check_jobs`` composed and checked every job before the first batch."""
-
-    def job_overrides(self, arguments: list[str]) -> list[list[str]]:
-        """Every job's overrides, in launch order (all batches), as the basic sweeper splits them."""
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        return [job for batch in self.split_arguments(overrides, None) for job in batch]
