@@ -36,15 +36,19 @@ JOBS_PER_CHECKER = 100  # a sweep's check runs on up to one core per this many j
 
 
 def check_job(config_loader, master_config: DictConfig, num: int, overrides: Sequence[str],
-              total: int | None = None, packed: bool = False) -> tuple[Path | None, object]:
-    """Compose the job numbered ``num`` (as the launcher numbers it) of the sweep's ``total`` and check it
-    (ConfigError naming the job); returns its run folder (None when it cannot be resolved) and, for the packed
-    launcher (``packed``), its grouping (``packing.job_grouping``; else None). The job's ``hydra.job.env_set``
-    counts as written (a value may name the job's own folder, set only when the job runs): jobs that set the
-    same environment pack together, and each pack trains with its first job's."""
+              packed: bool = False) -> tuple[Path | None, object, bool]:
+    """Compose the job numbered ``num`` (as the launcher numbers it) and check it (ConfigError); returns its run
+    folder (None when it cannot be resolved), for the packed launcher (``packed``) its grouping
+    (``packing.job_grouping``; else None), and whether its settings, folder or environment name the job's number
+    (an interpolation of ``hydra.job.num`` / ``hydra.job.id`` anywhere in its config: else the result holds
+    under any number). The job's
+    ``hydra.job.env_set`` counts as written (a value may name the job's own folder, set only when the job runs):
+    jobs that set the same environment pack together, and each pack trains with its first job's."""
     from elite_exp.runner import check_config
 
     cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
+    written = OmegaConf.to_yaml(cfg)  # interpolations as written
+    numbered = "job.num" in written or "job.id" in written
     with open_dict(cfg):  # as the launcher numbers the job, for ${hydra:job.num} in its settings
         cfg.hydra.job.num, cfg.hydra.job.id = num, str(num)
     hydra_config = HydraConfig.instance()
@@ -58,21 +62,18 @@ def check_job(config_loader, master_config: DictConfig, num: int, overrides: Seq
         env = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=False)
         with open_dict(cfg):
             del cfg["hydra"]
-        try:
-            _, estimator = check_config(cfg, overrides, on_this_machine=False)
-        except ConfigError as err:
-            raise ConfigError(f"{err} (job #{num}{f' of {total}' if total else ''}: {' '.join(overrides)})") from None
+        _, estimator = check_config(cfg, overrides, on_this_machine=False)
         if not packed:
-            return folder, None
+            return folder, None, numbered
         from elite_exp.packing import job_grouping
 
-        return folder, job_grouping(cfg, estimator, env)
+        return folder, job_grouping(cfg, estimator, env), numbered
     finally:
         hydra_config.cfg = previous
 
 
-def _check_part(part: Sequence[tuple[int, Sequence[str]]], config_loader, master_config: DictConfig, total: int,
-                packed: bool, state=None) -> list[tuple[Path | None, object] | Exception]:
+def _check_part(part: Sequence[tuple[int, Sequence[str]]], config_loader, master_config: DictConfig,
+                packed: bool, state=None) -> list[tuple[Path | None, object, bool] | Exception]:
     """:func:`check_job` for each (number, overrides) of ``part``; a job's error is returned, not raised.
     ``state``: the sweep's Hydra state, for a worker process."""
     if state is not None:
@@ -84,21 +85,21 @@ def _check_part(part: Sequence[tuple[int, Sequence[str]]], config_loader, master
     out: list = []
     for num, overrides in part:
         try:
-            out.append(check_job(config_loader, master_config, num, overrides, total, packed))
+            out.append(check_job(config_loader, master_config, num, overrides, packed))
         except Exception as err:  # noqa: BLE001 - raised in the jobs' order by check_jobs
             out.append(err)
     return out
 
 
 def _check_on_cores(jobs: Sequence[tuple[int, Sequence[str]]], workers: int, config_loader, master_config: DictConfig,
-                    total: int, packed: bool) -> list:
+                    packed: bool) -> list:
     """:func:`_check_part` of ``jobs`` spread over ``workers`` processes, results in the order of ``jobs``."""
     from hydra.core.singleton import Singleton
     from joblib import Parallel, delayed
 
     state = Singleton.get_state()
     parts = Parallel(n_jobs=workers, backend="loky")(
-        delayed(_check_part)(jobs[i::workers], config_loader, master_config, total, packed, state)
+        delayed(_check_part)(jobs[i::workers], config_loader, master_config, packed, state)
         for i in range(workers))
     out: list = [None] * len(jobs)
     for i, part in enumerate(parts):
@@ -129,9 +130,10 @@ class _Numbering:
 def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]
                ) -> tuple[set[int], dict[int, tuple[tuple[str, ...], object]]]:
     """Compose each job (its override list) as the launcher will, numbered as it numbers them, and check its
-    settings; on the first ConfigError print ``error: ...`` naming the job (numbered as Hydra's launch lines)
-    and exit with status 2. Hydra composes a job in about 0.07 s of CPU (20 minutes for the 18,180 runs of
-    Fig. 3-6 on one core), so a sweep of ``2 * JOBS_PER_CHECKER`` jobs or more is checked on several cores.
+    settings; on the first ConfigError print ``error: ...`` naming the job (by its place among all the sweep's
+    jobs: ``job #i of n``) and exit with status 2. Hydra composes a job in about 0.07 s of CPU (20 minutes for
+    the 18,180 runs of Fig. 3-6 on one core), so a sweep of ``2 * JOBS_PER_CHECKER`` jobs or more is checked
+    on several cores.
 
     Returns (the indices in ``jobs`` of the jobs whose run folder an earlier job already has: the same run,
     they differ only in settings their method does not read, e.g. ``elite.*`` for a baseline, each said in one
@@ -156,36 +158,19 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
             check_settings(settings.pack_size, settings.n_jobs, settings.memory_fraction)
         except ConfigError as err:
             _refuse(str(err))
-    args = (config_loader, master_config, len(jobs), packed)
-
-    def workers(n: int) -> int:  # processes for a check of n jobs: below 2, the check runs in order below
-        return min(cpu_count(), n // JOBS_PER_CHECKER)
-
-    results: dict[int, object] = {}  # index -> result of a check on several cores, and the number it used
-    checked_as: dict[int, int] = {}
-    if workers(len(jobs)) > 1:  # each job checked with its index as number, then those after a left-out job with
-        # the number they get (a left-out job: the next launched job's); a job numbered otherwise in the end (its
-        # folder depends on its number, or too few to check on several cores) is checked once more below
-        results = dict(enumerate(_check_on_cores(list(enumerate(jobs)), workers(len(jobs)), *args)))
-        checked_as = {index: index for index in results}
-        first_pass, renumbered = _Numbering(), []
-        for index, result in results.items():
-            if first_pass.count != index:
-                renumbered.append((index, first_pass.count))
-            first_pass.add(index, None if isinstance(result, Exception) else result[0])
-        if workers(len(renumbered)) > 1:
-            again = _check_on_cores([(num, jobs[index]) for index, num in renumbered], workers(len(renumbered)),
-                                    *args)
-            for (index, num), result in zip(renumbered, again):
-                results[index], checked_as[index] = result, num
+    args = (config_loader, master_config, packed)
+    workers = min(cpu_count(), len(jobs) // JOBS_PER_CHECKER)
+    # a large sweep: every job checked on several cores, numbered by its index; a job after a left-out one gets
+    # another number, and is checked again below, in order, if its config names its number
+    results = dict(enumerate(_check_on_cores(list(enumerate(jobs)), workers, *args))) if workers > 1 else {}
     numbering = _Numbering()
     grouping: dict[int, tuple[tuple[str, ...], object]] = {}
     for index, overrides in enumerate(jobs):
         result = results.get(index)
-        if checked_as.get(index) != numbering.count:  # checked here, in order
+        if result is None or (numbering.count != index and (isinstance(result, Exception) or result[2])):
             result = _check_part([(numbering.count, overrides)], *args)[0]
         if isinstance(result, ConfigError):
-            _refuse(str(result))
+            _refuse(f"{result} (job #{index} of {len(jobs)}: {' '.join(overrides)})")
         if isinstance(result, Exception):
             raise result
         num = numbering.add(index, result[0])

@@ -304,7 +304,12 @@ def test_the_check_numbers_jobs_as_the_launcher_and_gives_it_their_packs(check_c
         assert overrides == tuple(jobs[index]) and not auto
         assert f'"cuda:{num}"' in key and ("DeepSAD" if num == 0 else "EliteDetector") in key
     assert grouping[1][1][0] != grouping[2][1][0]  # the meta-gradient is a pack setting
-    assert composed == ([0, 1, 1, 2] if cores == "one core" else [])  # in order, each job once; or all elsewhere
+    # in order, each job once; or elsewhere, and again here the jobs whose number changed (their device names it)
+    assert composed == ([0, 1, 1, 2] if cores == "one core" else [1, 2])
+    composed.clear()
+    repeats, grouping = _check_jobs([job[:-1] for job in jobs], base[:-1])  # settings that do not name the number
+    assert repeats == {1} and [grouping[num][0] for num in (0, 1, 2)] == [tuple(jobs[i][:-1]) for i in (0, 2, 3)]
+    assert composed == ([0, 1, 1, 2] if cores == "one core" else [])
 
     # runs that differ in class and seed share a pack, whichever process checked them
     packed = [*TINY, "hydra/launcher=packed"]
