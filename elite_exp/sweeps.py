@@ -39,9 +39,8 @@ def check_job(config_loader, master_config: DictConfig, num: int, overrides: Seq
               packed: bool = False) -> tuple[Path | None, object, bool]:
     """Compose the job numbered ``num`` (as the launcher numbers it) and check it (ConfigError); returns its run
     folder (None when it cannot be resolved), for the packed launcher (``packed``) its grouping
-    (``packing.job_grouping``; else None), and whether its settings, folder or environment name the job's number
-    (an interpolation of ``hydra.job.num`` / ``hydra.job.id`` anywhere in its config: else the result holds
-    under any number). The job's
+    (``packing.job_grouping``; else None), and whether its config names the job's number (an interpolation of
+    ``hydra.job.num`` / ``hydra.job.id`` anywhere in it: else the result holds under any number). The job's
     ``hydra.job.env_set`` counts as written (a value may name the job's own folder, set only when the job runs):
     jobs that set the same environment pack together, and each pack trains with its first job's."""
     from elite_exp.runner import check_config
