@@ -120,10 +120,10 @@ class _Numbering:
         if folder is not None and folder in self.first:
             self.left_out[index] = self.first[folder]
             return None
-        self.count += 1
+        num, self.count = self.count, self.count + 1
         if folder is not None:
-            self.first[folder] = self.count - 1
-        return self.count - 1
+            self.first[folder] = num
+        return num
 
 
 def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]
