@@ -139,6 +139,7 @@ class EliteConf:
     labeled_loss: str | None = None  # that term: hinge (L_v, Eq. 6) | inverse (SOEL's); null = hinge
     loe_weight: float | None = None  # weight of an LOE_H term on each unlabeled batch (latent labels, alpha)
     alpha: float | None = None  # the contamination that term assumes; null: the run's true r_p (oracle)
+    joint_batch: bool | None = None  # the labeled set scored with each mini-batch (shared BatchNorm statistics)
 
 
 @dataclass

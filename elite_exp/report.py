@@ -50,7 +50,7 @@ METHOD_ORDER = ("elite_svdd", "elite_ae", "deepsvdd", "deepsad", "deepsad_every_
 # ELITE's base names (registry.base_name): score, update, then the options beyond the paper in their order
 ELITE_NAME = re.compile(r"elite_(?P<score>[a-z]+?)(?:_(?P<update>paper|loe))?(?P<pretrain>_pretrain)?"
                         r"(?:_warmup(?P<warmup>\d+))?(?:_labeled(?P<labeled>[^_]+))?(?P<inverse>_inverse)?"
-                        r"(?:_loeterm(?P<loeterm>[^_]+))?")
+                        r"(?P<joint>_joint)?(?:_loeterm(?P<loeterm>[^_]+))?")
 SCORED_NAME = re.compile(r"(?P<method>labels|loe_hard|loe_soft|soel)_(?P<score>[a-z]+)")
 # a TeX formula in a figure's title ($\eta_M$), which a Markdown heading shows as the bare symbol (eta_M)
 TEX = re.compile(r"[$]\\?([^$]*)[$]")
@@ -90,6 +90,7 @@ def _stem_label(stem: str) -> str | None:
              "pre-training" if elite["pretrain"] else None,
              f"{elite['warmup']}-epoch warm-up" if elite["warmup"] else None,
              term if labeled else None,
+             "joint batch" if elite["joint"] else None,
              f"LOE term x{elite['loeterm']}" if elite["loeterm"] else None]
     return " + ".join(p for p in parts if p)
 

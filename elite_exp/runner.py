@@ -84,7 +84,7 @@ FOUND_AT = {"download": True, "root": None}
 # options beyond the paper and the value that means off (or the paper's choice): that value is the same
 # run (and folder) as leaving them unset
 UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
-                        "loe_weight": 0}}
+                        "loe_weight": 0, "joint_batch": False}}
 # the files a run writes beside its record
 RUN_FILES = ("curves.csv", "meta_scores.csv", "scores.png")
 PRETRAINED_DIR = ".pretrained"  # in out_dir: the auto-encoder pre-trainings its runs share (shared_pretraining)

@@ -1,11 +1,15 @@
 """ELITE learns from polluted data: it separates the injected anomalies on real (small) data."""
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 from elite_exp import EliteDetector
 from elite_exp.curves import TrainingRecorder
+from elite_exp.scores import recompute_bn_statistics
 from tests.conftest import semi_supervised
 
 DIGITS = dict(epochs=60, batch_size=32, lr=1e-4, device="cpu")
@@ -55,18 +59,35 @@ def test_options_beyond_the_paper_change_training_and_still_learn(digits):
     scores = {}
     for name, params in {"pretrain": dict(pretrain=True), "both": dict(pretrain=True, labeled_weight=1.0),
                          "inverse": dict(labeled_weight=1.0, labeled_loss="inverse"),
-                         "loe": dict(loe_weight=1.0, alpha=0.5), "warmup": dict(warmup_epochs=5)}.items():
+                         "loe": dict(loe_weight=1.0, alpha=0.5), "warmup": dict(warmup_epochs=5),
+                         "joint": dict(joint_batch=True),
+                         "joint_hinge": dict(joint_batch=True, labeled_weight=1.0)}.items():
         scores[name] = EliteDetector(**DIGITS, **params).fit(X, y).decision_function(digits.x_test)
     for name, s in {**scores, "hinge": hinge}.items():
         assert not np.allclose(s, plain), name
         assert roc_auc_score(digits.y_test != 0, s) > 0.85, name
     assert not np.allclose(scores["inverse"], hinge)  # the inverse labeled term is another term than L_v
+    # joint_batch scores the labeled set with the batch for the labeled term too, and then with all samples
+    assert not np.allclose(scores["joint_hinge"], scores["joint"]) and not np.allclose(scores["joint_hinge"], hinge)
     # the LOE term's latent labels depend on alpha: no latent anomaly is plain training on Omega
     assert not np.allclose(scores["loe"], EliteDetector(**DIGITS, loe_weight=1.0, alpha=0.0).fit(X, y)
                            .decision_function(digits.x_test))
     ae = EliteDetector(**DIGITS, score="ae")
     assert np.array_equal(ae.fit(X, y).decision_function(digits.x_test),
                           EliteDetector(**DIGITS, score="ae", pretrain=True).fit(X, y).decision_function(digits.x_test))
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_the_trained_network_scores_with_the_statistics_of_the_samples_it_trained_on(digits, joint):
+    """Plain ELITE trains on the unlabeled samples alone; with ``joint_batch`` every training pass holds the
+    labeled set too, so the trained network scores with the BatchNorm statistics of all training samples."""
+    X, y, _ = semi_supervised(digits, 0, r_p=0.3, n_train=100, n_labels=10)
+    est = EliteDetector(**{**DIGITS, "epochs": 2}, joint_batch=joint).fit(X, y)
+    expected = copy.deepcopy(est.module_)
+    recompute_bn_statistics(expected, torch.as_tensor(X if joint else X[y == -1]), est.batch_size)
+    buffers = [b for name, b in est.module_.named_buffers() if "running" in name]
+    assert buffers and all(torch.equal(a, b) for a, b in zip(buffers, [
+        b for name, b in expected.named_buffers() if "running" in name]))
 
 
 def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
@@ -102,6 +123,10 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.loe_weight=0.5", "elite.alpha=0.1"])) == \
         "elite_svdd_pretrain_loeterm0.5_alpha0.1"
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.loe_weight=0", "elite.alpha=0.2"]))
+    # the labeled set scored with each mini-batch: named, before the LOE term; off is plain ELITE's run
+    assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.joint_batch=true", "elite.loe_weight=1",
+                               "elite.alpha=0.2"])) == "elite_svdd_pretrain_joint_loeterm1_alpha0.2"
+    assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.joint_batch=false"]))
     with pytest.raises(ConfigError, match="loe_weight=-1 is not allowed"):
         EliteDetector(loe_weight=-1)._check_params()
     with pytest.raises(ConfigError, match="alpha=0.7 is not allowed"):

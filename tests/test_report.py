@@ -274,6 +274,8 @@ def test_a_method_with_changed_settings_is_labelled_by_its_base_and_the_settings
     assert method_label("elite_svdd_pretrain_loeterm0.5_alpha0.1") == \
         "ELITE_SVDD + pre-training + LOE term x0.5, alpha 0.1"
     assert method_label("my_method_loeterm1") == "my_method_loeterm1"
+    assert method_label("elite_svdd_pretrain_joint_loeterm1_alpha0.2") == \
+        "ELITE_SVDD + pre-training + joint batch + LOE term x1, alpha 0.2"
 
 
 def test_classes_named_by_index_in_some_runs_and_by_name_in_others_are_reported(tmp_path):

@@ -80,6 +80,11 @@ class EliteDetector(DeepDetector):
     update does not use (its step is the validation gradient preconditioned by the batch, README).
     ``alpha`` None (the default) takes ``contamination``; the runner gives it the run's true r_p unless
     ``elite.alpha`` is set. A ``labeled_loss`` or ``alpha`` without the weight of its term is a ConfigError.
+    ``joint_batch`` scores the labeled set in one forward pass with each unlabeled mini-batch (one set of
+    BatchNorm statistics for both, as SOEL and Deep SAD with labels in every batch score them) for L_v, the
+    meta-gradients and the labeled term, instead of in a pass of its own (the paper's validation pass,
+    normalised with the labeled set's statistics: half anomalies, unlike any training batch); the trained
+    network then scores with the statistics of all training samples.
     """
 
     requires_labels = (-1, 0, 1)
@@ -87,7 +92,8 @@ class EliteDetector(DeepDetector):
     def __init__(self, score: str = "svdd", squared: bool = False, update: str = "reweight",
                  margin="auto_mean", eta_m: float = 1.0, meta_grad: str = "forward_ad", normalize: bool = True,
                  pretrain: bool = False, warmup_epochs: int = 0, labeled_weight: float = 0.0,
-                 labeled_loss: str = "hinge", loe_weight: float = 0.0, alpha: float | None = None, network=None,
+                 labeled_loss: str = "hinge", loe_weight: float = 0.0, alpha: float | None = None,
+                 joint_batch: bool = False, network=None,
                  epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
                  device: str = "auto", random_state: int = 0, progress: bool = False):
@@ -119,6 +125,12 @@ class EliteDetector(DeepDetector):
             if not self.loe_weight:
                 raise ConfigError(f"alpha={self.alpha} acts only with an LOE term: give it a weight > 0 "
                                   f"(elite.loe_weight in the runner, loe_weight in EliteDetector)")
+
+    @property
+    def trains_on(self) -> str:
+        """The samples whose BatchNorm statistics the trained network scores with (``DeepDetector``): the unlabeled
+        ones, or with ``joint_batch`` all (the labeled set joins every training pass)."""
+        return "all" if self.joint_batch else "unlabeled"
 
     def _trains_on_contamination(self) -> bool:
         return bool(self.loe_weight) and self.alpha is None  # the LOE term's alpha
@@ -165,11 +177,12 @@ class EliteDetector(DeepDetector):
         alpha = self._loe_alpha()
 
         def step(net, idx, d):
-            scores, m, lv = meta_gradients(net, d["x_unl"][idx], d["x_lab"], d["y_lab"], d["margin"], s.lr,
-                                           self.meta_grad)
+            scores, m, lv, joint_lab = meta_gradients(net, d["x_unl"][idx], d["x_lab"], d["y_lab"], d["margin"],
+                                                      s.lr, self.meta_grad, self.joint_batch)
             loss, y_hat = elite_loss(scores, m, d["margin"], self.update, self.eta_m, self.normalize)
             if self.labeled_weight:
-                s_lab = net(d["x_lab"])  # the labeled set normalised on its own, as for L_v
+                # the labeled set normalised as for L_v: on its own, or (joint_batch) with the mini-batch
+                s_lab = net(d["x_lab"]) if joint_lab is None else joint_lab
                 term = (validation_loss(s_lab, d["y_lab"], d["margin"]) if self.labeled_loss == "hinge"
                         else supervised_loss(s_lab, d["y_lab"]))
                 loss = loss + self.labeled_weight * term

@@ -46,13 +46,11 @@ FD_STEP = 1e-5
 UPDATES = ("paper", "reweight", "loe")
 
 
-def _validation_gradient(net: RunNet, val_x: torch.Tensor, val_anomaly: torch.Tensor,
-                         margin) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """grad L_v(theta) (zeros for parameters L_v does not reach) and L_v (detached)."""
+def _validation_gradient(lv: torch.Tensor, net: RunNet, retain_graph: bool = False) -> dict[str, torch.Tensor]:
+    """grad L_v(theta) (zeros for parameters L_v does not reach)."""
     with record_function("elite.validation_gradient"):
-        lv = validation_loss(net(val_x), val_anomaly, margin)
-        grads = torch.autograd.grad(lv, list(net.params.values()), allow_unused=True)
-    return {k: torch.zeros_like(p) if g is None else g for (k, p), g in zip(net.params.items(), grads)}, lv.detach()
+        grads = torch.autograd.grad(lv, list(net.params.values()), allow_unused=True, retain_graph=retain_graph)
+    return {k: torch.zeros_like(p) if g is None else g for (k, p), g in zip(net.params.items(), grads)}
 
 
 def _norm(tensors) -> torch.Tensor:
@@ -60,44 +58,55 @@ def _norm(tensors) -> torch.Tensor:
 
 
 def meta_gradients(net: RunNet, x: torch.Tensor, val_x: torch.Tensor, val_anomaly: torch.Tensor,
-                   margin, step_size: float, method: str = "forward_ad"
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   margin, step_size: float, method: str = "forward_ad", joint: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Return (scores ``(n,)`` of ``x`` with their autograd graph, meta-gradients M ``(n,)`` (detached),
-    L_v (detached, 0-d)) for one run's network ``net`` (``RunNet.of(module)`` for a module), the labeled
-    set ``val_x`` with ``val_anomaly`` (bool) and the margin C ``margin`` (a number or a 0-d tensor).
+    L_v (detached, 0-d), scores ``(L,)`` of ``val_x`` with their graph when ``joint``, else None) for one run's
+    network ``net`` (``RunNet.of(module)`` for a module), the labeled set ``val_x`` with ``val_anomaly`` (bool)
+    and the margin C ``margin`` (a number or a 0-d tensor).
 
-    Every forward pass is a training-mode pass with batch statistics. Call it inside
+    Every forward pass is a training-mode pass with batch statistics: the labeled set's own (the paper's
+    validation pass), or with ``joint`` (beyond the paper) those of the mini-batch and the labeled set together,
+    one forward pass of both, so that L_v and the scores it is steered by share one normalisation. Call it inside
     ``training.untracked_batch_norm`` (the training loop does): BatchNorm then updates no running statistics,
     which a pass under ``vmap`` or ``grad_and_value`` could not.
     """
     n = x.shape[0]
+    batch = torch.cat([x, val_x]) if joint else x  # what a training-step forward pass scores
+
+    def labeled_scores(at: RunNet) -> torch.Tensor:
+        return at(batch)[n:] if joint else at(val_x)
+
     if method == "forward_ad":
-        grads, lv = _validation_gradient(net, val_x, val_anomaly, margin)
+        with record_function("elite.validation_pass"):
+            lv = validation_loss(labeled_scores(net), val_anomaly, margin)
+        grads = _validation_gradient(lv, net)
         with record_function("elite.dual_forward"), fwAD.dual_level():
             duals = {k: fwAD.make_dual(p, grads[k]) for k, p in net.params.items()}
-            scores, tangent = fwAD.unpack_dual(net.at(duals)(x))
-        return scores, tangent.detach() * (-step_size / n), lv
+            scored, tangent = fwAD.unpack_dual(net.at(duals)(batch))
+        return scored[:n], tangent[:n].detach() * (-step_size / n), lv.detach(), scored[n:] if joint else None
     if method == "finite_diff":
-        scores = net(x)
-        grads, lv = _validation_gradient(net, val_x, val_anomaly, margin)
+        scored = net(batch)
+        lv = validation_loss(scored[n:] if joint else net(val_x), val_anomaly, margin)
+        grads = _validation_gradient(lv, net, retain_graph=joint)  # joint: the step's loss backpropagates it too
         with torch.no_grad():
             params = {k: p.detach() for k, p in net.params.items()}
             g_norm = _norm(grads.values())
             h = FD_STEP * _norm(params.values()) / g_norm.clamp_min(torch.finfo(g_norm.dtype).tiny)
             with record_function("elite.shifted_forward"):
-                ahead = net.at({k: p + h * grads[k] for k, p in params.items()})(x)
-            m = (ahead - scores.detach()) * (-step_size / n / h)
-        return scores, m, lv
+                ahead = net.at({k: p + h * grads[k] for k, p in params.items()})(batch)
+            m = (ahead[:n] - scored[:n].detach()) * (-step_size / n / h)
+        return scored[:n], m, lv.detach(), scored[n:] if joint else None
     if method == "double_backward":
-        scores = net(x)
+        scored = net(batch)
 
         def lookahead_loss(eps):
-            step = grad(lambda p: (eps * net.at(p)(x)).sum() / n)(net.params)
+            step = grad(lambda p: (eps * net.at(p)(batch)[:n]).sum() / n)(net.params)
             ahead = net.at({k: p - step_size * step[k] for k, p in net.params.items()})
-            return validation_loss(ahead(val_x), val_anomaly, margin)
+            return validation_loss(labeled_scores(ahead), val_anomaly, margin)
 
-        m, lv = grad_and_value(lookahead_loss)(torch.zeros(n, device=x.device, dtype=scores.dtype))
-        return scores, m.detach(), lv.detach()
+        m, lv = grad_and_value(lookahead_loss)(torch.zeros(n, device=x.device, dtype=scored.dtype))
+        return scored[:n], m.detach(), lv.detach(), scored[n:] if joint else None
     raise ConfigError(f"meta_grad={method!r} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
 
 

@@ -37,7 +37,7 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
 NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
          "elite.update", "elite.pretrain", "elite.warmup_epochs", "elite.labeled_weight", "elite.labeled_loss",
-         "elite.loe_weight", "elite.alpha", "train.epochs")
+         "elite.loe_weight", "elite.alpha", "elite.joint_batch", "train.epochs")
 
 
 def method_name(cfg: DictConfig) -> str:
@@ -53,7 +53,7 @@ def method_name(cfg: DictConfig) -> str:
 
 def base_name(cfg: DictConfig) -> str:
     """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` / ``elite_neutral`` for ELITE
-    (``elite_svdd_loe_pretrain_labeled1``, ``elite_svdd_warmup5``,
+    (``elite_svdd_loe_pretrain_labeled1``, ``elite_svdd_warmup5``, ``elite_svdd_pretrain_joint``,
     ``elite_svdd_pretrain_loeterm0.5_alpha0.1`` with the options beyond the paper; ``_pretrain`` only where it
     acts, on svdd; ``_alpha`` only for a configured alpha of the LOE term), ``labels_svdd`` / ``labels_ae`` /
     ``labels_rot`` / ``labels_neutral`` for the ablation,
@@ -68,6 +68,7 @@ def base_name(cfg: DictConfig) -> str:
             f"_warmup{cfg.elite.warmup_epochs}" if cfg.elite.warmup_epochs else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
             f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "") + (
+            "_joint" if cfg.elite.joint_batch else "") + (
             f"_loeterm{setting_text(cfg.elite.loe_weight)}" if cfg.elite.loe_weight else "") + (
             f"_alpha{setting_text(cfg.elite.alpha)}" if cfg.elite.loe_weight and cfg.elite.alpha is not None else "")
         return f"elite_{cfg.model.name}{variant}"
@@ -270,7 +271,8 @@ CONFIG_KEYS = {"epochs": "train.epochs", "batch_size": "train.batch_size", "lr":
                "score": "model.name", "squared": "model.squared", "update": "elite.update", "margin": "elite.margin",
                "meta_grad": "elite.meta_grad", "normalize": "elite.normalize", "pretrain": "elite.pretrain",
                "warmup_epochs": "elite.warmup_epochs", "labeled_weight": "elite.labeled_weight",
-               "labeled_loss": "elite.labeled_loss", "loe_weight": "elite.loe_weight", "alpha": "elite.alpha"}
+               "labeled_loss": "elite.labeled_loss", "loe_weight": "elite.loe_weight", "alpha": "elite.alpha",
+               "joint_batch": "elite.joint_batch"}
 
 
 def config_key_error(err: ConfigError, cfg: DictConfig, of_elite: bool = False) -> ConfigError:
@@ -321,7 +323,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           labeled_weight=cfg.elite.labeled_weight or 0.0,
                           labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
                           loe_weight=cfg.elite.loe_weight or 0.0,
-                          alpha=elite_alpha, **common)
+                          alpha=elite_alpha, joint_batch=bool(cfg.elite.joint_batch), **common)
     # ELITE's settings are checked for every method: a value ELITE does not allow is an error in any run
     # (as in a sweep that holds an ELITE job), not a setting a baseline silently records
     try:
