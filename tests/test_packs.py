@@ -26,6 +26,7 @@ CASES = {
     "elite_ae_double_backward": (EliteDetector, dict(score="ae", meta_grad="double_backward")),
     "elite_options": (EliteDetector, dict(update="paper", pretrain=True, warmup_epochs=1, labeled_weight=1.0,
                                           loe_weight=1.0, alpha=0.2)),
+    "elite_joint_batch": (EliteDetector, dict(joint_batch=True, labeled_weight=1.0, meta_grad="finite_diff")),
     "elite_rot": (EliteDetector, dict(score="rot")),
     "deepsvdd": (DeepSVDD, dict(pretrain_epochs=1)),
     "deepsad": (DeepSAD, dict(pretrain_epochs=1)),
