@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from elite_exp import EliteDetector
 from elite_exp.curves import TrainingRecorder
+from elite_exp.data import load_dataset
 from elite_exp.scores import recompute_bn_statistics
 from tests.conftest import semi_supervised
 
@@ -92,7 +93,7 @@ def test_the_trained_network_scores_with_the_statistics_of_the_samples_it_traine
 
 def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     from elite_exp.errors import ConfigError
-    from elite_exp.methods.registry import method_name
+    from elite_exp.methods.registry import method_name, read_settings
     from elite_exp.runner import run_path
     from tests.test_sweep import cfg_of
 
@@ -127,6 +128,18 @@ def test_options_beyond_the_paper_name_their_records_and_keep_plain_folders():
     assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.joint_batch=true", "elite.loe_weight=1",
                                "elite.alpha=0.2"])) == "elite_svdd_pretrain_joint_loeterm1_alpha0.2"
     assert run_path(plain) == run_path(cfg_of(["data=digits", "elite.joint_batch=false"]))
+    assert method_name(cfg_of(["data=digits", "elite.pretrain=true", "elite.labeled_weight=1",
+                               "elite.labeled_loss=inverse", "elite.joint_batch=true", "elite.loe_weight=1"])) == \
+        "elite_svdd_pretrain_labeled1_inverse_joint_loeterm1"
+    # without BatchNorm a joint pass changes nothing: not read, not named, and the estimator says so
+    assert method_name(cfg_of(["data=digits", "data.network.batch_norm=false", "elite.joint_batch=true"])) == \
+        "elite_svdd+data.network.batch_norm=false"
+    assert "elite.joint_batch" in read_settings(cfg_of(["data=digits", "elite.joint_batch=true"]))
+    assert "elite.joint_batch" not in read_settings(cfg_of(["data=digits", "data.network.batch_norm=false"]))
+    X, y, _ = semi_supervised(load_dataset("digits"), 0, r_p=0.3, n_train=100, n_labels=10)
+    with pytest.warns(UserWarning, match="joint_batch=True acts on a network with BatchNorm only"):
+        EliteDetector(**{**DIGITS, "epochs": 1}, joint_batch=True,
+                      network={"kind": "mlp", "hidden": [16], "rep_dim": 8, "batch_norm": False}).fit(X, y)
     with pytest.raises(ConfigError, match="loe_weight=-1 is not allowed"):
         EliteDetector(loe_weight=-1)._check_params()
     with pytest.raises(ConfigError, match="alpha=0.7 is not allowed"):

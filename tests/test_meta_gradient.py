@@ -153,26 +153,30 @@ def test_elite_loss_updates_by_definition():
         assert torch.allclose(loss, 2.5 * value, rtol=1e-12), update
 
 
+@pytest.mark.parametrize("joint", [False, True])
 @pytest.mark.parametrize("net", sorted(NETS))
-def test_reweight_step_is_the_validation_gradient_preconditioned_by_the_batch(digits, net):
+def test_reweight_step_is_the_validation_gradient_preconditioned_by_the_batch(digits, net, joint):
     """The gradient of ELITE's ``reweight`` loss is kappa J^T J grad L_v (kappa > 0; J the (n, P) Jacobian of
     the batch's scores, BatchNorm's coupling included, computed here apart from ELITE's pass by
     ``torch.func.jacrev``): the unlabeled samples enter the step only through J, never as a prior that
-    they are normal (README, ELITE)."""
+    they are normal (README, ELITE). With ``joint`` J and L_v are those of one pass over the batch and the
+    labeled set together."""
     spec, shape = NETS[net]
     x, xv, yv = _batch(digits, shape)
     module = _module("svdd", spec, shape, x, torch.float64)
     x, xv, lr, eta_m = x.double(), xv.double(), 1e-3, 2.0
+    n = len(x)
+    both = torch.cat([x, xv])
     params = {k: p.detach() for k, p in module.named_parameters()}
-    jac = torch.func.jacrev(lambda p: torch.func.functional_call(copy.deepcopy(module), p, (x,)))(params)
+    jac = torch.func.jacrev(lambda p: torch.func.functional_call(copy.deepcopy(module), p, (both if joint else x,))
+                            [:n])(params)
     J = torch.cat([jac[k].flatten(1) for k in params], 1)
     step = copy.deepcopy(module)
-    scores, m, _, _ = meta_gradients(step, x, xv, yv, margin=5.0, step_size=lr, method="forward_ad")
+    scores, m, _, _ = meta_gradients(step, x, xv, yv, margin=5.0, step_size=lr, method="forward_ad", joint=joint)
     loss, _ = elite_loss(scores, m, margin=5.0, update="reweight", eta_m=eta_m)
     grad = torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(step.parameters()))])
     with batch_statistics(module):  # L_v as ELITE takes it
-        lv = validation_loss(module(xv), yv, 5.0)
+        lv = validation_loss(module(both)[n:] if joint else module(xv), yv, 5.0)
     g_v = torch.cat([g.flatten() for g in torch.autograd.grad(lv, list(module.parameters()))])
-    n = len(x)
     kappa = eta_m * lr / (n * n * float(m.abs().mean()))
     torch.testing.assert_close(grad, kappa * J.T @ (J @ g_v), rtol=1e-8, atol=1e-12 * float(grad.abs().max()))

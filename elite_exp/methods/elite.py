@@ -84,7 +84,11 @@ class EliteDetector(DeepDetector):
     BatchNorm statistics for both, as SOEL and Deep SAD with labels in every batch score them) for L_v, the
     meta-gradients and the labeled term, instead of in a pass of its own (the paper's validation pass,
     normalised with the labeled set's statistics: half anomalies, unlike any training batch); the trained
-    network then scores with the statistics of all training samples.
+    network then scores with the statistics of all training samples. Only the training steps change: c, the
+    margin C and the warm-up are computed as without it, and every step's passes cover batch_size + L samples
+    (the labeled share of a step's statistics is L / (batch_size + L), larger than in the scoring statistics).
+    The monitor's ``val_loss`` (Fig. 7's labeled loss) is then L_v of the joint pass: it depends on the batch.
+    A network without BatchNorm scores each sample alone, so there it changes nothing (a warning says so).
     """
 
     requires_labels = (-1, 0, 1)
@@ -159,6 +163,9 @@ class EliteDetector(DeepDetector):
         if self.pretrain and self.score != "svdd":
             warnings.warn(f"pretrain=True acts on the svdd score only; score={self.score!r} trains without "
                           f"pre-training", UserWarning, stacklevel=4)
+        if self.joint_batch and not self._spec(runs[0].est.input_shape_).batch_norm:
+            warnings.warn("joint_batch=True acts on a network with BatchNorm only (without it a sample's score does "
+                          "not depend on the others in its pass); this one has none", UserWarning, stacklevel=4)
         def init(run):
             est, module = run.est, run.module
             if self.pretrain and self.score == "svdd":

@@ -17,6 +17,13 @@ training step's own forward gives Omega(theta), so the only extra work is one no
 forward. ``double_backward`` is the literal definition (the official code's approach),
 kept as the reference the fast paths are tested against.
 
+With ``joint`` (beyond the paper) the labeled set and the mini-batch are scored in one forward pass of
+their concatenation, so BatchNorm normalises both with one set of statistics: Omega(x_i) and L_v are then
+those of that pass (each depends on the other samples through the statistics), and M_i is the same
+derivative of that L_v. Every pass above then covers the n + L samples: ``forward_ad`` makes two forward
+passes and one backward pass over them, ``finite_diff`` one forward and one backward pass (the training
+step's) and one no-grad forward.
+
 All three act on the run's parameters (``training.RunNet``) with autograd and forward-mode AD, which
 compose with ``torch.func`` transforms: the same code runs for one run and, mapped with ``vmap`` over
 ``grad_and_value``, for a pack of runs (``methods.training``).
@@ -74,20 +81,29 @@ def meta_gradients(net: RunNet, x: torch.Tensor, val_x: torch.Tensor, val_anomal
     n = x.shape[0]
     batch = torch.cat([x, val_x]) if joint else x  # what a training-step forward pass scores
 
-    def labeled_scores(at: RunNet) -> torch.Tensor:
-        return at(batch)[n:] if joint else at(val_x)
+    def split(scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A pass over ``batch`` -> (scores of x, scores of the labeled set when joint, else None)."""
+        return scored[:n], (scored[n:] if joint else None)
+
+    def labeled_loss(at: RunNet, scored: torch.Tensor | None = None) -> torch.Tensor:
+        """L_v at ``at``: the labeled part of ``scored`` (a pass over ``batch``) or of a new pass when joint,
+        else of a pass over the labeled set alone."""
+        with record_function("elite.validation_pass"):
+            if not joint:
+                return validation_loss(at(val_x), val_anomaly, margin)
+            return validation_loss((at(batch) if scored is None else scored)[n:], val_anomaly, margin)
 
     if method == "forward_ad":
-        with record_function("elite.validation_pass"):
-            lv = validation_loss(labeled_scores(net), val_anomaly, margin)
+        lv = labeled_loss(net)
         grads = _validation_gradient(lv, net)
         with record_function("elite.dual_forward"), fwAD.dual_level():
             duals = {k: fwAD.make_dual(p, grads[k]) for k, p in net.params.items()}
             scored, tangent = fwAD.unpack_dual(net.at(duals)(batch))
-        return scored[:n], tangent[:n].detach() * (-step_size / n), lv.detach(), scored[n:] if joint else None
+        scores, lab = split(scored)
+        return scores, tangent[:n].detach() * (-step_size / n), lv.detach(), lab
     if method == "finite_diff":
         scored = net(batch)
-        lv = validation_loss(scored[n:] if joint else net(val_x), val_anomaly, margin)
+        lv = labeled_loss(net, scored)
         grads = _validation_gradient(lv, net, retain_graph=joint)  # joint: the step's loss backpropagates it too
         with torch.no_grad():
             params = {k: p.detach() for k, p in net.params.items()}
@@ -95,18 +111,19 @@ def meta_gradients(net: RunNet, x: torch.Tensor, val_x: torch.Tensor, val_anomal
             h = FD_STEP * _norm(params.values()) / g_norm.clamp_min(torch.finfo(g_norm.dtype).tiny)
             with record_function("elite.shifted_forward"):
                 ahead = net.at({k: p + h * grads[k] for k, p in params.items()})(batch)
-            m = (ahead[:n] - scored[:n].detach()) * (-step_size / n / h)
-        return scored[:n], m, lv.detach(), scored[n:] if joint else None
+        scores, lab = split(scored)
+        m = (ahead[:n] - scores.detach()) * (-step_size / n / h)
+        return scores, m, lv.detach(), lab
     if method == "double_backward":
         scored = net(batch)
 
         def lookahead_loss(eps):
             step = grad(lambda p: (eps * net.at(p)(batch)[:n]).sum() / n)(net.params)
-            ahead = net.at({k: p - step_size * step[k] for k, p in net.params.items()})
-            return validation_loss(labeled_scores(ahead), val_anomaly, margin)
+            return labeled_loss(net.at({k: p - step_size * step[k] for k, p in net.params.items()}))
 
         m, lv = grad_and_value(lookahead_loss)(torch.zeros(n, device=x.device, dtype=scored.dtype))
-        return scored[:n], m.detach(), lv.detach(), scored[n:] if joint else None
+        scores, lab = split(scored)
+        return scores, m.detach(), lv.detach(), lab
     raise ConfigError(f"meta_grad={method!r} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
 
 

@@ -55,7 +55,8 @@ def base_name(cfg: DictConfig) -> str:
     """``elite_svdd`` / ``elite_ae`` / ``elite_rot`` / ``elite_neutral`` for ELITE
     (``elite_svdd_loe_pretrain_labeled1``, ``elite_svdd_warmup5``, ``elite_svdd_pretrain_joint``,
     ``elite_svdd_pretrain_loeterm0.5_alpha0.1`` with the options beyond the paper; ``_pretrain`` only where it
-    acts, on svdd; ``_alpha`` only for a configured alpha of the LOE term), ``labels_svdd`` / ``labels_ae`` /
+    acts, on svdd; ``_joint`` only with BatchNorm; ``_alpha`` only for a configured alpha of the LOE term),
+    ``labels_svdd`` / ``labels_ae`` /
     ``labels_rot`` / ``labels_neutral`` for the ablation,
     ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_rot``, ... for LOE / SOEL (every method that takes
     ``model=`` names its score; ``loe_hard_rot_alpha0`` when ``baseline.alpha`` is set, here to
@@ -68,7 +69,7 @@ def base_name(cfg: DictConfig) -> str:
             f"_warmup{cfg.elite.warmup_epochs}" if cfg.elite.warmup_epochs else "") + (
             f"_labeled{cfg.elite.labeled_weight:g}" if cfg.elite.labeled_weight else "") + (
             f"_{cfg.elite.labeled_loss}" if cfg.elite.labeled_loss not in (None, "hinge") else "") + (
-            "_joint" if cfg.elite.joint_batch else "") + (
+            "_joint" if cfg.elite.joint_batch and cfg.data.network.batch_norm else "") + (
             f"_loeterm{setting_text(cfg.elite.loe_weight)}" if cfg.elite.loe_weight else "") + (
             f"_alpha{setting_text(cfg.elite.alpha)}" if cfg.elite.loe_weight and cfg.elite.alpha is not None else "")
         return f"elite_{cfg.model.name}{variant}"
@@ -93,7 +94,8 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     kernel on the raw features); ELITE's ``elite.*``, the ablation's ``elite.margin``, and
     ``model.squared`` for both on the svdd score. Deep SVDD / Deep SAD without pre-training do not
     read ``baseline.pretrain_epochs``, ELITE on another score than svdd not ``elite.pretrain``, ELITE
-    without an LOE term (``elite.loe_weight``) not ``elite.alpha``."""
+    without an LOE term (``elite.loe_weight``) not ``elite.alpha``, ELITE on a network without BatchNorm not
+    ``elite.joint_batch``."""
     b = cfg.baseline
     keys = ["baseline."]
     if not (b.name == "ssad" and not b.hybrid):
@@ -105,9 +107,10 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     if b.name in ("deepsvdd", "deepsad") and not b.pretrain:
         keys.remove("baseline.")
         keys += [f"baseline.{k}" for k in b if k != "pretrain_epochs"]
-    # pre-training acts on the svdd score only, the LOE term's alpha only with the term
-    unread = {k for k, acts in (("pretrain", cfg.model.name == "svdd"), ("alpha", cfg.elite.get("loe_weight")))
-              if not acts}
+    # pre-training acts on the svdd score only, the LOE term's alpha only with the term, a joint batch only with
+    # BatchNorm (without it a sample's score does not depend on the others in its pass)
+    unread = {k for k, acts in (("pretrain", cfg.model.name == "svdd"), ("alpha", cfg.elite.get("loe_weight")),
+                                ("joint_batch", cfg.data.network.batch_norm)) if not acts}
     if b.name == "none" and unread:
         keys.remove("elite.")
         keys += [f"elite.{k}" for k in cfg.elite if k not in unread]
