@@ -123,7 +123,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         n_jobs = gpus if on_gpu else cpu_count()  # joblib's: the cores this process may use
     n_jobs = min(n_jobs, len(units)) or 1
     note = f" ({composed} job(s) composed here to group them: not checked by the runner's sweeper)" if composed else ""
-    log.info("Packed launcher: %d jobs in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s%s",
+    log.info("Packed launcher: %d job(s) in %d unit(s) of work (pack_size=%s), %d at once; sweep output dir: %s%s",
              len(job_overrides), len(units), pack_size or "auto", n_jobs, config.hydra.sweep.dir, note)
     for num, overrides in enumerate(job_overrides, initial_job_idx):
         log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))

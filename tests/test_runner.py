@@ -208,6 +208,19 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
         assert run_path(composed("out", *method, setting)) != run_path(composed("out", *method)), setting
 
 
+@pytest.mark.parametrize("args, key, method", [(("model=ae", "elite.pretrain=true"), "elite.pretrain", "elite_ae"),
+                                               (("data.network.batch_norm=false", "elite.joint_batch=true"),
+                                                "elite.joint_batch", "elite_svdd+data.network.batch_norm=false")])
+def test_an_option_that_does_not_act_is_said_once(tmp_path, args, key, method):
+    proc = run_cli("data=digits", "train.epochs=1", "plots=false", *args, out_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stderr + proc.stdout
+    assert out.count(f"{key} is not read by {method}: it changes nothing in this run") == 1
+    assert "UserWarning" not in out  # not said again by the estimator
+    [rec] = records(tmp_path)
+    assert rec["method"] == method
+
+
 def test_a_setting_the_method_reads_keeps_its_value_through_one_it_does_not():
     from omegaconf import OmegaConf
 

@@ -319,14 +319,17 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                       else ("baseline.alpha", f"baseline={b.name}"))
         raise ConfigError(f"r_p={cfg.r_p} is not allowed with {given} unless {key} is given: it assumes "
                           f"the contamination ratio alpha = r_p, which must lie in [0, {MAX_ALPHA}]")
+    # an option that does not act in this run (read_settings: the runner says so once) reaches ELITE switched
+    # off, so that the estimator does not warn about it a second time
+    acts = {k: b.name != "none" or is_read(f"elite.{k}", read_settings(cfg)) for k in ("pretrain", "joint_batch")}
     elite = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                           margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
-                          normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain),
+                          normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain) and acts["pretrain"],
                           warmup_epochs=cfg.elite.warmup_epochs or 0,
                           labeled_weight=cfg.elite.labeled_weight or 0.0,
                           labeled_loss="hinge" if cfg.elite.labeled_loss is None else cfg.elite.labeled_loss,
                           loe_weight=cfg.elite.loe_weight or 0.0,
-                          alpha=elite_alpha, joint_batch=bool(cfg.elite.joint_batch), **common)
+                          alpha=elite_alpha, joint_batch=bool(cfg.elite.joint_batch) and acts["joint_batch"], **common)
     # ELITE's settings are checked for every method: a value ELITE does not allow is an error in any run
     # (as in a sweep that holds an ELITE job), not a setting a baseline silently records
     try:
