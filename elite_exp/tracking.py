@@ -165,6 +165,9 @@ class MlflowTracking(Callback):
         try:
             from mlflow import MlflowClient
 
+            # MLflow says at INFO level that it creates and migrates a new SQLite store's tables: not the sweep's news
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+
             with self._lock():
                 action(MlflowClient(tracking_uri=self.uri))
         except Exception as err:  # tracking never fails a run
