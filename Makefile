@@ -44,7 +44,7 @@ figures: $(STAMP)  ## Figures 3-7 (PNG, PDF) of every run under RUNS into REPORT
 	$(PY) -m elite_exp.figures $(RUNS) --out $(REPORT_DIR)
 
 beyond-table: $(STAMP)  ## the methods beyond the paper against ELITE and the baselines on the report data (MNIST classes 5-9, FMNIST, CIFAR-10) into docs/results/beyond/table
-	$(PY) -m elite_exp.report --only fig3 --out docs/results/beyond/table \
+	$(PY) -m elite_exp.report --only fig3 --eta-m 1,0.3 --out docs/results/beyond/table \
 	  $(wildcard $(foreach r,$(RECORDS),$(r)/mnist/*/class[5-9] $(r)/fmnist $(r)/cifar10))
 
 clean:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from elite_exp.config import Config  # noqa: E402
 from elite_exp.records import RECORD_FORMAT  # noqa: E402
 from elite_exp.report import (  # noqa: E402
     DATA_LABELS,
@@ -186,11 +188,13 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "fig7")
 
 
-def draw_all(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -> list[Path]:
-    """Draw Figures 3-7 (or those named in ``only``) from the finished runs of the current record format."""
+def draw_all(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
+             eta_m: Sequence[float] = (Config.eta_m,)) -> list[Path]:
+    """Draw Figures 3-7 (or those named in ``only``; those that hold eta_M fixed at the values ``eta_m``,
+    ``report.chosen``) from the finished runs of the current record format."""
     out.mkdir(parents=True, exist_ok=True)
     runs = runs[runs["record_format"].eq(RECORD_FORMAT)]
-    written = [p for spec in chosen(only) for p in draw_auc_figure(runs, spec, out)]
+    written = [p for spec in chosen(only, eta_m) for p in draw_auc_figure(runs, spec, out)]
     return written + (draw_fig7(runs, out) if only is None or "fig7" in only else [])
 
 

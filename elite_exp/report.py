@@ -1,7 +1,8 @@
 """Gather run records into tidy tables: one row per run, and per figure of the paper a summary
 per normal class and averaged over classes (mean +- std over seeds), as CSV and Markdown.
 
-``python -m elite_exp.report <run folders or roots...> [--out DIR]`` (``make report``).
+``python -m elite_exp.report <run folders or roots...> [--out DIR] [--only FIGS] [--eta-m VALUES]``
+(``make report``).
 Only runs whose record says ``ok`` enter a summary; failed runs are listed in ``failed.csv``.
 A cell without runs stays missing (NaN, shown empty); nothing is filled in.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ DATA_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "dig
 class Figure:
     """A figure of the paper: its x axis and the settings its runs hold fixed.
     ``labels="data"`` fixes n_labels at the data set's default (its data file's: a record's
-    ``n_labels_default``); ``methods``: the
+    ``n_labels_default``); ``eta_m``: the eta_M values it shows (None: every one, its x axis), a run at another
+    than the paper's 1 as a row of its own (:func:`select`); ``methods``: the
     method-name prefixes it shows (``elite_``: every ELITE variant, ``elite_svdd+elite.meta_grad=finite_diff``
     too), None: every method."""
 
@@ -113,13 +115,13 @@ class Figure:
     x_label: str
     r_p: float | None = None
     labels: str | None = "data"
-    eta_m: float | None = Config.eta_m
+    eta_m: tuple[float, ...] | None = (Config.eta_m,)
     methods: tuple[str, ...] | None = None
 
     def fixed(self) -> str:
         """The settings its runs hold fixed, as a log line says them."""
         parts = [f"r_p {self.r_p:g}" if self.r_p is not None else None,
-                 f"eta_M {self.eta_m:g}" if self.eta_m is not None else None,
+                 f"eta_M {', '.join(f'{e:g}' for e in self.eta_m)}" if self.eta_m is not None else None,
                  "the data set's default n_labels (n_labels_default)" if self.labels == "data" else None,
                  f"methods {', '.join(self.methods)}*" if self.methods else None]
         return ", ".join(p for p in parts if p)
@@ -190,12 +192,14 @@ def collect(paths: list[Path]) -> pd.DataFrame:
 
 def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
     """The finished runs of the current record format that belong to ``fig`` (records of an older
-    format are listed in runs.csv only: their numbers were computed differently)."""
+    format are listed in runs.csv only: their numbers were computed differently). In a figure that holds eta_M
+    fixed, a run at another eta_M than the paper's 1 (one of ``fig.eta_m``) is a method of its own:
+    ``elite_svdd+eta_m=0.3`` (shown ``ELITE_SVDD (eta_m=0.3)``)."""
     keep = runs["status"].eq("ok") & runs["record_format"].eq(RECORD_FORMAT)
     if fig.r_p is not None:
         keep &= np.isclose(runs["r_p"], fig.r_p)
     if fig.eta_m is not None:
-        keep &= np.isclose(runs["eta_m"], fig.eta_m)
+        keep &= np.isclose(runs["eta_m"].to_numpy(float)[:, None], np.array(fig.eta_m)).any(axis=1)
     if fig.labels == "data":
         keep &= runs["n_labels"].astype(float) == runs["n_labels_default"].astype(float)
     if fig.methods is not None:
@@ -210,7 +214,11 @@ def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
     if dup.any() and warn:
         log.warning("%s: %d run(s) superseded by a newer run of the same cell, class and seed: %s",
                     fig.name, int(dup.sum()), ", ".join(sel.loc[dup, "run_dir"]))
-    return sel[~dup]
+    sel = sel[~dup]
+    if fig.eta_m is not None:
+        other = ~np.isclose(sel["eta_m"].to_numpy(float), Config.eta_m)
+        sel = sel.assign(method=[f"{m}+eta_m={e:g}" if o else m for m, e, o in zip(sel["method"], sel["eta_m"], other)])
+    return sel
 
 
 def other_labels_hint(runs: pd.DataFrame, fig: Figure) -> str:
@@ -288,21 +296,26 @@ def old_format_note(runs: pd.DataFrame) -> str | None:
             f"statistics recomputed on the training data) are left out of every summary; runs.csv lists them")
 
 
-def chosen(names: list[str] | None) -> tuple[Figure, ...]:
-    """The figures named in ``names`` (all when None); an unknown name is a ValueError naming the choices."""
-    if names is None:
-        return FIGURES
+def chosen(names: list[str] | None, eta_m: Sequence[float] = (Config.eta_m,)) -> tuple[Figure, ...]:
+    """The figures named in ``names`` (all when None), those that hold eta_M fixed showing the runs at the
+    values ``eta_m`` (> 0; default the paper's 1). An unknown name or a bad eta_M is a ValueError naming what is
+    allowed."""
+    bad = [e for e in eta_m if not e > 0]
+    if bad or not eta_m:
+        raise ValueError(f"eta_M {bad[0] if bad else 'none'} is not allowed; allowed: one or more numbers > 0")
     known = {f.name: f for f in FIGURES}
-    unknown = [n for n in names if n not in known and n != "fig7"]
+    unknown = [n for n in names or () if n not in known and n != "fig7"]
     if unknown:
         raise ValueError(f"unknown figure {unknown[0]!r}; allowed: {', '.join([*known, 'fig7'])}")
-    return tuple(known[n] for n in names if n in known)
+    return tuple(f if f.eta_m is None else replace(f, eta_m=tuple(eta_m))
+                 for f in FIGURES if names is None or f.name in names)
 
 
-def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -> list[Path]:
-    """Write runs.csv, failed.csv and per figure (all, or those named in ``only``) <fig>.csv and
-    <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv and <fig>_aupr_per_class.csv (average precision)
-    and <fig>.md with both."""
+def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
+                 eta_m: Sequence[float] = (Config.eta_m,)) -> list[Path]:
+    """Write runs.csv, failed.csv and per figure (all, or those named in ``only``; the figures that hold eta_M
+    fixed at the values ``eta_m``, :func:`chosen`) <fig>.csv and <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv
+    and <fig>_aupr_per_class.csv (average precision) and <fig>.md with both."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "failed.csv"]
     write_csv(written[0], runs)
@@ -313,7 +326,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
     if note:
         log.warning(note)
         index += [f"**Note:** {note}.", ""]
-    for fig in chosen(only):
+    for fig in chosen(only, eta_m):
         text = ["## " + TEX.sub(r"\1", fig.title), ""]
         for metric, (label, suffix) in METRICS.items():
             per_class, averaged = summarise(runs, fig, metric, warn=metric == next(iter(METRICS)))
@@ -341,8 +354,16 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None) -
     return written
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    """``--eta-m``'s comma-separated numbers; anything else is argparse's one-line error."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
 def run_cli(argv: list[str] | None, prog: str, description: str,
-            write: Callable[[pd.DataFrame, Path, list[str] | None], list[Path]]) -> None:
+            write: Callable[..., list[Path]]) -> None:
     """The command line of ``elite_exp.report`` and ``elite_exp.figures``: run folders in, files out."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders or roots searched for result.json")
@@ -350,10 +371,13 @@ def run_cli(argv: list[str] | None, prog: str, description: str,
                         help="output folder (default: outputs/report under the current folder)")
     parser.add_argument("--only", type=lambda v: v.split(","), default=None, metavar="FIGS",
                         help="comma-separated figures to write (fig3,...,fig7; default: all)")
+    parser.add_argument("--eta-m", type=_numbers, default=(Config.eta_m,), metavar="VALUES",
+                        help="comma-separated eta_M values Fig. 3-5 show (default: 1, the paper's); a run at "
+                             "another is a row of its own, named with its eta_M")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        chosen(args.only)
+        chosen(args.only, args.eta_m)
         runs = collect(args.runs)
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
@@ -363,7 +387,7 @@ def run_cli(argv: list[str] | None, prog: str, description: str,
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # before any file is written
         parser.error(f"--out {args.out} cannot be made: {err.strerror or err}")
-    for path in write(runs, args.out, args.only):
+    for path in write(runs, args.out, args.only, eta_m=args.eta_m):
         log.info("wrote %s", path)
 
 

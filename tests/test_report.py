@@ -8,7 +8,7 @@ import pytest
 
 from elite_exp.figures import draw_all
 from elite_exp.records import RECORD_FORMAT, write_csv, write_json
-from elite_exp.report import FIGURES, collect, main, pivot, summarise, write_report
+from elite_exp.report import FIGURES, chosen, collect, main, method_label, pivot, summarise, write_report
 
 FIG = {f.name: f for f in FIGURES}
 
@@ -208,6 +208,35 @@ def test_only_writes_the_named_figures_and_rejects_unknown_ones(grid, tmp_path, 
     with pytest.raises(SystemExit):
         main([str(grid), "--out", str(tmp_path / "r"), "--only", "fig9"])
     assert "unknown figure 'fig9'; allowed: fig3, fig4, fig5, fig6, fig7" in capsys.readouterr().err
+
+
+def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, capsys):
+    for c in (0, 1):  # the same cells as the grid's ELITE runs, at eta_M 0.3
+        for r_p in (0.1, 0.5):
+            fake_run(grid, "elite_svdd", normal_class=c, r_p=r_p, eta_m=0.3, auc=0.6 + 0.1 * c)
+    runs = collect([grid])
+    _, paper = summarise(runs, FIG["fig3"])  # the paper's eta_M only: the grid as it was
+    assert set(paper["method"]) == {"elite_svdd", "deepsad"} and (paper["n_classes"] == 2).all()
+    [fig3, fig6] = chosen(["fig3", "fig6"], (1, 0.3))
+    assert fig6.eta_m is None and fig3.fixed().startswith("eta_M 1, 0.3")
+    per_class, both = summarise(runs, fig3)
+    other = both[both["method"] == "elite_svdd+eta_m=0.3"].set_index("r_p")
+    assert list(other.index) == [0.1, 0.5] and other.loc[0.5, "mean"] == pytest.approx(0.65)
+    assert both[both["method"] == "elite_svdd"].reset_index(drop=True).equals(
+        paper[paper["method"] == "elite_svdd"].reset_index(drop=True))
+    assert method_label("elite_svdd+eta_m=0.3") == "ELITE_SVDD (eta_m=0.3)"
+    # and where eta_M is the x axis the runs stay one method
+    _, sens = summarise(runs, fig6)
+    assert set(sens["method"]) == {"elite_svdd"} and sorted(sens["eta_m"]) == [0.3, 1.0]
+    main([str(grid), "--out", str(tmp_path / "r"), "--only", "fig3", "--eta-m", "1,0.3"])
+    assert "ELITE_SVDD (eta_m=0.3)" not in (tmp_path / "r" / "fig3.md").read_text()  # tables keep record names
+    assert "elite_svdd+eta_m=0.3" in (tmp_path / "r" / "fig3.md").read_text()
+    assert draw_all(runs, tmp_path / "f", ["fig3"], eta_m=(1, 0.3))
+    for bad, message in (("1,0", "eta_M 0.0 is not allowed; allowed: one or more numbers > 0"),
+                         ("1,x", "'1,x' is not a comma-separated list of numbers")):
+        with pytest.raises(SystemExit):
+            main([str(grid), "--out", str(tmp_path / "r"), "--eta-m", bad])
+        assert message in capsys.readouterr().err
 
 
 def test_cells_over_fewer_classes_stay_in_their_row_and_say_so(tmp_path):
