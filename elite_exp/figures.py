@@ -1,6 +1,7 @@
 """Draw the paper's Figures 3-7 (PNG and PDF) from whatever runs exist.
 
-``python -m elite_exp.figures <run folders or roots...> [--out DIR]`` (``make figures``).
+``python -m elite_exp.figures <run folders or roots...> [--out DIR] [--only FIGS] [--eta-m VALUES]``
+(``make figures``).
 Figs. 3-6: test ROC AUC averaged over normal classes, error bars = std over seeds, one line per
 method (Fig. 6: per data set); a missing cell is a gap in its line, never interpolated.
 Fig. 7: (a) test AUC and (b) labeled loss over iterations, ELITE vs Deep SAD on FMNIST (runs with

@@ -121,7 +121,7 @@ class Figure:
     def fixed(self) -> str:
         """The settings its runs hold fixed, as a log line says them."""
         parts = [f"r_p {self.r_p:g}" if self.r_p is not None else None,
-                 f"eta_M {', '.join(f'{e:g}' for e in self.eta_m)}" if self.eta_m is not None else None,
+                 f"eta_M {' / '.join(f'{e:g}' for e in self.eta_m)}" if self.eta_m is not None else None,
                  "the data set's default n_labels (n_labels_default)" if self.labels == "data" else None,
                  f"methods {', '.join(self.methods)}*" if self.methods else None]
         return ", ".join(p for p in parts if p)
@@ -193,13 +193,16 @@ def collect(paths: list[Path]) -> pd.DataFrame:
 def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
     """The finished runs of the current record format that belong to ``fig`` (records of an older
     format are listed in runs.csv only: their numbers were computed differently). In a figure that holds eta_M
-    fixed, a run at another eta_M than the paper's 1 (one of ``fig.eta_m``) is a method of its own:
-    ``elite_svdd+eta_m=0.3`` (shown ``ELITE_SVDD (eta_m=0.3)``)."""
+    fixed, an ELITE run at another eta_M than the paper's 1 (one of ``fig.eta_m``) is a method of its own:
+    ``elite_svdd+eta_m=0.3`` (shown ``ELITE_SVDD (eta_m=0.3)``); the other methods do not read eta_M, and
+    show their runs at the paper's 1."""
     keep = runs["status"].eq("ok") & runs["record_format"].eq(RECORD_FORMAT)
     if fig.r_p is not None:
         keep &= np.isclose(runs["r_p"], fig.r_p)
     if fig.eta_m is not None:
-        keep &= np.isclose(runs["eta_m"].to_numpy(float)[:, None], np.array(fig.eta_m)).any(axis=1)
+        elite = runs["method"].astype(str).str.startswith("elite_").to_numpy()
+        at = np.isclose(runs["eta_m"].to_numpy(float)[:, None], np.array(fig.eta_m)).any(axis=1)
+        keep &= np.where(elite, at, np.isclose(runs["eta_m"].to_numpy(float), Config.eta_m))
     if fig.labels == "data":
         keep &= runs["n_labels"].astype(float) == runs["n_labels_default"].astype(float)
     if fig.methods is not None:
@@ -302,7 +305,7 @@ def chosen(names: list[str] | None, eta_m: Sequence[float] = (Config.eta_m,)) ->
     allowed."""
     bad = [e for e in eta_m if not e > 0]
     if bad or not eta_m:
-        raise ValueError(f"eta_M {bad[0] if bad else 'none'} is not allowed; allowed: one or more numbers > 0")
+        raise ValueError(f"eta_M {f'{bad[0]:g}' if bad else 'none'} is not allowed; allowed: one or more numbers > 0")
     known = {f.name: f for f in FIGURES}
     unknown = [n for n in names or () if n not in known and n != "fig7"]
     if unknown:

@@ -165,8 +165,10 @@ class MlflowTracking(Callback):
         try:
             from mlflow import MlflowClient
 
-            # MLflow says at INFO level that it creates and migrates a new SQLite store's tables: not the sweep's news
-            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+            # MLflow says at INFO level that it creates and migrates a new SQLite store's tables: not the sweep's
+            # news (unless the user set MLflow's own logging level)
+            if "MLFLOW_LOGGING_LEVEL" not in os.environ:
+                logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
             with self._lock():
                 action(MlflowClient(tracking_uri=self.uri))

@@ -211,19 +211,27 @@ def test_only_writes_the_named_figures_and_rejects_unknown_ones(grid, tmp_path, 
 
 
 def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, capsys):
-    for c in (0, 1):  # the same cells as the grid's ELITE runs, at eta_M 0.3
+    for c in (0, 1):  # the same cells as the grid's ELITE runs, at eta_M 0.3 (and one at 10, not asked for)
         for r_p in (0.1, 0.5):
             fake_run(grid, "elite_svdd", normal_class=c, r_p=r_p, eta_m=0.3, auc=0.6 + 0.1 * c)
+    fake_run(grid, "elite_svdd", r_p=0.3, eta_m=10.0)
+    # a baseline does not read eta_M: a run of it recorded at 0.3 is no variant of it
+    fake_run(grid, "deepsad", r_p=0.3, eta_m=0.3, auc=0.1)
     runs = collect([grid])
     _, paper = summarise(runs, FIG["fig3"])  # the paper's eta_M only: the grid as it was
     assert set(paper["method"]) == {"elite_svdd", "deepsad"} and (paper["n_classes"] == 2).all()
     [fig3, fig6] = chosen(["fig3", "fig6"], (1, 0.3))
-    assert fig6.eta_m is None and fig3.fixed().startswith("eta_M 1, 0.3")
+    assert fig6.eta_m is None and fig3.fixed().startswith("eta_M 1 / 0.3")
     per_class, both = summarise(runs, fig3)
+    assert set(both["method"]) == {"elite_svdd", "elite_svdd+eta_m=0.3", "deepsad"}
     other = both[both["method"] == "elite_svdd+eta_m=0.3"].set_index("r_p")
     assert list(other.index) == [0.1, 0.5] and other.loc[0.5, "mean"] == pytest.approx(0.65)
-    assert both[both["method"] == "elite_svdd"].reset_index(drop=True).equals(
-        paper[paper["method"] == "elite_svdd"].reset_index(drop=True))
+    for method in ("elite_svdd", "deepsad"):
+        assert both[both["method"] == method].reset_index(drop=True).equals(
+            paper[paper["method"] == method].reset_index(drop=True))
+    # ELITE at eta_M 0.3 alone: its runs at 1 are left out, the baselines keep theirs
+    _, alone = summarise(runs, chosen(["fig3"], (0.3,))[0])
+    assert set(alone["method"]) == {"elite_svdd+eta_m=0.3", "deepsad"}
     assert method_label("elite_svdd+eta_m=0.3") == "ELITE_SVDD (eta_m=0.3)"
     # and where eta_M is the x axis the runs stay one method
     _, sens = summarise(runs, fig6)
@@ -231,8 +239,9 @@ def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, 
     main([str(grid), "--out", str(tmp_path / "r"), "--only", "fig3", "--eta-m", "1,0.3"])
     assert "ELITE_SVDD (eta_m=0.3)" not in (tmp_path / "r" / "fig3.md").read_text()  # tables keep record names
     assert "elite_svdd+eta_m=0.3" in (tmp_path / "r" / "fig3.md").read_text()
-    assert draw_all(runs, tmp_path / "f", ["fig3"], eta_m=(1, 0.3))
-    for bad, message in (("1,0", "eta_M 0.0 is not allowed; allowed: one or more numbers > 0"),
+    drawn = draw_all(runs, tmp_path / "f", ["fig3"], eta_m=(1, 0.3))
+    assert [p.name for p in drawn] == ["fig3.png", "fig3.pdf"] and drawn[0].stat().st_size > 0
+    for bad, message in (("1,0", "eta_M 0 is not allowed; allowed: one or more numbers > 0"),
                          ("1,x", "'1,x' is not a comma-separated list of numbers")):
         with pytest.raises(SystemExit):
             main([str(grid), "--out", str(tmp_path / "r"), "--eta-m", bad])

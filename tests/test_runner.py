@@ -216,9 +216,22 @@ def test_an_option_that_does_not_act_is_said_once(tmp_path, args, key, method):
     assert proc.returncode == 0, proc.stderr
     out = proc.stderr + proc.stdout
     assert out.count(f"{key} is not read by {method}: it changes nothing in this run") == 1
-    assert "UserWarning" not in out  # not said again by the estimator
+    for estimator_says in ("acts on the svdd score only", "acts on a network with BatchNorm only"):
+        assert estimator_says not in out  # not said again by the estimator
     [rec] = records(tmp_path)
     assert rec["method"] == method
+
+
+def test_elite_options_reach_the_estimator_where_they_act():
+    from elite_exp.methods.registry import build_method
+
+    def built(*overrides):
+        est = build_method(composed("out", *overrides), "cpu")
+        return est.pretrain, est.joint_batch
+
+    assert built("elite.pretrain=true", "elite.joint_batch=true") == (True, True)
+    assert built("model=ae", "elite.pretrain=true", "elite.joint_batch=true") == (False, True)
+    assert built("data.network.batch_norm=false", "elite.pretrain=true", "elite.joint_batch=true") == (True, False)
 
 
 def test_a_setting_the_method_reads_keeps_its_value_through_one_it_does_not():
