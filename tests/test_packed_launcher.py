@@ -68,7 +68,7 @@ def test_packed_launcher_writes_the_basic_launchers_records(tmp_path):
     assert set(map(tuple, events.values())) == {("start False", "end ok True")}
     assert "sweep: 12 run(s): 12 finished" in packed.stdout
     # SOEL's alpha is the run's r_p: one pack per r_p
-    assert "12 jobs in 4 unit(s) of work (pack_size=4)" in packed.stdout
+    assert "12 job(s) in 4 unit(s) of work (pack_size=4)" in packed.stdout
     a, b = _records(tmp_path / "basic"), _records(tmp_path / "packed")
     assert a.keys() == b.keys() and len(a) == 12
     for folder, rec in b.items():
@@ -110,7 +110,7 @@ def test_auto_packs_are_runs_alone_on_cpu(tmp_path):
     proc = cli(["-m", "data=digits", "method=elite_svdd", "normal_class=0,1", "train.epochs=1", "progress=false",
                 "device=cpu", "hydra/launcher=packed"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "2 jobs in 2 unit(s) of work (pack_size=auto)" in proc.stdout
+    assert "2 job(s) in 2 unit(s) of work (pack_size=auto)" in proc.stdout
     assert [r["pack_size"] for r in _records(tmp_path).values()] == [1, 1]
 
 
@@ -164,6 +164,6 @@ def test_under_hydras_basic_sweeper_the_launcher_groups_the_jobs_itself(tmp_path
     # the runner's sweeper hands the launcher each job's pack from its check; Hydra's own sweeper does not
     proc = cli([*SWEEP, *PACKED, "hydra/sweeper=basic"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "12 jobs in 4 unit(s) of work (pack_size=4)" in proc.stdout
+    assert "12 job(s) in 4 unit(s) of work (pack_size=4)" in proc.stdout
     assert "(12 job(s) composed here to group them: not checked by the runner's sweeper)" in proc.stdout
     assert len(_records(tmp_path)) == 12
