@@ -218,6 +218,13 @@ def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
         log.warning("%s: %d run(s) superseded by a newer run of the same cell, class and seed: %s",
                     fig.name, int(dup.sum()), ", ".join(sel.loc[dup, "run_dir"]))
     sel = sel[~dup]
+    if fig.eta_m is not None and warn:
+        left = runs["status"].eq("ok") & runs["method"].astype(str).str.startswith("elite_") & ~keep
+        left &= ~np.isclose(runs["eta_m"].to_numpy(float)[:, None], np.array(fig.eta_m)).any(axis=1)
+        if left.any():
+            etas = " / ".join(f"{e:g}" for e in sorted(set(runs.loc[left, "eta_m"])))
+            log.info("%s: %d ELITE run(s) at eta_M %s left out (--eta-m %s,... shows them as rows of their own)",
+                     fig.name, int(left.sum()), etas, ",".join(f"{e:g}" for e in fig.eta_m))
     if fig.eta_m is not None:
         other = ~np.isclose(sel["eta_m"].to_numpy(float), Config.eta_m)
         sel = sel.assign(method=[f"{m}+eta_m={e:g}" if o else m for m, e, o in zip(sel["method"], sel["eta_m"], other)])
@@ -303,9 +310,10 @@ def chosen(names: list[str] | None, eta_m: Sequence[float] = (Config.eta_m,)) ->
     """The figures named in ``names`` (all when None), those that hold eta_M fixed showing the runs at the
     values ``eta_m`` (> 0; default the paper's 1). An unknown name or a bad eta_M is a ValueError naming what is
     allowed."""
-    bad = [e for e in eta_m if not e > 0]
+    bad = [e for e in eta_m if not 0 < e < np.inf]
     if bad or not eta_m:
-        raise ValueError(f"eta_M {f'{bad[0]:g}' if bad else 'none'} is not allowed; allowed: one or more numbers > 0")
+        raise ValueError(f"eta_M {f'{bad[0]:g}' if bad else 'none'} is not allowed; allowed: one or more finite "
+                         f"numbers > 0")
     known = {f.name: f for f in FIGURES}
     unknown = [n for n in names or () if n not in known and n != "fig7"]
     if unknown:

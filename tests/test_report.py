@@ -210,7 +210,7 @@ def test_only_writes_the_named_figures_and_rejects_unknown_ones(grid, tmp_path, 
     assert "unknown figure 'fig9'; allowed: fig3, fig4, fig5, fig6, fig7" in capsys.readouterr().err
 
 
-def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, capsys):
+def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, capsys, caplog):
     for c in (0, 1):  # the same cells as the grid's ELITE runs, at eta_M 0.3 (and one at 10, not asked for)
         for r_p in (0.1, 0.5):
             fake_run(grid, "elite_svdd", normal_class=c, r_p=r_p, eta_m=0.3, auc=0.6 + 0.1 * c)
@@ -218,7 +218,9 @@ def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, 
     # a baseline does not read eta_M: a run of it recorded at 0.3 is no variant of it
     fake_run(grid, "deepsad", r_p=0.3, eta_m=0.3, auc=0.1)
     runs = collect([grid])
-    _, paper = summarise(runs, FIG["fig3"])  # the paper's eta_M only: the grid as it was
+    with caplog.at_level("INFO", logger="elite_exp.report"):
+        _, paper = summarise(runs, FIG["fig3"])  # the paper's eta_M only: the grid as it was
+    assert "fig3: 5 ELITE run(s) at eta_M 0.3 / 10 left out (--eta-m 1,... shows them" in caplog.text
     assert set(paper["method"]) == {"elite_svdd", "deepsad"} and (paper["n_classes"] == 2).all()
     [fig3, fig6] = chosen(["fig3", "fig6"], (1, 0.3))
     assert fig6.eta_m is None and fig3.fixed().startswith("eta_M 1 / 0.3")
@@ -241,7 +243,8 @@ def test_runs_at_another_eta_m_are_rows_of_their_own_when_asked(grid, tmp_path, 
     assert "elite_svdd+eta_m=0.3" in (tmp_path / "r" / "fig3.md").read_text()
     drawn = draw_all(runs, tmp_path / "f", ["fig3"], eta_m=(1, 0.3))
     assert [p.name for p in drawn] == ["fig3.png", "fig3.pdf"] and drawn[0].stat().st_size > 0
-    for bad, message in (("1,0", "eta_M 0 is not allowed; allowed: one or more numbers > 0"),
+    for bad, message in (("1,0", "eta_M 0 is not allowed; allowed: one or more finite numbers > 0"),
+                         ("inf", "eta_M inf is not allowed"),
                          ("1,x", "'1,x' is not a comma-separated list of numbers")):
         with pytest.raises(SystemExit):
             main([str(grid), "--out", str(tmp_path / "r"), "--eta-m", bad])

@@ -85,6 +85,7 @@ def composed(tmp_path, *overrides):
     ("data.name=svhn", "data.name='svhn' is not a data set loader; allowed: "),
     ("data.image_size=-5", "data.image_size=-5 is not allowed; it must be >= 1"),
     ("eta_m=0", "eta_m=0.0 is not allowed"),
+    ("eta_m=inf", "eta_m=inf is not allowed; eta_M must be a finite number > 0"),
     ("elite.update=both", "elite.update='both' is not allowed"),
     ("elite.margin=-1", "elite.margin='-1' is not allowed"),
     ("model=svdd model.name=knn", "model.name='knn' is not allowed"),

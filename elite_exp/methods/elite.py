@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import warnings
 
 import torch
@@ -110,8 +111,8 @@ class EliteDetector(DeepDetector):
             raise ConfigError(f"update={self.update!r} is not allowed; allowed: {', '.join(UPDATES)}")
         if self.meta_grad not in META_GRADIENTS:
             raise ConfigError(f"meta_grad={self.meta_grad!r} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
-        if not self.eta_m > 0:
-            raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be > 0")
+        if not 0 < self.eta_m < math.inf:
+            raise ConfigError(f"eta_m={self.eta_m} is not allowed; eta_M must be a finite number > 0")
         parse_margin(self.margin)
         check_warmup(self.warmup_epochs)
         if not self.labeled_weight >= 0:
