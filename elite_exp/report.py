@@ -199,14 +199,20 @@ def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
     keep = runs["status"].eq("ok") & runs["record_format"].eq(RECORD_FORMAT)
     if fig.r_p is not None:
         keep &= np.isclose(runs["r_p"], fig.r_p)
-    if fig.eta_m is not None:
-        elite = runs["method"].astype(str).str.startswith("elite_").to_numpy()
-        at = np.isclose(runs["eta_m"].to_numpy(float)[:, None], np.array(fig.eta_m)).any(axis=1)
-        keep &= np.where(elite, at, np.isclose(runs["eta_m"].to_numpy(float), Config.eta_m))
     if fig.labels == "data":
         keep &= runs["n_labels"].astype(float) == runs["n_labels_default"].astype(float)
     if fig.methods is not None:
         keep &= runs["method"].map(lambda m: str(m).startswith(fig.methods))
+    if fig.eta_m is not None:  # last: the ELITE runs it leaves out would belong to the figure at a shown eta_M
+        eta = runs["eta_m"].to_numpy(float)
+        elite = runs["method"].astype(str).str.startswith("elite_").to_numpy()
+        shown = np.isclose(eta[:, None], np.array(fig.eta_m)).any(axis=1)
+        left_out = keep & elite & ~shown
+        keep &= np.where(elite, shown, np.isclose(eta, Config.eta_m))
+        if left_out.any() and warn:
+            log.info("%s: %d ELITE run(s) at eta_M %s left out (--eta-m %s,... shows them as rows of their own)",
+                     fig.name, int(left_out.sum()), " / ".join(f"{e:g}" for e in sorted(set(eta[left_out]))),
+                     ",".join(f"{e:g}" for e in fig.eta_m))
     # runs whose settings differ only in what no figure shows (say a key the method ignores, or Fig. 7's
     # curves_every) would count twice: one stands for its (cell, class, seed), the same one in every figure and
     # on every machine: the last finished (a record's finished_at, not its file's time, which a copy or a
@@ -218,13 +224,6 @@ def select(runs: pd.DataFrame, fig: Figure, warn: bool = True) -> pd.DataFrame:
         log.warning("%s: %d run(s) superseded by a newer run of the same cell, class and seed: %s",
                     fig.name, int(dup.sum()), ", ".join(sel.loc[dup, "run_dir"]))
     sel = sel[~dup]
-    if fig.eta_m is not None and warn:
-        left = runs["status"].eq("ok") & runs["method"].astype(str).str.startswith("elite_") & ~keep
-        left &= ~np.isclose(runs["eta_m"].to_numpy(float)[:, None], np.array(fig.eta_m)).any(axis=1)
-        if left.any():
-            etas = " / ".join(f"{e:g}" for e in sorted(set(runs.loc[left, "eta_m"])))
-            log.info("%s: %d ELITE run(s) at eta_M %s left out (--eta-m %s,... shows them as rows of their own)",
-                     fig.name, int(left.sum()), etas, ",".join(f"{e:g}" for e in fig.eta_m))
     if fig.eta_m is not None:
         other = ~np.isclose(sel["eta_m"].to_numpy(float), Config.eta_m)
         sel = sel.assign(method=[f"{m}+eta_m={e:g}" if o else m for m, e, o in zip(sel["method"], sel["eta_m"], other)])

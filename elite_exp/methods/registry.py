@@ -321,7 +321,8 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
                           f"the contamination ratio alpha = r_p, which must lie in [0, {MAX_ALPHA}]")
     # an option that does not act in this run (read_settings; the runner says so of one set on the command line)
     # reaches ELITE switched off, so that the estimator does not say it a second time
-    acts = {k: b.name != "none" or is_read(f"elite.{k}", read_settings(cfg)) for k in ("pretrain", "joint_batch")}
+    reads = read_settings(cfg)
+    acts = {k: b.name != "none" or is_read(f"elite.{k}", reads) for k in ("pretrain", "joint_batch")}
     elite = EliteDetector(score=cfg.model.name, squared=cfg.model.squared, update=cfg.elite["update"],
                           margin=cfg.elite.margin, eta_m=cfg.eta_m, meta_grad=cfg.elite.meta_grad,
                           normalize=cfg.elite.normalize, pretrain=bool(cfg.elite.pretrain) and acts["pretrain"],
