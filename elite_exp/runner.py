@@ -48,6 +48,7 @@ from elite_exp.methods.autoencoder import shared_pretraining
 from elite_exp.methods.base import check_device_name, fit_packed, resolve_device
 from elite_exp.methods.registry import (
     as_read,
+    as_read_value,
     build_method,
     config_key_error,
     method_name,
@@ -136,7 +137,7 @@ def run_path(cfg: DictConfig) -> str:
     """The run's folder relative to ``out_dir``; equal configs give equal folders (resume)."""
     cls = re.sub(r"[^\w.-]+", "_", str(cfg.normal_class))  # a class name may hold any character
     return (f"{data_set_name(cfg)}/{method_name(cfg)}/class{cls}/"
-            f"rp{cfg.r_p}_nl{n_labels_of(cfg)}_eta{cfg.eta_m}_seed{cfg.seed}_{config_hash(cfg)}")
+            f"rp{cfg.r_p}_nl{n_labels_of(cfg)}_eta{as_read_value(cfg, 'eta_m')}_seed{cfg.seed}_{config_hash(cfg)}")
 
 
 def data_set_name(cfg: DictConfig) -> str:
@@ -452,7 +453,7 @@ def base_record(cfg: DictConfig, run_dir: Path) -> dict:
     return {"method": method_name(cfg), "data": data.option, "normal_class": cfg.normal_class, "r_p": cfg.r_p,
             "n_labels": n_labels, "n_labels_default": default_n_labels(data),
             "r_l": n_labels / cfg.n_train if cfg.n_train > 0 else None,  # checked later
-            "n_train": cfg.n_train, "eta_m": cfg.eta_m,
+            "n_train": cfg.n_train, "eta_m": as_read_value(cfg, "eta_m"),
             "seed": cfg.seed, "epochs": cfg.train.epochs, "run_dir": str(run_dir), "identity": run_identity(cfg),
             **method_record(cfg), "config": OmegaConf.to_container(cfg, resolve=True)}
 

@@ -190,10 +190,11 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
               ("method=labels_svdd",): "digits/labels_svdd/class0/rp0.1_nl10_eta1.0_seed0_af4f6821",
               ("method=deepsvdd", "baseline.pretrain=false"):
                   "digits/deepsvdd+baseline.pretrain=false/class0/rp0.1_nl10_eta1.0_seed0_ba28c26a"}
-    unread = {("method=deepsad",): ("elite.meta_grad=finite_diff", "elite.pretrain=true", "model.squared=true"),
-              ("method=ssad",): ("train.lr=0.01", "data.network.rep_dim=8", "elite.update=paper"),
-              ("method=loe_hard_svdd",): ("model.squared=true", "elite.labeled_weight=1"),
-              ("method=labels_svdd",): ("elite.update=paper", "elite.meta_grad=finite_diff"),
+    unread = {("method=deepsad",): ("elite.meta_grad=finite_diff", "elite.pretrain=true", "model.squared=true",
+                                    "eta_m=0.3"),
+              ("method=ssad",): ("train.lr=0.01", "data.network.rep_dim=8", "elite.update=paper", "eta_m=0.3"),
+              ("method=loe_hard_svdd",): ("model.squared=true", "elite.labeled_weight=1", "eta_m=0.3"),
+              ("method=labels_svdd",): ("elite.update=paper", "elite.meta_grad=finite_diff", "eta_m=0.3"),
               ("method=deepsvdd", "baseline.pretrain=false"): ("baseline.pretrain_epochs=3",)}
     for method, path in pinned.items():
         assert run_path(composed("out", *method)) == path  # folders of finished runs never move
@@ -202,6 +203,8 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
     # ELITE's pre-training acts on the svdd score only
     assert run_path(composed("out", "model=ae", "elite.pretrain=true")) == run_path(composed("out", "model=ae"))
     assert run_path(composed("out", "elite.pretrain=true")) != run_path(composed("out"))
+    # eta_M is ELITE's alone (Eq. 4's weight): another value is another run of ELITE, of no baseline
+    assert run_path(composed("out", "eta_m=0.3")) == "digits/elite_svdd/class0/rp0.1_nl10_eta0.3_seed0_11e57373"
     # what the method reads is another run
     for method, setting in ((("method=deepsad",), "baseline.eta=2"), (("method=ssad",), "baseline.nu=0.5"),
                             (("method=labels_svdd",), "elite.margin=2"), (("method=loe_hard_svdd",), "train.lr=0.01"),
@@ -211,7 +214,8 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
 
 @pytest.mark.parametrize("args, key, method", [(("model=ae", "elite.pretrain=true"), "elite.pretrain", "elite_ae"),
                                                (("data.network.batch_norm=false", "elite.joint_batch=true"),
-                                                "elite.joint_batch", "elite_svdd+data.network.batch_norm=false")])
+                                                "elite.joint_batch", "elite_svdd+data.network.batch_norm=false"),
+                                               (("method=deepsad", "eta_m=0.3"), "eta_m", "deepsad")])
 def test_an_option_that_does_not_act_is_said_once(tmp_path, args, key, method):
     proc = run_cli("data=digits", "train.epochs=1", "plots=false", *args, out_dir=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -107,6 +107,18 @@ def test_jobs_that_are_one_run_run_once(tmp_path):
         ["deepsad", "elite_svdd", "elite_svdd+elite.meta_grad=finite_diff"]
 
 
+def test_a_baseline_swept_over_eta_m_runs_once(tmp_path):
+    # eta_M weighs ELITE's loss (Eq. 4): a baseline's runs at two values are one run, recorded at the default
+    proc = cli(["-m", *TINY, "method=elite_svdd,deepsad", "eta_m=1,0.3"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep: 3 run(s): 3 finished" in proc.stdout + proc.stderr
+    assert "is job #2's run (its method does not read what they differ in): left out" in proc.stdout
+    found = {(rec["method"], rec["eta_m"]) for rec in (read_record(p.parent) for p in tmp_path.rglob("result.json"))}
+    assert found == {("elite_svdd", 1.0), ("elite_svdd", 0.3), ("deepsad", 1.0)}
+    assert sorted(p.parent.name.split("_seed")[0] for p in tmp_path.rglob("deepsad/*/*/result.json")) == \
+        ["rp0.1_nl10_eta1.0"]
+
+
 def test_diverged_run_is_recorded_and_rerun(tmp_path):
     run_dir = tmp_path / "run"
     rec = execute(cfg_of([*TINY, "train.lr=1e30"]), run_dir, multirun=True)

@@ -91,7 +91,7 @@ def base_name(cfg: DictConfig) -> str:
 def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     """The dotted keys (or prefixes ending in ``.``) the method of ``cfg`` reads: its ``baseline.*``; the
     network (``data.network.*``) and ``train.*`` for every method that trains one (not plain SSAD, a
-    kernel on the raw features); ELITE's ``elite.*``, the ablation's ``elite.margin``, and
+    kernel on the raw features); ELITE's ``elite.*`` and ``eta_m``, the ablation's ``elite.margin``, and
     ``model.squared`` for both on the svdd score. Deep SVDD / Deep SAD without pre-training do not
     read ``baseline.pretrain_epochs``, ELITE on another score than svdd not ``elite.pretrain``, ELITE
     without an LOE term (``elite.loe_weight``) not ``elite.alpha``, ELITE on a network without BatchNorm not
@@ -101,7 +101,7 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     if not (b.name == "ssad" and not b.hybrid):
         keys += ["train.", "data.network."]
     if b.name in ("none", "labels"):
-        keys.append("elite." if b.name == "none" else "elite.margin")
+        keys += ["elite.", "eta_m"] if b.name == "none" else ["elite.margin"]
         if cfg.model.name == "svdd":
             keys.append("model.squared")
     if b.name in ("deepsvdd", "deepsad") and not b.pretrain:
@@ -144,17 +144,25 @@ def is_read(key: str, reads: tuple[str, ...]) -> bool:
     return any(key == r or (r.endswith(".") and key.startswith(r)) for r in reads)
 
 
+def as_read_value(cfg: DictConfig, key: str):
+    """The value of the setting ``key`` (dotted) as the method of ``cfg`` reads it: the run's where the method
+    reads it (:func:`read_settings`), else its default (:func:`as_read`): ``eta_m`` is 1.0 for every baseline."""
+    if is_read(key, read_settings(cfg)):
+        return OmegaConf.select(cfg, key)
+    return _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))[key]
+
+
 def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
-    """The command line's ``key=value`` overrides (Hydra's texts) of :data:`METHOD_GROUPS` keys that the method of
+    """The command line's ``key=value`` overrides (Hydra's texts) of :data:`METHOD_SETTINGS` keys that the method of
     ``cfg`` does not read (:func:`read_settings`): ``elite.pretrain=true`` with ``model=ae``, ``train.lr=...``
     for plain SSAD. They change nothing in the run (nor its folder)."""
     reads = (*read_settings(cfg), "model.name")  # the score: taken by model=, fixed (and checked) by the others
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
-    return [k for k in keys if k.startswith(tuple(f"{g}." for g in METHOD_GROUPS)) and not is_read(k, reads)]
+    return [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads)]
 
 
-# the groups whose keys only some methods read (:func:`read_settings`)
-METHOD_GROUPS = ("train", "baseline", "elite", "model", "data.network")
+# the settings only some methods read (:func:`read_settings`): groups of keys (ending in ``.``) and single keys
+METHOD_SETTINGS = ("train.", "baseline.", "elite.", "model.", "data.network.", "eta_m")
 # settings records and tables show as their own columns (a record's ``epochs``): kept for every method
 COLUMNS = ("train.epochs",)
 
@@ -166,7 +174,7 @@ def names_its_method(config: dict) -> bool:
 
 
 def as_read(config: dict) -> dict:
-    """A copy of ``config`` (a plain dict, resolved or not) with every setting of :data:`METHOD_GROUPS` its
+    """A copy of ``config`` (a plain dict, resolved or not) with every setting of :data:`METHOD_SETTINGS` its
     method does not read (``elite.*`` for a baseline, ``train.lr`` for plain SSAD, ...; not :data:`COLUMNS`)
     at its default for the run's data set, model and baseline (as :func:`changed_settings` has them;
     unresolved, ``${...}`` as written): two configs that differ only there are one run. A setting the
@@ -177,8 +185,9 @@ def as_read(config: dict) -> dict:
     if not names_its_method(body):
         return body
     tree = OmegaConf.create(body)
-    settings = flatten({g: OmegaConf.to_container(OmegaConf.select(tree, g), resolve=False)
-                        for g in METHOD_GROUPS if OmegaConf.select(tree, g) is not None})
+    settings = flatten({g.rstrip("."): OmegaConf.to_container(node, resolve=False) if g.endswith(".") else node
+                        for g in METHOD_SETTINGS for node in [OmegaConf.select(tree, g.rstrip("."))]
+                        if node is not None})
     default = _defaults(str(tree.data.name), str(tree.model.name), str(tree.baseline.name))
     reads = read_settings(tree)
     unread = {k: default[k] for k in settings if k in default and k not in COLUMNS and not is_read(k, reads)}
