@@ -242,6 +242,26 @@ def test_folder_single_layout_is_split_resized_and_decoded_once(tmp_path, monkey
         load_dataset("folder", image_size=16, path=str(root))
 
 
+def test_a_changed_folder_replaces_its_cache_file(tmp_path):
+    # one decode kept per folder, size and mode: a folder changed (or copied, touched) again and again
+    # does not fill the cache with its old decodes
+    root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=10)
+
+    def caches():
+        return sorted((tmp_path / "cache").glob("imagefolder-*.pt"))
+
+    load_dataset("folder", image_size=8, path=str(root))
+    load_dataset("folder", image_size=16, path=str(root))  # another size: a decode of its own
+    assert len(caches()) == 2
+    for n in range(2):
+        (root / "zero" / f"extra{n}.png").write_bytes((root / "zero" / "000.png").read_bytes())
+        ds = load_dataset("folder", image_size=8, path=str(root))
+        assert len(ds.y_train) + len(ds.y_test) == 21 + n
+        assert len(caches()) == 2
+    again = load_dataset("folder", image_size=8, path=str(root))  # the kept file is the new folder's
+    assert torch.equal(again.x_train, ds.x_train)
+
+
 def test_images_in_sub_folders_of_a_class_folder_belong_to_that_class(tmp_path):
     root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=30)
     (root / "one" / "more").mkdir()

@@ -261,6 +261,13 @@ def data_fingerprint(name: str, *, root: str | None = None, path: str | None = N
 DECODE_VERSION = 3
 
 
+def _digest(body) -> str:
+    """16 hex digits of the SHA-1 of ``repr(body)``."""
+    import hashlib
+
+    return hashlib.sha1(repr(body).encode()).hexdigest()[:16]
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("ELITE_CACHE_DIR", Path.home() / ".cache" / "elite_exp")).expanduser()
 
@@ -268,13 +275,12 @@ def _cache_dir() -> Path:
 def _cached_image_folder(folder: Path, image_size: int | None = None,
                          mode: str | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
     """``read_image_folder`` with the decoded tensors cached in ``$ELITE_CACHE_DIR``: images are
-    decoded once; the cache key covers the folder, every file's name, size, times and inode, the size and mode."""
-    import hashlib
-
+    decoded once. One cache file per folder, size and mode (``imagefolder-<folder key>-<files key>.pt``); the
+    files key covers every file's name, size, times and inode, so a changed folder is decoded again and its new
+    file replaces the old one (a folder copied or touched again does not leave its old decode behind)."""
     classes, files = _image_files(folder)
-    body = (DECODE_VERSION, str(folder.resolve()), image_size, mode, _listing(folder, files, local=True))
-    key = hashlib.sha1(repr(body).encode()).hexdigest()[:16]
-    cache = _cache_dir() / f"imagefolder-{key}.pt"
+    prefix = f"imagefolder-{_digest((DECODE_VERSION, str(folder.resolve()), image_size, mode))}-"
+    cache = _cache_dir() / f"{prefix}{_digest(_listing(folder, files, local=True))}.pt"
     if cache.exists():
         try:
             blob = torch.load(cache, weights_only=True)  # tensors and names only: no pickled code runs
@@ -286,6 +292,9 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
     x, y = _decode(files, image_size, mode)
     try:
         atomic_torch_save({"x": x, "y": torch.from_numpy(y), "classes": list(classes)}, cache)
+        for stale in cache.parent.glob(f"{prefix}*.pt"):  # the folder's decode before it changed
+            if stale != cache:
+                stale.unlink(missing_ok=True)
     except (OSError, RuntimeError) as err:  # a read-only or full disk must not stop the run
         log.warning("could not cache decoded images at %s: %s", cache, err)
     return x, y, classes
