@@ -242,24 +242,40 @@ def test_folder_single_layout_is_split_resized_and_decoded_once(tmp_path, monkey
         load_dataset("folder", image_size=16, path=str(root))
 
 
-def test_a_changed_folder_replaces_its_cache_file(tmp_path):
-    # one decode kept per folder, size and mode: a folder changed (or copied, touched) again and again
-    # does not fill the cache with its old decodes
+def test_a_changed_folder_replaces_its_cache_file(tmp_path, monkeypatch):
+    # one decode kept per folder, size and mode: a folder changed (or copied, touched) again and again does not
+    # fill the cache with its old decodes; a decode read within a day is kept (machines sharing a cache folder)
+    import os
+    import time
+
     root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=10)
 
     def caches():
         return sorted((tmp_path / "cache").glob("imagefolder-*.pt"))
 
+    def add_image(n):
+        (root / "zero" / f"extra{n}.png").write_bytes((root / "zero" / "000.png").read_bytes())
+
     load_dataset("folder", image_size=8, path=str(root))
     load_dataset("folder", image_size=16, path=str(root))  # another size: a decode of its own
     assert len(caches()) == 2
     for n in range(2):
-        (root / "zero" / f"extra{n}.png").write_bytes((root / "zero" / "000.png").read_bytes())
+        for f in caches():  # not read for two days
+            os.utime(f, (time.time() - 2 * 86_400,) * 2)
+        add_image(n)
         ds = load_dataset("folder", image_size=8, path=str(root))
         assert len(ds.y_train) + len(ds.y_test) == 21 + n
         assert len(caches()) == 2
-    again = load_dataset("folder", image_size=8, path=str(root))  # the kept file is the new folder's
-    assert torch.equal(again.x_train, ds.x_train)
+    add_image(2)
+    load_dataset("folder", image_size=8, path=str(root))
+    assert len(caches()) == 3  # the decode before the change was read lately: kept
+
+    def no_decoding(*args):
+        raise AssertionError("images decoded twice")
+
+    monkeypatch.setattr(datasets_module, "_decode", no_decoding)
+    again = load_dataset("folder", image_size=8, path=str(root))  # read from the cache
+    assert len(again.y_train) + len(again.y_test) == 23
 
 
 def test_images_in_sub_folders_of_a_class_folder_belong_to_that_class(tmp_path):

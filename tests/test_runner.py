@@ -225,6 +225,7 @@ def test_an_option_that_does_not_act_is_said_once(tmp_path, args, key, method):
         assert estimator_says not in out  # not said again by the estimator
     [rec] = records(tmp_path)
     assert rec["method"] == method
+    assert rec["eta_m"] == 1.0 and "_eta1.0_" in rec["run_dir"]  # eta_m=0.3 for deepsad: as Deep SAD reads it
 
 
 def test_elite_options_reach_the_estimator_where_they_act():

@@ -15,6 +15,7 @@ import inspect
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,29 +276,52 @@ def _cache_dir() -> Path:
 def _cached_image_folder(folder: Path, image_size: int | None = None,
                          mode: str | None = None) -> tuple[torch.Tensor, np.ndarray, tuple[str, ...]]:
     """``read_image_folder`` with the decoded tensors cached in ``$ELITE_CACHE_DIR``: images are
-    decoded once. One cache file per folder, size and mode (``imagefolder-<folder key>-<files key>.pt``); the
-    files key covers every file's name, size, times and inode, so a changed folder is decoded again and its new
-    file replaces the old one (a folder copied or touched again does not leave its old decode behind)."""
+    decoded once. A decode is ``imagefolder-<folder key>-<files key>.pt``: the folder key covers the folder, the
+    size and the mode, the files key :data:`DECODE_VERSION` and every file's name, size, times and inode, so a
+    changed folder is decoded again, and its old decode is then deleted (:func:`_remove_stale`)."""
     classes, files = _image_files(folder)
-    prefix = f"imagefolder-{_digest((DECODE_VERSION, str(folder.resolve()), image_size, mode))}-"
-    cache = _cache_dir() / f"{prefix}{_digest(_listing(folder, files, local=True))}.pt"
+    prefix = f"imagefolder-{_digest((str(folder.resolve()), image_size, mode))}-"
+    cache = _cache_dir() / f"{prefix}{_digest((DECODE_VERSION, _listing(folder, files, local=True)))}.pt"
     if cache.exists():
         try:
             blob = torch.load(cache, weights_only=True)  # tensors and names only: no pickled code runs
-            return blob["x"], blob["y"].numpy(), tuple(blob["classes"])
         except Exception as err:  # a damaged cache file costs a decode, never the run
             log.warning("cache file %s is unreadable (%s: %s); decoding the images again", cache,
                         type(err).__name__, err)
+        else:
+            try:
+                os.utime(cache)  # read now: not stale (_remove_stale)
+            except OSError:  # a read-only cache folder
+                pass
+            return blob["x"], blob["y"].numpy(), tuple(blob["classes"])
     log.info("decoding %d images under %s (once; cached at %s)", len(files), folder, cache)
     x, y = _decode(files, image_size, mode)
     try:
         atomic_torch_save({"x": x, "y": torch.from_numpy(y), "classes": list(classes)}, cache)
-        for stale in cache.parent.glob(f"{prefix}*.pt"):  # the folder's decode before it changed
-            if stale != cache:
-                stale.unlink(missing_ok=True)
     except (OSError, RuntimeError) as err:  # a read-only or full disk must not stop the run
         log.warning("could not cache decoded images at %s: %s", cache, err)
+    else:
+        _remove_stale(cache, prefix)
     return x, y, classes
+
+
+STALE_AFTER_S = 86_400  # a folder's other decode, not read for a day, is deleted (_remove_stale)
+
+
+def _remove_stale(cache: Path, prefix: str) -> None:
+    """Delete the folder's other decodes (``<prefix>*.pt`` beside ``cache``: the folder before it changed, or
+    decoded by an older :data:`DECODE_VERSION`) not read for :data:`STALE_AFTER_S` seconds. One read within that
+    time is kept: machines that share a cache folder, each with its own copy of the data at one path (another
+    files key: other inodes), do not delete each other's decodes."""
+    now = time.time()
+    for other in cache.parent.glob(f"{prefix}*.pt"):
+        try:
+            if other != cache and now - other.stat().st_mtime > STALE_AFTER_S:
+                other.unlink()
+        except FileNotFoundError:  # deleted meanwhile by another process
+            pass
+        except OSError as err:  # e.g. another user's file in a shared cache folder
+            log.warning("could not delete the stale cache file %s: %s", other, err)
 
 
 def cifar10_layout(root: Path) -> str:

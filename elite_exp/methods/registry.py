@@ -126,7 +126,7 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
     groups = [g for g in ("train", "baseline", "elite", "model", "data") if g in cfg]
     raw = flatten({g: OmegaConf.to_container(cfg[g], resolve=False) for g in groups})
     run = flatten({g: OmegaConf.to_container(cfg[g], resolve=True) for g in groups})
-    default = _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
+    default = _run_defaults(cfg)
 
     def is_default(key):
         d = default[key]
@@ -145,11 +145,10 @@ def is_read(key: str, reads: tuple[str, ...]) -> bool:
 
 
 def as_read_value(cfg: DictConfig, key: str):
-    """The value of the setting ``key`` (dotted) as the method of ``cfg`` reads it: the run's where the method
-    reads it (:func:`read_settings`), else its default (:func:`as_read`): ``eta_m`` is 1.0 for every baseline."""
-    if is_read(key, read_settings(cfg)):
-        return OmegaConf.select(cfg, key)
-    return _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))[key]
+    """The value of the setting ``key`` (dotted; one whose default is a value, not an interpolation) as the method
+    of ``cfg`` reads it: the run's where the method reads it (:func:`read_settings`), else its default
+    (:func:`as_read`): ``eta_m`` is 1.0 for every baseline."""
+    return OmegaConf.select(cfg, key) if is_read(key, read_settings(cfg)) else _run_defaults(cfg)[key]
 
 
 def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
@@ -185,10 +184,8 @@ def as_read(config: dict) -> dict:
     if not names_its_method(body):
         return body
     tree = OmegaConf.create(body)
-    settings = flatten({g.rstrip("."): OmegaConf.to_container(node, resolve=False) if g.endswith(".") else node
-                        for g in METHOD_SETTINGS for node in [OmegaConf.select(tree, g.rstrip("."))]
-                        if node is not None})
-    default = _defaults(str(tree.data.name), str(tree.model.name), str(tree.baseline.name))
+    settings = {k: v for k, v in flatten(body).items() if is_read(k, METHOD_SETTINGS)}
+    default = _run_defaults(tree)
     reads = read_settings(tree)
     unread = {k: default[k] for k in settings if k in default and k not in COLUMNS and not is_read(k, reads)}
     refers_to_unread = re.compile(r"\$\{(" + "|".join(map(re.escape, unread)) + r")\}") if unread else None
@@ -200,6 +197,11 @@ def as_read(config: dict) -> dict:
         *path, last = key.split(".")
         functools.reduce(lambda sub, k: sub[k], path, body)[last] = value
     return body
+
+
+def _run_defaults(cfg: DictConfig) -> dict[str, object]:
+    """:func:`_defaults` of the run ``cfg``: of its data set, model and baseline."""
+    return _defaults(str(cfg.data.name), str(cfg.model.name), str(cfg.baseline.name))
 
 
 def _defaults(data: str, model: str, baseline: str) -> dict[str, object]:
