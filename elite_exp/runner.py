@@ -332,8 +332,6 @@ def prepare_experiment(cfg: DictConfig, run_dir: Path, record: dict, multirun: b
     is finished with its normal class spelled the other way."""
     started = time.perf_counter()
     device, estimator = validate(cfg)
-    for key in unread_overrides(cfg, task_overrides()):
-        log.warning("%s is not read by %s: it changes nothing in this run", key, method_name(cfg))
     t = time.perf_counter()
     ds = _data_set(cfg)
     seconds = {"load": time.perf_counter() - t}
@@ -484,7 +482,8 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
                if record_format(previous) != RECORD_FORMAT else
                "a version that did not record which CIFAR-10 layout it read (an image-folder copy's pixels are "
                "not the original's)" if old.get("data_fingerprint") is None and previous.get("data") == "cifar10" else
-               f"other data files ({old.get('data_fingerprint')}, now {identity['data_fingerprint']})"
+               f"data files that have changed since: their names, sizes or modification times (digest "
+               f"{old.get('data_fingerprint')}, now {identity['data_fingerprint']})"
                if old.get("data_fingerprint") != identity["data_fingerprint"]
                else "other settings")
         log.warning("rerunning %s: its record was made by %s", run_dir, why)
@@ -529,6 +528,8 @@ def prepare_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> PendingRun | 
             validate(cfg)  # (a sweep checked every job before the first started: sweeps.check_jobs)
         except ConfigError as err:
             _stop_single_run(err, cfg, run_dir)
+    for key in unread_overrides(cfg, task_overrides()):  # said before a skip too: why the folder is another's
+        log.warning("%s is not read by %s: it changes nothing in this run", key, record["method"])
     previous = _previous_record(cfg, run_dir, record["identity"], multirun)
     if previous == "finished":
         return None

@@ -114,6 +114,7 @@ class _Numbering:
         self.count = 0
         self.first: dict[Path, int] = {}  # folder -> number of the job that has it
         self.left_out: dict[int, int] = {}  # index of a left-out job -> number of the job it repeats
+        self.index_of: dict[int, int] = {}  # number of a launched job -> its index
 
     def add(self, index: int, folder: Path | None) -> int | None:
         """The number of the job at ``index`` with run folder ``folder`` (None: left out)."""
@@ -121,9 +122,20 @@ class _Numbering:
             self.left_out[index] = self.first[folder]
             return None
         num, self.count = self.count, self.count + 1
+        self.index_of[num] = index
         if folder is not None:
             self.first[folder] = num
         return num
+
+
+def _differing(a: Sequence[str], b: Sequence[str]) -> list[str]:
+    """The keys whose ``key=value`` overrides differ between the override lists ``a`` and ``b`` (a key in one list
+    only counts), in ``b``'s order then ``a``'s."""
+    def settings(overrides):
+        return dict(o.lstrip("+~").split("=", 1) if "=" in o else (o, None) for o in overrides)
+
+    x, y = settings(a), settings(b)
+    return [k for k in dict.fromkeys([*y, *x]) if x.get(k, object) != y.get(k, object)]
 
 
 def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]
@@ -174,8 +186,9 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
             raise result
         num = numbering.add(index, result[0])
         if num is None:
-            log.info("job %s is job #%d's run (its method does not read what they differ in): left out",
-                     " ".join(overrides), numbering.left_out[index])
+            earlier = numbering.index_of[numbering.left_out[index]]
+            log.info("job %s is job #%d's run (its method does not read what they differ in: %s): left out",
+                     " ".join(overrides), numbering.left_out[index], ", ".join(_differing(jobs[earlier], overrides)))
         elif packed:
             grouping[num] = (tuple(overrides), result[1])
     return set(numbering.left_out), grouping

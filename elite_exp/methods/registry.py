@@ -122,20 +122,29 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
     differs from its default and that :data:`NAMED` leaves out, sorted by key. A
     default that is an interpolation holds when the run's value equals what it points to
     (``pretrain_epochs: ${train.epochs}`` is the default however long training is)."""
-    # not hydra.*: it names the folder
-    groups = [g for g in ("train", "baseline", "elite", "model", "data") if g in cfg]
-    raw = flatten({g: OmegaConf.to_container(cfg[g], resolve=False) for g in groups})
-    run = flatten({g: OmegaConf.to_container(cfg[g], resolve=True) for g in groups})
+    raw, run = _flat_settings(cfg, ("train", "baseline", "elite", "model", "data"))  # not hydra.*: it names the folder
     default = _run_defaults(cfg)
-
-    def is_default(key):
-        d = default[key]
-        points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
-        return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
-
     reads = read_settings(cfg)
     return sorted((k, run[k]) for k in run
-                  if is_read(k, reads) and k not in NAMED and k in default and not is_default(k))
+                  if is_read(k, reads) and k not in NAMED and k in default and not _is_default(k, raw, run, default))
+
+
+def _flat_settings(cfg: DictConfig, keys: tuple[str, ...]) -> tuple[dict, dict]:
+    """The settings under ``keys`` (top-level groups or single keys of ``cfg``), flattened to dotted keys: as
+    written (``${...}`` kept) and resolved."""
+    written = OmegaConf.to_container(cfg, resolve=False)
+    keys = tuple(k for k in keys if k in cfg)
+    return (flatten({k: written[k] for k in keys}),
+            flatten({k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+                     for k in keys}))
+
+
+def _is_default(key: str, raw: dict, run: dict, default: dict) -> bool:
+    """Whether the setting ``key`` holds its default (``default[key]``; ``raw`` / ``run``: :func:`_flat_settings`).
+    A default that is an interpolation holds when the run's value equals what it points to."""
+    d = default[key]
+    points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
+    return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
 
 
 def is_read(key: str, reads: tuple[str, ...]) -> bool:
@@ -154,10 +163,14 @@ def as_read_value(cfg: DictConfig, key: str):
 def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
     """The command line's ``key=value`` overrides (Hydra's texts) of :data:`METHOD_SETTINGS` keys that the method of
     ``cfg`` does not read (:func:`read_settings`): ``elite.pretrain=true`` with ``model=ae``, ``train.lr=...``
-    for plain SSAD. They change nothing in the run (nor its folder)."""
+    for plain SSAD. They change nothing in the run (nor its folder). One at its default (``eta_m=1`` for a baseline
+    in a sweep over ELITE's eta_M) is not among them: it asks for nothing the run does not do."""
     reads = (*read_settings(cfg), "model.name")  # the score: taken by model=, fixed (and checked) by the others
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
-    return [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads)]
+    raw, run = _flat_settings(cfg, ("train", "baseline", "elite", "model", "data", "eta_m"))
+    default = _run_defaults(cfg)
+    return [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads)
+            and not (k in default and k in run and _is_default(k, raw, run, default))]
 
 
 # the settings only some methods read (:func:`read_settings`): groups of keys (ending in ``.``) and single keys
