@@ -159,17 +159,28 @@ def record_files(paths: list[Path]) -> list[Path]:
 
 def collect(paths: list[Path]) -> pd.DataFrame:
     """The tidy run table: one row per record found (ok and failed), columns ``RUN_COLUMNS``. Where a data set's
-    runs spell one class two ways (its index and its name), its runs' ``normal_class`` is the class name."""
+    runs spell one class two ways (its index and its name), its runs' ``normal_class`` is the class name. A data
+    set whose records were made from different versions of its files (your own data changed under one path; the
+    two CIFAR-10 layouts) is named in a warning."""
     rows = []
+    fingerprints: dict[str, set[str]] = {}  # data set -> the data files its records were made from
     for f in record_files(paths):
         rec = read_record(f.parent)
         if rec is None:
             log.warning("unreadable record skipped: %s", f)
             continue
+        made_from = (rec.get("identity") or {}).get("data_fingerprint")
+        if made_from is not None:
+            fingerprints.setdefault(str(rec.get("data")), set()).add(made_from)
         row = {k: rec.get(k) for k in RUN_COLUMNS}
         row["record_format"] = record_format(rec)
         row["run_dir"] = str(f.parent)
         rows.append(row)
+    for data, made_from in sorted(fingerprints.items()):
+        if len(made_from) > 1:
+            log.warning("%s: its records were made from %d versions of its data files (identity.data_fingerprint: "
+                        "%s) and its tables mix them; rerun the older runs on the present files, or report each "
+                        "version from its own out_dir", data, len(made_from), ", ".join(sorted(made_from)))
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     # records made before n_labels_default was recorded: their data set's file says it (looked up once a data set)
     older = runs["n_labels_default"].isna()

@@ -347,6 +347,24 @@ def test_superseded_runs_are_named_once_per_figure(tmp_path, caplog):
     assert caplog.text.count("run(s) superseded by") == 1
 
 
+def test_records_made_from_other_versions_of_the_data_files_are_named(tmp_path, caplog):
+    from elite_exp.records import read_record
+
+    for i, method in enumerate(("elite_svdd", "soel_svdd", "labels_svdd")):
+        run_dir = fake_run(tmp_path, method=method, data="folder")
+        rec = read_record(run_dir)
+        rec["identity"]["data_fingerprint"] = "5b75ab" if i < 2 else "44a3cd"  # files changed before the third
+        write_json(run_dir / "result.json", rec)
+    fake_run(tmp_path, data="mnist")  # a benchmark data set: no fingerprint
+    collect([tmp_path])
+    assert caplog.text.count("versions of its data files") == 1
+    assert "folder: its records were made from 2 versions of its data files (identity.data_fingerprint: " \
+           "44a3cd, 5b75ab)" in caplog.text
+    caplog.clear()
+    collect([tmp_path / "folder" / "elite_svdd", tmp_path / "folder" / "soel_svdd"])  # one version: nothing said
+    assert "versions of its data files" not in caplog.text
+
+
 def test_an_output_folder_that_cannot_be_made_is_one_error_line(grid, tmp_path, capsys):
     (tmp_path / "file").write_text("a file, not a folder")
     with pytest.raises(SystemExit) as exc:
