@@ -307,12 +307,15 @@ def test_a_kept_pretraining_is_used_only_for_the_same_samples_seed_and_settings(
 def test_settings_the_method_does_not_read_are_named():
     from elite_exp.methods.registry import unread_overrides
 
-    given = ["elite.pretrain=true", "train.lr=0.01", "+model.squared=true", "seed=1"]
-    assert unread_overrides(compose_cfg("model=ae", *given[:2]), ["model=ae", *given]) == \
+    given = ["elite.pretrain=true", "train.lr=0.01", "++model.squared=true", "seed=1"]
+    assert unread_overrides(compose_cfg("model=ae", *given), ["model=ae", *given]) == \
         ["elite.pretrain", "model.squared"]
-    assert unread_overrides(compose_cfg("method=ssad"), ["method=ssad", *given]) == \
+    assert unread_overrides(compose_cfg("method=ssad", *given), ["method=ssad", *given]) == \
         ["elite.pretrain", "train.lr", "model.squared"]
-    assert unread_overrides(compose_cfg(), given) == []  # ELITE on svdd reads all three
+    assert unread_overrides(compose_cfg(*given), given) == []  # ELITE on svdd reads all three
+    at_default = [f"train.lr={compose_cfg().train.lr}", "eta_m=1"]  # asks for nothing the run does not do
+    assert unread_overrides(compose_cfg("method=ssad", *at_default), ["method=ssad", *at_default]) == []
+    assert unread_overrides(compose_cfg("method=ssad", "eta_m=0.3"), ["method=ssad", "eta_m=0.3"]) == ["eta_m"]
     EliteDetector(score="ae", pretrain=True)._check_params()  # the check that every method's build runs: silent
     x, y = np.random.default_rng(0).random((40, 6)), np.r_[np.full(36, -1), 0, 0, 1, 1]
     with pytest.warns(UserWarning, match="pretrain=True acts on the svdd score only; score='ae' trains without"):
