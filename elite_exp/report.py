@@ -170,7 +170,7 @@ def collect(paths: list[Path]) -> pd.DataFrame:
             log.warning("unreadable record skipped: %s", f)
             continue
         made_from = (rec.get("identity") or {}).get("data_fingerprint")
-        if made_from is not None:
+        if made_from is not None and rec.get("status") == "ok":  # a failed run is in no table
             fingerprints.setdefault(str(rec.get("data")), set()).add(made_from)
         row = {k: rec.get(k) for k in RUN_COLUMNS}
         row["record_format"] = record_format(rec)

@@ -47,6 +47,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import shared_pretraining
 from elite_exp.methods.base import check_device_name, fit_packed, resolve_device
 from elite_exp.methods.registry import (
+    UNSET_WHEN,
     as_read,
     as_read_value,
     build_method,
@@ -82,10 +83,6 @@ GRIDS = ("r_l_grid",)
 # data.* keys that say where the named data set is found, not which data it is: hashed as their
 # defaults, so that data.download=false or data.root=/copy finds the runs made without them
 FOUND_AT = {"download": True, "root": None}
-# options beyond the paper and the value that means off (or the paper's choice): that value is the same
-# run (and folder) as leaving them unset
-UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
-                        "loe_weight": 0, "joint_batch": False}}
 # the files a run writes beside its record
 RUN_FILES = ("curves.csv", "meta_scores.csv", "scores.png")
 PRETRAINED_DIR = ".pretrained"  # in out_dir: the auto-encoder pre-trainings its runs share (shared_pretraining)
@@ -482,8 +479,9 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
                if record_format(previous) != RECORD_FORMAT else
                "a version that did not record which CIFAR-10 layout it read (an image-folder copy's pixels are "
                "not the original's)" if old.get("data_fingerprint") is None and previous.get("data") == "cifar10" else
-               f"data files that have changed since: their names, sizes or modification times (digest "
-               f"{old.get('data_fingerprint')}, now {identity['data_fingerprint']})"
+               f"other data files ({old.get('data_fingerprint')}, now {identity['data_fingerprint']}"
+               + ("; a folder's fingerprint covers its images' names, sizes and modification times)"
+                  if cfg.data.name == "folder" else ")")
                if old.get("data_fingerprint") != identity["data_fingerprint"]
                else "other settings")
         log.warning("rerunning %s: its record was made by %s", run_dir, why)

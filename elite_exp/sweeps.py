@@ -132,7 +132,7 @@ def _differing(a: Sequence[str], b: Sequence[str]) -> list[str]:
     """The keys whose ``key=value`` overrides differ between the override lists ``a`` and ``b`` (a key in one list
     only counts), in ``b``'s order then ``a``'s."""
     def settings(overrides):
-        return dict(o.lstrip("+~").split("=", 1) if "=" in o else (o, None) for o in overrides)
+        return dict((*o.lstrip("+~").split("=", 1), None)[:2] for o in overrides)
 
     x, y = settings(a), settings(b)
     return [k for k in dict.fromkeys([*y, *x]) if x.get(k, object) != y.get(k, object)]
@@ -187,8 +187,10 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
         num = numbering.add(index, result[0])
         if num is None:
             earlier = numbering.index_of[numbering.left_out[index]]
-            log.info("job %s is job #%d's run (its method does not read what they differ in: %s): left out",
-                     " ".join(overrides), numbering.left_out[index], ", ".join(_differing(jobs[earlier], overrides)))
+            differ = _differing(jobs[earlier], overrides)
+            log.info("job %s is job #%d's run (%s): left out", " ".join(overrides), numbering.left_out[index],
+                     f"they differ only in {', '.join(differ)}, which do not change its result" if differ
+                     else "the same settings")
         elif packed:
             grouping[num] = (tuple(overrides), result[1])
     return set(numbering.left_out), grouping

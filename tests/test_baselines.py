@@ -313,7 +313,7 @@ def test_settings_the_method_does_not_read_are_named():
     assert unread_overrides(compose_cfg("method=ssad", *given), ["method=ssad", *given]) == \
         ["elite.pretrain", "train.lr", "model.squared"]
     assert unread_overrides(compose_cfg(*given), given) == []  # ELITE on svdd reads all three
-    at_default = [f"train.lr={compose_cfg().train.lr}", "eta_m=1"]  # asks for nothing the run does not do
+    at_default = [f"train.lr={compose_cfg().train.lr}", "eta_m=1", "elite.pretrain=false"]  # asks for nothing new
     assert unread_overrides(compose_cfg("method=ssad", *at_default), ["method=ssad", *at_default]) == []
     assert unread_overrides(compose_cfg("method=ssad", "eta_m=0.3"), ["method=ssad", "eta_m=0.3"]) == ["eta_m"]
     EliteDetector(score="ae", pretrain=True)._check_params()  # the check that every method's build runs: silent

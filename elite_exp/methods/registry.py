@@ -132,16 +132,20 @@ def changed_settings(cfg: DictConfig) -> list[tuple[str, object]]:
 def _flat_settings(cfg: DictConfig, keys: tuple[str, ...]) -> tuple[dict, dict]:
     """The settings under ``keys`` (top-level groups or single keys of ``cfg``), flattened to dotted keys: as
     written (``${...}`` kept) and resolved."""
-    written = OmegaConf.to_container(cfg, resolve=False)
     keys = tuple(k for k in keys if k in cfg)
-    return (flatten({k: written[k] for k in keys}),
+    written = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(keys)), resolve=False)
+    return (flatten(written),
             flatten({k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                      for k in keys}))
 
 
 def _is_default(key: str, raw: dict, run: dict, default: dict) -> bool:
     """Whether the setting ``key`` holds its default (``default[key]``; ``raw`` / ``run``: :func:`_flat_settings`).
-    A default that is an interpolation holds when the run's value equals what it points to."""
+    A default that is an interpolation holds when the run's value equals what it points to; an option's off value
+    (:data:`UNSET_WHEN`) is its default."""
+    group, _, name = key.partition(".")
+    if name in UNSET_WHEN.get(group, {}) and run[key] == UNSET_WHEN[group][name] and default[key] is None:
+        return True
     d = default[key]
     points_to = d[2:-1] if isinstance(d, str) and d.startswith("${") and d.endswith("}") else None
     return raw[key] == d or run[key] == (run.get(points_to, d) if points_to else d)
@@ -169,10 +173,14 @@ def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
     raw, run = _flat_settings(cfg, ("train", "baseline", "elite", "model", "data", "eta_m"))
     default = _run_defaults(cfg)
-    return [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads)
+    return [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads) and k not in COLUMNS
             and not (k in default and k in run and _is_default(k, raw, run, default))]
 
 
+# options beyond the paper and the value that means off (or the paper's choice): that value is the same
+# run (and folder) as leaving them unset
+UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
+                        "loe_weight": 0, "joint_batch": False}}
 # the settings only some methods read (:func:`read_settings`): groups of keys (ending in ``.``) and single keys
 METHOD_SETTINGS = ("train.", "baseline.", "elite.", "model.", "data.network.", "eta_m")
 # settings records and tables show as their own columns (a record's ``epochs``): kept for every method
