@@ -474,18 +474,23 @@ def _previous_record(cfg: DictConfig, run_dir: Path, identity: dict, multirun: b
         log.info("skipping %s: finished record present (force=true reruns it)", run_dir)
         return "finished"
     if previous.get("status") == "ok":
-        old = previous.get("identity", {})
-        why = (f"an older version of elite-exp (record format {record_format(previous)}, now {RECORD_FORMAT})"
-               if record_format(previous) != RECORD_FORMAT else
-               "a version that did not record which CIFAR-10 layout it read (an image-folder copy's pixels are "
-               "not the original's)" if old.get("data_fingerprint") is None and previous.get("data") == "cifar10" else
-               f"other data files ({old.get('data_fingerprint')}, now {identity['data_fingerprint']}"
-               + ("; a folder's fingerprint covers its images' names, sizes and modification times)"
-                  if cfg.data.name == "folder" else ")")
-               if old.get("data_fingerprint") != identity["data_fingerprint"]
-               else "other settings")
-        log.warning("rerunning %s: its record was made by %s", run_dir, why)
+        log.warning("rerunning %s: its record was made by %s", run_dir, _why_stale(previous, identity, cfg))
     return None
+
+
+def _why_stale(previous: dict, identity: dict, cfg: DictConfig) -> str:
+    """What made a finished record of this run's folder another run's: said in the "rerunning" line."""
+    if record_format(previous) != RECORD_FORMAT:
+        return f"an older version of elite-exp (record format {record_format(previous)}, now {RECORD_FORMAT})"
+    made_from, now = previous.get("identity", {}).get("data_fingerprint"), identity["data_fingerprint"]
+    if made_from is None and previous.get("data") == "cifar10":
+        return ("a version that did not record which CIFAR-10 layout it read (an image-folder copy's pixels are "
+                "not the original's)")
+    if made_from == now:
+        return "other settings"
+    hint = "; a folder's fingerprint covers its images' names, sizes and modification times" \
+        if cfg.data.name == "folder" else ""
+    return f"other data files ({made_from}, now {now}{hint})"
 
 
 def _discard_job_folder(run_dir: Path, out_dir: Path) -> None:

@@ -171,10 +171,12 @@ def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
     in a sweep over ELITE's eta_M) is not among them: it asks for nothing the run does not do."""
     reads = (*read_settings(cfg), "model.name")  # the score: taken by model=, fixed (and checked) by the others
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides if "=" in o]
+    unread = [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads) and k not in COLUMNS]
+    if not unread:  # the common case: nothing to compare with the defaults
+        return []
     raw, run = _flat_settings(cfg, ("train", "baseline", "elite", "model", "data", "eta_m"))
     default = _run_defaults(cfg)
-    return [k for k in keys if is_read(k, METHOD_SETTINGS) and not is_read(k, reads) and k not in COLUMNS
-            and not (k in default and k in run and _is_default(k, raw, run, default))]
+    return [k for k in unread if not (k in default and k in run and _is_default(k, raw, run, default))]
 
 
 # options beyond the paper and the value that means off (or the paper's choice): that value is the same
