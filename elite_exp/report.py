@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -185,7 +186,7 @@ def collect(paths: list[Path]) -> pd.DataFrame:
     # records made before n_labels_default was recorded: their data set's file says it (looked up once a data set)
     older = runs["n_labels_default"].isna()
     runs["n_labels_default"] = runs["n_labels_default"].astype(float).fillna(
-        runs["data"].map({d: default_labels(str(d)) for d in runs.loc[older, "data"].unique()}))
+        runs["data"].map({d: default_labels(str(d)) for d in runs.loc[older, "data"].unique()})).astype("Int64")
     # a class spelled two ways (normal_class=1 and =malignant are one class): its data set's runs by class name
     named = runs.dropna(subset=["normal_class_name"])
     spellings = named.groupby(["data", "normal_class_name"])["normal_class"].agg(lambda c: c.astype(str).nunique())
@@ -332,16 +333,27 @@ def chosen(names: list[str] | None, eta_m: Sequence[float] = (Config.eta_m,)) ->
                  for f in FIGURES if names is None or f.name in names)
 
 
+def relative_to(path: Path, folder: Path) -> str:
+    """``path`` as seen from ``folder`` (``../records/...``), so that a report and its records can move together
+    (a clone of a repository that holds both); the absolute path where there is no relative one (another drive)."""
+    try:
+        return os.path.relpath(path.resolve(), folder.resolve())
+    except ValueError:
+        return str(path.resolve())
+
+
 def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
                  eta_m: Sequence[float] = (Config.eta_m,)) -> list[Path]:
-    """Write runs.csv, failed.csv and per figure (all, or those named in ``only``; the figures that hold eta_M
-    fixed at the values ``eta_m``, :func:`chosen`) <fig>.csv and <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv
-    and <fig>_aupr_per_class.csv (average precision) and <fig>.md with both."""
+    """Write runs.csv and failed.csv (their ``run_dir`` relative to ``out``: :func:`relative_to`), and per figure
+    (all, or those named in ``only``; the figures that hold eta_M fixed at the values ``eta_m``, :func:`chosen`)
+    <fig>.csv and <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv and <fig>_aupr_per_class.csv (average precision)
+    and <fig>.md with both."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "failed.csv"]
-    write_csv(written[0], runs)
+    listed = runs.assign(run_dir=runs["run_dir"].map(lambda d: relative_to(Path(d), out)))
+    write_csv(written[0], listed)
     failed = runs[runs["status"].ne("ok")]
-    write_csv(written[1], failed)
+    write_csv(written[1], listed[runs["status"].ne("ok")])
     index = ["# Results", "", f"{len(runs)} runs, {runs['status'].eq('ok').sum()} ok, {len(failed)} failed.", ""]
     note = old_format_note(runs)
     if note:

@@ -278,6 +278,25 @@ def test_a_changed_folder_replaces_its_cache_file(tmp_path, monkeypatch):
     assert len(again.y_train) + len(again.y_test) == 23
 
 
+def test_decodes_in_the_one_key_naming_are_deleted_when_stale(tmp_path):
+    # decodes named imagefolder-<16 hex>.pt (before the folder key was split off) are read by no version now: a
+    # new decode deletes those not read for a day; a recent one, and files of other names, are left alone
+    import os
+    import time
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old, recent = cache / "imagefolder-0123456789abcdef.pt", cache / "imagefolder-fedcba9876543210.pt"
+    other = cache / "imagefolder-notes.pt"
+    for f in (old, recent, other):
+        f.write_bytes(b"x")
+    for f in (old, other):
+        os.utime(f, (time.time() - 2 * 86_400,) * 2)
+    load_dataset("folder", image_size=8, path=str(write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=10)))
+    assert not old.exists() and recent.exists() and other.exists()
+    assert len(list(cache.glob("imagefolder-*-*.pt"))) == 1
+
+
 def test_images_in_sub_folders_of_a_class_folder_belong_to_that_class(tmp_path):
     root = write_digit_pngs(tmp_path / "imgs", classes=(0, 1), per_class=30)
     (root / "one" / "more").mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,7 +136,17 @@ def test_cli_writes_tables_and_rejects_missing_folder(grid, tmp_path, capsys):
     main([str(grid), "--out", str(out)])
     for name in ("runs.csv", "failed.csv", "fig3.csv", "fig3_per_class.csv", "fig3.md", "report.md"):
         assert (out / name).stat().st_size > 0
-    assert len(pd.read_csv(out / "runs.csv")) == 24
+    listed = pd.read_csv(out / "runs.csv")
+    assert len(listed) == 24
+    # run folders relative to the report: the two move together (a clone of a repository that holds both)
+    import shutil
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(grid / "mnist", moved / "mnist")
+    shutil.copytree(out, moved / "out")
+    for run_dir in listed["run_dir"]:
+        assert not Path(run_dir).is_absolute() and (moved / "out" / run_dir / "result.json").is_file()
+    assert listed["n_labels_default"].dtype == "int64"  # a count: 20, not 20.0
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path / "nowhere")])
     assert exc.value.code == 2 and "no such run folder" in capsys.readouterr().err

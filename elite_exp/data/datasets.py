@@ -308,13 +308,21 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
 STALE_AFTER_S = 86_400  # a folder's other decode, not read for a day, is deleted (_remove_stale)
 
 
+# a decode named by one key (``imagefolder-<16 hex>.pt``), as written before the folder key was split off: no
+# present version reads it
+UNREAD_NAME = re.compile(r"imagefolder-[0-9a-f]{16}\.pt")
+
+
 def _remove_stale(cache: Path, prefix: str) -> None:
     """Delete the folder's other decodes (``<prefix>*.pt`` beside ``cache``: the folder before it changed, or
-    decoded by an older :data:`DECODE_VERSION`) not read for :data:`STALE_AFTER_S` seconds. One read within that
-    time is kept: machines that share a cache folder, each with its own copy of the data at one path (another
-    files key: other inodes), do not delete each other's decodes."""
+    decoded by an older :data:`DECODE_VERSION`), and any decode in the one-key naming (:data:`UNREAD_NAME`), not
+    read for :data:`STALE_AFTER_S` seconds. One read within that time is kept: machines that share a cache folder,
+    each with its own copy of the data at one path (another files key: other inodes), do not delete each other's
+    decodes."""
     now = time.time()
-    for other in cache.parent.glob(f"{prefix}*.pt"):
+    for other in cache.parent.glob("imagefolder-*.pt"):
+        if not (other.name.startswith(prefix) or UNREAD_NAME.fullmatch(other.name)):
+            continue
         try:
             if other != cache and now - other.stat().st_mtime > STALE_AFTER_S:
                 other.unlink()
