@@ -68,11 +68,12 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def read_record(run_dir: Path) -> dict | None:
-    """The run's record, or None if it has none (or an unreadable one)."""
+    """The run's record, or None if it has none (or an unreadable one: not JSON, or JSON but not an object)."""
     try:
-        return json.loads((Path(run_dir) / RESULT_FILE).read_text())
+        record = json.loads((Path(run_dir) / RESULT_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def is_finished(run_dir: Path, identity: dict | None = None) -> bool:

@@ -283,7 +283,31 @@ def summarise(runs: pd.DataFrame, fig: Figure, metric: str = "test_auc",
                 .reset_index())
     partial = per_seed[~complete].groupby(keys).size().rename("n_partial_seeds").reset_index()
     averaged = averaged.merge(partial, on=keys, how="left").fillna({"n_partial_seeds": 0})
-    return per_class, averaged.astype({"n_partial_seeds": int})
+    averaged = averaged.astype({"n_partial_seeds": int})
+    averaged.attrs["notes"] = _caveats(most, averaged)
+    if warn:
+        for note in averaged.attrs["notes"]:
+            log.warning("%s: %s", fig.name, note)
+    return per_class, averaged
+
+
+def _caveats(most: pd.DataFrame, averaged: pd.DataFrame) -> list[str]:
+    """What a reader of the class averages must know: seeds left out (``n_partial_seeds``) and, per data set, rows
+    whose averages cover different classes (``most``: each cell's classes, ``cell_classes``)."""
+    notes = []
+    partial = averaged["n_partial_seeds"]
+    if partial.any():
+        notes.append(f"{int(partial.sum())} seed(s) of {int((partial > 0).sum())} cell(s) left out of the class "
+                     f"averages: they cover other classes than the cell's most complete seed (n_partial_seeds; the "
+                     f"per-class table keeps them)")
+    for data, cells in most.groupby("data", sort=True):
+        sets = cells.groupby("cell_classes")["method"].agg(lambda m: ", ".join(sorted(set(m))))
+        if len(sets) > 1:
+            shown = "; ".join(f"{methods}: class{'es' if len(c) > 1 else ''} {', '.join(map(str, c))}"
+                              for c, methods in sets.items())
+            notes.append(f"{data}: the class averages cover different classes ({shown}); compare rows over the "
+                         f"same classes, or the per-class table")
+    return notes
 
 
 def pivot(summary: pd.DataFrame, x: str, rows: list[str], classes: bool = False) -> pd.DataFrame:
@@ -371,6 +395,8 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
             written += files
             text += [f"{label}, averaged over normal classes (mean ± std over seeds):", "",
                      pivot(averaged, fig.x, SETTING, classes=True).to_markdown(index=False), "",
+                     *(f"**Note:** {note}." for note in averaged.attrs["notes"]),
+                     *([""] if averaged.attrs["notes"] else []),
                      f"{label} per normal class:", "",
                      pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
         if len(text) == 2:

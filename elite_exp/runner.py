@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -27,6 +28,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -152,6 +154,40 @@ def clear_run_files(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
+def check_out_dir(out_dir: str) -> None:
+    """Make ``out_dir`` (and its parents) if it does not exist. Raises ConfigError if it is a file or cannot be made
+    or written (no permission, a read-only or special file system)."""
+    path = Path(out_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"out_dir={out_dir} is a file; give a folder for the runs") from None
+    except OSError as err:
+        raise ConfigError(f"out_dir={out_dir} cannot be made: {err.strerror or err}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"out_dir={out_dir} is not writable; give a folder you can write to")
+
+
+class OutDirCheck(Callback):
+    """``hydra.callbacks.out_dir`` (conf/config.yaml): :func:`check_out_dir` when a run or a sweep starts, before
+    Hydra makes its first folder (where a bad out_dir would stop it with a traceback): one ``error:`` line, exit
+    status 2."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config)
+
+    @staticmethod
+    def _check(config: DictConfig) -> None:
+        try:
+            check_out_dir(str(config.out_dir))
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("elite_run_path"):
         OmegaConf.register_new_resolver("elite_run_path", lambda *, _root_: run_path(_root_))
@@ -213,7 +249,7 @@ def check_choices(cfg: DictConfig, hc) -> None:
     ``+tracking=mlflow`` (it would log nothing). Raises ConfigError."""
     choices = hc.runtime.choices
     if hc.mode == RunMode.RUN:
-        for group in ("sweep", "experiment"):
+        for group in ("experiment", "sweep"):  # a preset holds a sweep=: name what the user chose
             if choices.get(group) is not None:
                 plus = "+" if group == "experiment" else ""
                 raise ConfigError(f"{plus}{group}={choices[group]} is a sweep: run it with -m (python -m elite_exp -m "

@@ -55,6 +55,19 @@ def test_collect_one_row_per_run(grid):
     assert len(collect([grid, one])) == 24
 
 
+@pytest.mark.parametrize("text", ['{"method": "elite_svdd", "r_p"', "[1, 2]", '"ok"', "null"])
+def test_an_unreadable_record_is_skipped_with_a_line(grid, text, caplog):
+    """A damaged result.json (cut short, or JSON that is no object) is named and left out; the rest are read."""
+    bad = grid / "mnist" / "elite_svdd" / "class9" / "damaged"
+    bad.mkdir(parents=True)
+    (bad / "result.json").write_text(text)
+    with caplog.at_level("WARNING"):
+        runs = collect([grid])
+    assert len(runs) == 24 and f"unreadable record skipped: {(bad / 'result.json').resolve()}" in caplog.text
+    from elite_exp.records import is_finished
+    assert not is_finished(bad)  # and a sweep runs it again
+
+
 def test_one_class_spelled_by_index_and_by_name_is_one_class(tmp_path):
     """normal_class=1 in one seed and =malignant in another are one class (the record's normal_class_name): the
     data set's rows then go by class name, one per class, with both seeds; a data set of one spelling keeps it."""
@@ -292,6 +305,38 @@ def test_seeds_on_fewer_classes_stay_out_of_the_class_average(tmp_path):
     row = averaged.iloc[0]
     assert row["n_seeds"] == 2 and row["n_partial_seeds"] == 1
     assert np.isclose(row["mean"], np.mean([0.8, np.mean([0.99, 0.8, 0.9])]))
+
+
+def test_averages_over_other_classes_or_without_some_seeds_are_said(tmp_path, caplog):
+    """Deep SAD and ELITE on classes 0 and 1 (seed 1) and class 0 (seed 0), LOE on class 0 only: the rows average
+    over different classes and seed 0 of the first two is left out; the log and fig3.md say both."""
+    for method in ("deepsad", "elite_svdd"):
+        fake_run(tmp_path, method, normal_class=0, seed=0)
+        for cls in (0, 1):
+            fake_run(tmp_path, method, normal_class=cls, seed=1)
+    fake_run(tmp_path, "loe_hard_svdd", normal_class=0, seed=0)
+    runs = collect([tmp_path])
+    with caplog.at_level("WARNING"):
+        _, averaged = summarise(runs, FIGURES[0])
+    said = [
+        "fig3: 2 seed(s) of 2 cell(s) left out of the class averages: they cover other classes than the cell's most "
+        "complete seed (n_partial_seeds; the per-class table keeps them)",
+        "fig3: mnist: the class averages cover different classes (loe_hard_svdd: class 0; deepsad, elite_svdd: "
+        "classes 0, 1); compare rows over the same classes, or the per-class table"]
+    assert [r.getMessage() for r in caplog.records] == said
+    write_report(runs, tmp_path / "out", only=["fig3"])
+    text = (tmp_path / "out" / "fig3.md").read_text()
+    assert all(f"**Note:** {line.removeprefix('fig3: ')}." in text for line in said)
+    # the same classes in every row and every seed: nothing to say
+    caplog.clear()
+    fake_run(tmp_path, "loe_hard_svdd", normal_class=1, seed=0)
+    for method in ("deepsad", "elite_svdd"):
+        fake_run(tmp_path, method, normal_class=1, seed=0)
+    fake_run(tmp_path, "loe_hard_svdd", normal_class=0, seed=1)
+    fake_run(tmp_path, "loe_hard_svdd", normal_class=1, seed=1)
+    with caplog.at_level("WARNING"):
+        _, averaged = summarise(collect([tmp_path]), FIGURES[0])
+    assert caplog.records == [] and averaged.attrs["notes"] == []
 
 
 def test_every_named_method_has_its_own_colour():

@@ -299,6 +299,7 @@ def test_a_run_that_diverges_says_so_in_one_line_and_records_it(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["sweep=r_p"], "error: sweep=r_p is a sweep: run it with -m"),
     (["+experiment=demo"], "error: +experiment=demo is a sweep: run it with -m"),
+    (["+experiment=fig3"], "error: +experiment=fig3 is a sweep: run it with -m"),  # not its sweep=r_p
     (["tracking.uri=sqlite:////tmp/x.db"], "error: tracking.uri=sqlite:////tmp/x.db is set but tracking is off: add "
                                            "+tracking=mlflow"),
     (["-m", "normal_class=0,1", "hydra/launcher=slurm"], "error: hydra/launcher=slurm needs a Slurm cluster"),
@@ -313,6 +314,27 @@ def test_choices_that_would_do_other_than_asked_stop_before_any_run(tmp_path, ar
     done = run_cli("data=digits", "train.epochs=1", *args, out_dir=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith(message), done.stderr[-1500:]
     assert done.stderr.count("\n") == 1 and not list(tmp_path.rglob("result.json"))
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_out_dir_that_cannot_be_a_folder_stops_with_one_line(tmp_path, multirun):
+    """out_dir a file, or below one: one line, exit 2, before Hydra makes a folder (it stopped with a traceback)."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    sweep = ["-m", "r_p=0.1,0.2"] if multirun else []
+    for out_dir, message in ((a_file, f"error: out_dir={a_file} is a file; give a folder for the runs"),
+                             (a_file / "runs", f"error: out_dir={a_file / 'runs'} cannot be made: Not a directory")):
+        done = run_cli("data=digits", "train.epochs=1", *sweep, out_dir=out_dir)
+        assert done.returncode == 2 and done.stderr == message + "\n", done.stderr[-1500:]
+    assert a_file.read_text() == "x" and sorted(tmp_path.iterdir()) == [a_file]
+
+
+def test_a_new_out_dir_is_made_with_its_parents(tmp_path):
+    from elite_exp.runner import check_out_dir
+
+    check_out_dir(str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir()
+    check_out_dir(str(tmp_path / "a" / "b"))  # there already: fine
 
 
 def test_a_forced_rerun_leaves_no_file_of_the_run_it_replaced(tmp_path):
