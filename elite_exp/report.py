@@ -147,15 +147,17 @@ def default_labels(data: str) -> float:
 
 
 def record_files(paths: list[Path]) -> list[Path]:
-    """Every result.json at or below the given run folders / roots, each once; MLflow's copies
-    (under ``mlartifacts/``, see tracking.py) are not runs."""
-    found = set()
+    """Every result.json at or below the given run folders / roots, each once (as its absolute path, links kept:
+    one file reached two ways counts once); MLflow's copies (under ``mlartifacts/``, see tracking.py) are not
+    runs."""
+    found: dict[Path, Path] = {}
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"no such run folder: {p}")
-        found.update(f.resolve() for f in ([p] if p.is_file() else p.rglob(RESULT_FILE))
-                     if ARTIFACT_DIR not in f.parts)
-    return sorted(found)
+        for f in [p] if p.is_file() else p.rglob(RESULT_FILE):
+            if ARTIFACT_DIR not in f.parts:
+                found.setdefault(f.resolve(), Path(os.path.abspath(f)))
+    return sorted(found.values())
 
 
 def collect(paths: list[Path]) -> pd.DataFrame:
@@ -300,8 +302,11 @@ def _caveats(most: pd.DataFrame, averaged: pd.DataFrame) -> list[str]:
         notes.append(f"{int(partial.sum())} seed(s) of {int((partial > 0).sum())} cell(s) left out of the class "
                      f"averages: they cover other classes than the cell's most complete seed (n_partial_seeds; the "
                      f"per-class table keeps them)")
+    x = next(c for c in most.columns if c not in (*SETTING, "cell_classes"))
     for data, cells in most.groupby("data", sort=True):
-        sets = cells.groupby("cell_classes")["method"].agg(lambda m: ", ".join(sorted(set(m))))
+        several = cells.groupby("method")["cell_classes"].transform("nunique") > 1  # a method's cells differ
+        named = cells["method"].where(~several, cells["method"] + f" at {x} " + cells[x].map("{:g}".format))
+        sets = named.groupby(cells["cell_classes"]).agg(lambda m: ", ".join(sorted(set(m))))
         if len(sets) > 1:
             shown = "; ".join(f"{methods}: class{'es' if len(c) > 1 else ''} {', '.join(map(str, c))}"
                               for c, methods in sets.items())
@@ -361,9 +366,9 @@ def relative_to(path: Path, folder: Path) -> str:
     """``path`` as seen from ``folder`` (``../records/...``), so that a report and its records can move together
     (a clone of a repository that holds both); the absolute path where there is no relative one (another drive)."""
     try:
-        return os.path.relpath(path.resolve(), folder.resolve())
+        return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(folder))).as_posix()
     except ValueError:
-        return str(path.resolve())
+        return Path(os.path.abspath(path)).as_posix()
 
 
 def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
@@ -376,8 +381,9 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
     written = [out / "runs.csv", out / "failed.csv"]
     listed = runs.assign(run_dir=runs["run_dir"].map(lambda d: relative_to(Path(d), out)))
     write_csv(written[0], listed)
-    failed = runs[runs["status"].ne("ok")]
-    write_csv(written[1], listed[runs["status"].ne("ok")])
+    is_failed = runs["status"].ne("ok")
+    failed = runs[is_failed]
+    write_csv(written[1], listed[is_failed])
     index = ["# Results", "", f"{len(runs)} runs, {runs['status'].eq('ok').sum()} ok, {len(failed)} failed.", ""]
     note = old_format_note(runs)
     if note:
@@ -395,8 +401,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
             written += files
             text += [f"{label}, averaged over normal classes (mean ± std over seeds):", "",
                      pivot(averaged, fig.x, SETTING, classes=True).to_markdown(index=False), "",
-                     *(f"**Note:** {note}." for note in averaged.attrs["notes"]),
-                     *([""] if averaged.attrs["notes"] else []),
+                     *(line for note in averaged.attrs["notes"] for line in (f"**Note:** {note}.", "")),
                      f"{label} per normal class:", "",
                      pivot(per_class, fig.x, [*SETTING, "normal_class"]).to_markdown(index=False), ""]
         if len(text) == 2:

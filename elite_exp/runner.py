@@ -155,23 +155,37 @@ def clear_run_files(run_dir: Path) -> None:
 
 
 def check_out_dir(out_dir: str) -> None:
-    """Make ``out_dir`` (and its parents) if it does not exist. Raises ConfigError if it is a file or cannot be made
-    or written (no permission, a read-only or special file system)."""
-    path = Path(out_dir).expanduser()
+    """That ``out_dir`` is a folder, or can be made with its missing parents (tried, and undone: a check leaves no
+    folder behind). Raises ConfigError if it is a file or a broken link, lies below a file, or cannot be made or
+    written (no permission, a read-only or special file system)."""
+    path = Path(out_dir)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"out_dir={out_dir} is a link to nothing; give a folder for the runs")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"out_dir={out_dir} is a file; give a folder for the runs")
+    missing = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"out_dir={out_dir} cannot be made: {above} is a file")
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConfigError(f"out_dir={out_dir} is a file; give a folder for the runs") from None
     except OSError as err:
         raise ConfigError(f"out_dir={out_dir} cannot be made: {err.strerror or err}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
+    finally:
+        for made in missing:  # Hydra makes them again; a folder some other process filled meanwhile stays
+            try:
+                made.rmdir()
+            except OSError:
+                break
+    if not missing and not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"out_dir={out_dir} is not writable; give a folder you can write to")
 
 
 class OutDirCheck(Callback):
-    """``hydra.callbacks.out_dir`` (conf/config.yaml): :func:`check_out_dir` when a run or a sweep starts, before
+    """``hydra.callbacks.out_dir`` (conf/config.yaml; first in conf/hydra/callbacks/mlflow.yaml too, so that it runs
+    before the tracking store is made in out_dir): :func:`check_out_dir` when a run or a sweep starts, before
     Hydra makes its first folder (where a bad out_dir would stop it with a traceback): one ``error:`` line, exit
-    status 2."""
+    status 2. An out_dir that cannot be resolved yet (``${hydra:...}``) is left to Hydra."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         self._check(config)
@@ -181,8 +195,11 @@ class OutDirCheck(Callback):
 
     @staticmethod
     def _check(config: DictConfig) -> None:
+        out_dir = OmegaConf.select(config, "out_dir", throw_on_resolution_failure=False)
+        if out_dir is None:
+            return
         try:
-            check_out_dir(str(config.out_dir))
+            check_out_dir(str(out_dir))
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

@@ -112,9 +112,10 @@ class MlflowTracking(Callback):
         sha1 = hashlib.sha1(body).hexdigest()
         try:
             record = json.loads(body)
-            missing = [k for k in ("method", "data", "normal_class", "status", "config") if k not in record]
         except ValueError:
-            missing = ["valid JSON"]
+            record = None
+        missing = ([k for k in ("method", "data", "normal_class", "status", "config") if k not in record]
+                   if isinstance(record, dict) else ["JSON object"])
         if missing:  # one bad record is skipped; tracking goes on for the others
             log.warning("mlflow: %s not tracked: its record has no %s", run_dir / RESULT_FILE, ", ".join(missing))
             return None

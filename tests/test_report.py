@@ -160,6 +160,10 @@ def test_cli_writes_tables_and_rejects_missing_folder(grid, tmp_path, capsys):
     for run_dir in listed["run_dir"]:
         assert not Path(run_dir).is_absolute() and (moved / "out" / run_dir / "result.json").is_file()
     assert listed["n_labels_default"].dtype == "int64"  # a count: 20, not 20.0
+    # records reached through a link are named through it (the link moves with the report, its target need not)
+    (tmp_path / "linked").symlink_to(moved / "mnist", target_is_directory=True)
+    main([str(tmp_path / "linked"), "--out", str(tmp_path / "out2")])
+    assert {Path(d).parts[:2] for d in pd.read_csv(tmp_path / "out2" / "runs.csv")["run_dir"]} == {("..", "linked")}
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path / "nowhere")])
     assert exc.value.code == 2 and "no such run folder" in capsys.readouterr().err

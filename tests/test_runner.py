@@ -317,24 +317,33 @@ def test_choices_that_would_do_other_than_asked_stop_before_any_run(tmp_path, ar
 
 
 @pytest.mark.parametrize("multirun", [False, True])
-def test_an_out_dir_that_cannot_be_a_folder_stops_with_one_line(tmp_path, multirun):
-    """out_dir a file, or below one: one line, exit 2, before Hydra makes a folder (it stopped with a traceback)."""
-    a_file = tmp_path / "notes.txt"
+@pytest.mark.parametrize("tracking", [False, True])
+def test_an_out_dir_that_cannot_be_a_folder_stops_with_one_line(tmp_path, multirun, tracking):
+    """out_dir a file, below one, or a broken link: one line, exit 2, before Hydra makes a folder (it stopped with a
+    traceback); with +tracking=mlflow too, whose store would be made in out_dir."""
+    if tracking:
+        pytest.importorskip("mlflow")
+    a_file, link = tmp_path / "notes.txt", tmp_path / "gone"
     a_file.write_text("x")
-    sweep = ["-m", "r_p=0.1,0.2"] if multirun else []
+    link.symlink_to(tmp_path / "nowhere")
+    args = ["data=digits", "train.epochs=1", *(["-m", "r_p=0.1,0.2"] if multirun else []),
+            *(["+tracking=mlflow"] if tracking else [])]
     for out_dir, message in ((a_file, f"error: out_dir={a_file} is a file; give a folder for the runs"),
-                             (a_file / "runs", f"error: out_dir={a_file / 'runs'} cannot be made: Not a directory")):
-        done = run_cli("data=digits", "train.epochs=1", *sweep, out_dir=out_dir)
+                             (a_file / "runs", f"error: out_dir={a_file / 'runs'} cannot be made: {a_file} is a file"),
+                             (link, f"error: out_dir={link} is a link to nothing; give a folder for the runs")):
+        done = run_cli(*args, out_dir=out_dir)
         assert done.returncode == 2 and done.stderr == message + "\n", done.stderr[-1500:]
-    assert a_file.read_text() == "x" and sorted(tmp_path.iterdir()) == [a_file]
+    assert a_file.read_text() == "x" and sorted(tmp_path.iterdir()) == [link, a_file]
 
 
-def test_a_new_out_dir_is_made_with_its_parents(tmp_path):
+def test_the_out_dir_check_leaves_no_folder(tmp_path):
     from elite_exp.runner import check_out_dir
 
-    check_out_dir(str(tmp_path / "a" / "b"))
+    check_out_dir(str(tmp_path / "a" / "b"))  # can be made: made and removed again (Hydra makes it)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    check_out_dir(str(tmp_path / "a" / "b"))  # there already: fine, kept
     assert (tmp_path / "a" / "b").is_dir()
-    check_out_dir(str(tmp_path / "a" / "b"))  # there already: fine
 
 
 def test_a_forced_rerun_leaves_no_file_of_the_run_it_replaced(tmp_path):
