@@ -32,7 +32,7 @@ def publish(roots: list[Path], dest: Path) -> int:
     copied = 0
     inside = (dest / "records").resolve()
     for root in roots:
-        for f in record_files([root]):  # the report's rule: MLflow's artifact copies are not records
+        for f in map(Path.resolve, record_files([root])):  # the report's rule: MLflow's copies are not records
             rec = read_record(f.parent)
             if rec is None or rec.get("status") != "ok" or record_format(rec) != RECORD_FORMAT:
                 continue

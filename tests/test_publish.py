@@ -49,3 +49,17 @@ def test_a_record_of_other_settings_at_the_same_path_is_not_copied_and_dest_insi
     assert json.loads(copy.read_text())["test_auc"] == 0.7
     assert publish([tmp_path / "a"], dest) == 1  # again: its own copies under a/pub are not copied into a/pub
     assert len(list(dest.rglob("result.json"))) == 1
+
+
+def test_a_root_reached_through_a_link_is_published(tmp_path):
+    """The report names records through links (runs.csv); publishing from a linked root copies them all the same,
+    and a destination inside it, reached through the link, is not copied into itself."""
+    publish = _publish()
+    _run(tmp_path / "runs", 0.8, "2026-11-01T00:00:00+00:00")
+    (tmp_path / "linked").symlink_to(tmp_path / "runs", target_is_directory=True)
+    dest = tmp_path / "linked" / "pub"
+    assert publish([tmp_path / "linked"], dest) == 1
+    [copy] = (tmp_path / "runs" / "pub").rglob("result.json")
+    assert copy.parent.relative_to(tmp_path / "runs" / "pub" / "records").as_posix() == \
+        "mnist/elite_svdd/class0/rp0.1_nl20_eta1.0_seed0_abc"
+    assert publish([tmp_path / "linked"], dest) == 1 and len(list(dest.rglob("result.json"))) == 1
