@@ -67,13 +67,25 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# what every record holds (the runner writes them first): a record without one of them is unreadable
+RECORD_KEYS = ("method", "data", "normal_class", "status")
+
+
+def missing_keys(record) -> list[str]:
+    """Of :data:`RECORD_KEYS`, those ``record`` (parsed JSON) lacks; ``["a JSON object"]`` if it is none."""
+    if not isinstance(record, dict):
+        return ["a JSON object"]
+    return [k for k in RECORD_KEYS if k not in record]
+
+
 def read_record(run_dir: Path) -> dict | None:
-    """The run's record, or None if it has none (or an unreadable one: not JSON, or JSON but not an object)."""
+    """The run's record, or None if it has none (or an unreadable one: not JSON, not an object, or without one of
+    :data:`RECORD_KEYS`)."""
     try:
         record = json.loads((Path(run_dir) / RESULT_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    return None if missing_keys(record) else record
 
 
 def is_finished(run_dir: Path, identity: dict | None = None) -> bool:

@@ -31,6 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationResolutionError
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from elite_exp.config import CONF_DIR, chosen_data_file, default_n_labels, register, unknown_settings
@@ -154,31 +155,47 @@ def clear_run_files(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def check_out_dir(out_dir: str) -> None:
+def check_out_dir(out_dir) -> list[Path]:
     """That ``out_dir`` is a folder, or can be made with its missing parents (tried, and undone: a check leaves no
-    folder behind). Raises ConfigError if it is a file or a broken link, lies below a file, or cannot be made or
-    written (no permission, a read-only or special file system)."""
-    path = Path(out_dir)
-    if path.is_symlink() and not path.exists():
-        raise ConfigError(f"out_dir={out_dir} is a link to nothing; give a folder for the runs")
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"out_dir={out_dir} is a file; give a folder for the runs")
-    missing = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise ConfigError(f"out_dir={out_dir} cannot be made: {above} is a file")
+    folder behind). Returns the folders Hydra will make, deepest first. Raises ConfigError if it is empty or
+    null, is a file or a broken link, lies below one, or cannot be made or written (no permission, a read-only or
+    special file system)."""
+    if out_dir is None or not str(out_dir).strip():
+        raise ConfigError(f"out_dir={out_dir!r} is not allowed; give a folder for the runs")
+    path = Path(str(out_dir))
+    missing = []
+    for p in (path, *path.parents):  # from out_dir up to the first part that is there (or a link)
+        if p.is_symlink() and not p.exists():
+            raise ConfigError(f"out_dir={out_dir} " + ("is" if p == path else f"cannot be made: {p} is")
+                              + " a broken link (to nothing, or a loop)")
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"out_dir={out_dir} " + ("is a file; give a folder for the runs" if p == path
+                                                            else f"cannot be made: {p} is a file"))
+            break
+        missing.append(p)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"out_dir={out_dir} cannot be made: {err.strerror or err}") from None
     finally:
-        for made in missing:  # Hydra makes them again; a folder some other process filled meanwhile stays
-            try:
-                made.rmdir()
-            except OSError:
-                break
+        _remove_new_folders(missing)  # Hydra makes them again
     if not missing and not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"out_dir={out_dir} is not writable; give a folder you can write to")
+    return missing
+
+
+def _remove_new_folders(folders: Sequence[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: a folder some other process filled meanwhile stays."""
+    for made in folders:
+        try:
+            made.rmdir()
+        except OSError:
+            break
+
+
+# the out_dir folders a single run's Hydra makes (OutDirCheck): removed again when the run is refused
+_NEW_OUT_DIRS: list[Path] = []
 
 
 class OutDirCheck(Callback):
@@ -188,18 +205,19 @@ class OutDirCheck(Callback):
     status 2. An out_dir that cannot be resolved yet (``${hydra:...}``) is left to Hydra."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        self._check(config)
+        _NEW_OUT_DIRS[:] = self._check(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self._check(config)
 
     @staticmethod
-    def _check(config: DictConfig) -> None:
-        out_dir = OmegaConf.select(config, "out_dir", throw_on_resolution_failure=False)
-        if out_dir is None:
-            return
+    def _check(config: DictConfig) -> list[Path]:
         try:
-            check_out_dir(str(out_dir))
+            out_dir = config.out_dir
+        except InterpolationResolutionError:
+            return []
+        try:
+            return check_out_dir(out_dir)
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
@@ -571,6 +589,7 @@ def _stop_single_run(err: ConfigError, cfg: DictConfig, run_dir: Path) -> None:
     """A user error in a single run: one ``error:`` line, no folder left behind (nothing ran), exit status 2."""
     print(f"error: {err}", file=sys.stderr)
     _discard_job_folder(run_dir, Path(cfg.out_dir))
+    _remove_new_folders(_NEW_OUT_DIRS)  # and out_dir, where this run's Hydra made it
     sys.exit(2)
 
 

@@ -48,7 +48,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from elite_exp.records import RESULT_FILE, flatten
+from elite_exp.records import RESULT_FILE, flatten, missing_keys
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ class MlflowTracking(Callback):
             record = json.loads(body)
         except ValueError:
             record = None
-        missing = ([k for k in ("method", "data", "normal_class", "status", "config") if k not in record]
-                   if isinstance(record, dict) else ["JSON object"])
+        missing = missing_keys(record) or [k for k in ("config",) if k not in record]
         if missing:  # one bad record is skipped; tracking goes on for the others
             log.warning("mlflow: %s not tracked: its record has no %s", run_dir / RESULT_FILE, ", ".join(missing))
             return None

@@ -16,7 +16,8 @@ def _publish():
 
 def _run(root, auc, finished_at=None, config_hash="abc"):
     run_dir = root / "mnist" / "elite_svdd" / "class0" / "rp0.1_nl20_eta1.0_seed0_abc"
-    rec = {"status": "ok", "test_auc": auc, "run_dir": str(run_dir), "config": {"out_dir": str(root)},
+    rec = {"method": "elite_svdd", "data": "mnist", "normal_class": 0, "status": "ok", "test_auc": auc,
+           "run_dir": str(run_dir), "config": {"out_dir": str(root)},
            "identity": {"format": 2, "config_hash": config_hash}}
     if finished_at:
         rec["finished_at"] = finished_at

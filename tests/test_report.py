@@ -55,7 +55,8 @@ def test_collect_one_row_per_run(grid):
     assert len(collect([grid, one])) == 24
 
 
-@pytest.mark.parametrize("text", ['{"method": "elite_svdd", "r_p"', "[1, 2]", '"ok"', "null"])
+@pytest.mark.parametrize("text", ['{"method": "elite_svdd", "r_p"', "[1, 2]", '"ok"', "null", "{}",
+                                  '{"status": "ok", "test_auc": 0.9}'])
 def test_an_unreadable_record_is_skipped_with_a_line(grid, text, caplog):
     """A damaged result.json (cut short, or JSON that is no object) is named and left out; the rest are read."""
     bad = grid / "mnist" / "elite_svdd" / "class9" / "damaged"
@@ -63,7 +64,8 @@ def test_an_unreadable_record_is_skipped_with_a_line(grid, text, caplog):
     (bad / "result.json").write_text(text)
     with caplog.at_level("WARNING"):
         runs = collect([grid])
-    assert len(runs) == 24 and f"unreadable record skipped: {(bad / 'result.json').resolve()}" in caplog.text
+    assert len(runs) == 24 and f"unreadable record skipped: {bad / 'result.json'}" in caplog.text
+    assert runs["seed"].dtype == "int64" and "older format" not in caplog.text  # not a record of another format
     from elite_exp.records import is_finished
     assert not is_finished(bad)  # and a sweep runs it again
 

@@ -330,10 +330,21 @@ def test_an_out_dir_that_cannot_be_a_folder_stops_with_one_line(tmp_path, multir
             *(["+tracking=mlflow"] if tracking else [])]
     for out_dir, message in ((a_file, f"error: out_dir={a_file} is a file; give a folder for the runs"),
                              (a_file / "runs", f"error: out_dir={a_file / 'runs'} cannot be made: {a_file} is a file"),
-                             (link, f"error: out_dir={link} is a link to nothing; give a folder for the runs")):
+                             (link, f"error: out_dir={link} is a broken link (to nothing, or a loop)"),
+                             (link / "runs", f"error: out_dir={link / 'runs'} cannot be made: {link} is a broken link "
+                                             f"(to nothing, or a loop)"),
+                             ("", "error: out_dir='' is not allowed; give a folder for the runs")):
         done = run_cli(*args, out_dir=out_dir)
         assert done.returncode == 2 and done.stderr == message + "\n", done.stderr[-1500:]
     assert a_file.read_text() == "x" and sorted(tmp_path.iterdir()) == [link, a_file]
+
+
+def test_a_refused_single_run_leaves_no_out_dir_it_made(tmp_path):
+    (tmp_path / "kept").mkdir()
+    for out_dir in (tmp_path / "new" / "runs", tmp_path / "kept"):
+        done = run_cli("data=digits", "r_p=1.5", out_dir=out_dir)
+        assert done.returncode == 2 and done.stderr.startswith("error: r_p=1.5 is not allowed"), done.stderr[-1500:]
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "kept"] and not any((tmp_path / "kept").iterdir())
 
 
 def test_the_out_dir_check_leaves_no_folder(tmp_path):
