@@ -114,7 +114,7 @@ class MlflowTracking(Callback):
             record = json.loads(body)
         except ValueError:
             record = None
-        missing = missing_keys(record) or [k for k in ("config",) if k not in record]
+        missing = missing_keys(record) or ([] if "config" in record else ["config"])
         if missing:  # one bad record is skipped; tracking goes on for the others
             log.warning("mlflow: %s not tracked: its record has no %s", run_dir / RESULT_FILE, ", ".join(missing))
             return None
