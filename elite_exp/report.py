@@ -300,8 +300,8 @@ def _caveats(most: pd.DataFrame, averaged: pd.DataFrame) -> list[str]:
     partial = averaged["n_partial_seeds"]
     if partial.any():
         notes.append(f"{int(partial.sum())} seed(s) of {int((partial > 0).sum())} cell(s) left out of the class "
-                     f"averages: they cover other classes than the cell's most complete seed (n_partial_seeds; the "
-                     f"per-class table keeps them)")
+                     f"averages: they cover other classes than the cell's most complete seed (the lowest seed of those "
+                     f"covering the most classes; n_partial_seeds; the per-class table keeps them)")
     x = next(c for c in most.columns if c not in (*SETTING, "cell_classes"))
     for data, cells in most.groupby("data", sort=True):
         several = cells.groupby("method")["cell_classes"].transform("nunique") > 1  # a method's cells differ

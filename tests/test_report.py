@@ -313,6 +313,15 @@ def test_seeds_on_fewer_classes_stay_out_of_the_class_average(tmp_path):
     assert np.isclose(row["mean"], np.mean([0.8, np.mean([0.99, 0.8, 0.9])]))
 
 
+
+def test_seeds_on_as_many_other_classes_leave_the_lowest_seed(tmp_path):
+    """Seed 1 on class 0, seed 0 on class 1: equally complete, so the lower seed (0) makes the cell and seed 1
+    is left out, whichever was written first."""
+    fake_run(tmp_path, normal_class=0, r_p=0.5, seed=1, auc=0.9)
+    fake_run(tmp_path, normal_class=1, r_p=0.5, seed=0, auc=0.6)
+    row = summarise(collect([tmp_path]), FIGURES[0])[1].iloc[0]
+    assert np.isclose(row["mean"], 0.6) and row["n_seeds"] == 1 and row["n_partial_seeds"] == 1
+
 def test_averages_over_other_classes_or_without_some_seeds_are_said(tmp_path, caplog):
     """Deep SAD and ELITE on classes 0 and 1 (seed 1) and class 0 (seed 0), LOE on class 0 only: the rows average
     over different classes and seed 0 of the first two is left out; the log and fig3.md say both."""
@@ -326,7 +335,8 @@ def test_averages_over_other_classes_or_without_some_seeds_are_said(tmp_path, ca
         _, averaged = summarise(runs, FIGURES[0])
     said = [
         "fig3: 2 seed(s) of 2 cell(s) left out of the class averages: they cover other classes than the cell's most "
-        "complete seed (n_partial_seeds; the per-class table keeps them)",
+        "complete seed (the lowest seed of those covering the most classes; n_partial_seeds; the per-class table "
+        "keeps them)",
         "fig3: mnist: the class averages cover different classes (loe_hard_svdd: class 0; deepsad, elite_svdd: "
         "classes 0, 1); compare rows over the same classes, or the per-class table"]
     assert [r.getMessage() for r in caplog.records] == said

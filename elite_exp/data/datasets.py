@@ -294,7 +294,7 @@ def _cached_image_folder(folder: Path, image_size: int | None = None,
             except OSError:  # a read-only cache folder
                 pass
             return blob["x"], blob["y"].numpy(), tuple(blob["classes"])
-    log.info("decoding %d images under %s (once; cached at %s)", len(files), folder, cache)
+    log.info("decoding %d images under %s (once: a decode that succeeds is cached at %s)", len(files), folder, cache)
     x, y = _decode(files, image_size, mode)
     try:
         atomic_torch_save({"x": x, "y": torch.from_numpy(y), "classes": list(classes)}, cache)
