@@ -105,6 +105,11 @@ def test_deep_sad_with_labels_in_every_batch_reports_its_labeled_loss(digits_tas
         X, y, monitor=lambda info: losses.append(float(info.extra["val_loss"])))
     assert len(losses) == 30 and np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    # without labeled samples there is no labeled loss (it was the whole batch's loss)
+    extras = []
+    DeepSAD(epochs=1, pretrain=False, labeled_every_batch=True, **FAST).fit(
+        X, np.full(len(X), -1), monitor=lambda info: extras.append(info.extra))
+    assert extras and all("val_loss" not in e for e in extras)
 
 
 def test_ssad_exact_kernel_matches_the_dense_dual_qp(digits_task):

@@ -49,8 +49,9 @@ class DeepSAD(DeepSVDD):
             # the whole labeled set joins every batch: report its loss too (Fig. 7b's labeled loss)
             dist = net(torch.cat([d["x_unl"][idx], d["x_lab"]]))
             t = torch.cat([d["t_all"][idx], d["t_lab"]])
-            n_lab = len(d["x_lab"])
-            return deep_sad_loss(dist, t, eta), {"val_loss": deep_sad_loss(dist[-n_lab:], t[-n_lab:], eta).detach()}
+            b = len(idx)  # the labeled set follows the batch's b samples; without one there is no labeled loss
+            return deep_sad_loss(dist, t, eta), ({"val_loss": deep_sad_loss(dist[b:], t[b:], eta).detach()}
+                                                 if len(d["x_lab"]) else {})
 
         n = len(runs[0].x_unl) + (0 if every_batch else len(runs[0].x_lab))
         train_runs(runs, n, step, data, desc="Deep SAD")
