@@ -505,11 +505,15 @@ def run_identity(cfg: DictConfig) -> dict:
 
 def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
     """``key: old -> new`` for settings that change the result (:func:`result_settings`) and that both
-    configs hold (a key one of them lacks, e.g. added by a later version, is no difference)."""
+    configs hold, set or unset (``elite.pretrain=false`` against ``true`` is a difference; a key one config
+    lacks, e.g. added by a later version, is none)."""
     both = names_its_method(old)  # else neither is normalised: it cannot be
-    a = flatten(result_settings(old, both))
-    b = flatten(result_settings(OmegaConf.to_container(new, resolve=True), both))
-    diff = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
+    raw_new = OmegaConf.to_container(new, resolve=True)
+    a, b = flatten(result_settings(old, both)), flatten(result_settings(raw_new, both))
+    known = flatten(old).keys() & flatten(raw_new).keys()
+    as_set = {**flatten(old), **a}, {**flatten(raw_new), **b}  # an unset key as the config holds it (off, None)
+    diff = [f"{k}: {as_set[0][k]} -> {as_set[1][k]}" for k in sorted((a.keys() | b.keys()) & known)
+            if a.get(k) != b.get(k)]
     return diff[:most] + ([f"... ({len(diff) - most} more)"] if len(diff) > most else [])
 
 

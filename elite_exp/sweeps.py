@@ -36,14 +36,15 @@ JOBS_PER_CHECKER = 100  # a sweep's check runs on up to one core per this many j
 
 
 def check_job(config_loader, master_config: DictConfig, num: int, overrides: Sequence[str],
-              packed: bool = False) -> tuple[Path | None, object, bool]:
+              packed: bool = False) -> tuple[Path | None, object, bool, str]:
     """Compose the job numbered ``num`` (as the launcher numbers it) and check it (ConfigError); returns its run
     folder (None when it cannot be resolved), for the packed launcher (``packed``) its grouping
-    (``packing.job_grouping``; else None), and whether its config names the job's number (an interpolation of
-    ``hydra.job.num`` / ``hydra.job.id`` anywhere in it: else the result holds under any number). The job's
+    (``packing.job_grouping``; else None), whether its config names the job's number (an interpolation of
+    ``hydra.job.num`` / ``hydra.job.id`` anywhere in it: else the result holds under any number), and the hash
+    of the settings that change its result (``runner.config_hash``). The job's
     ``hydra.job.env_set`` counts as written (a value may name the job's own folder, set only when the job runs):
     jobs that set the same environment pack together, and each pack trains with its first job's."""
-    from elite_exp.runner import check_config
+    from elite_exp.runner import check_config, config_hash
 
     cfg = config_loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
     written = OmegaConf.to_yaml(cfg)  # interpolations as written
@@ -63,16 +64,16 @@ def check_job(config_loader, master_config: DictConfig, num: int, overrides: Seq
             del cfg["hydra"]
         _, estimator = check_config(cfg, overrides, on_this_machine=False)
         if not packed:
-            return folder, None, numbered
+            return folder, None, numbered, config_hash(cfg)
         from elite_exp.packing import job_grouping
 
-        return folder, job_grouping(cfg, estimator, env), numbered
+        return folder, job_grouping(cfg, estimator, env), numbered, config_hash(cfg)
     finally:
         hydra_config.cfg = previous
 
 
 def _check_part(part: Sequence[tuple[int, Sequence[str]]], config_loader, master_config: DictConfig,
-                packed: bool, state=None) -> list[tuple[Path | None, object, bool] | Exception]:
+                packed: bool, state=None) -> list[tuple[Path | None, object, bool, str] | Exception]:
     """:func:`check_job` for each (number, overrides) of ``part``; a job's error is returned, not raised.
     ``state``: the sweep's Hydra state, for a worker process."""
     if state is not None:
@@ -176,6 +177,7 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     results = dict(enumerate(_check_on_cores(list(enumerate(jobs)), workers, *args))) if workers > 1 else {}
     numbering = _Numbering()
     grouping: dict[int, tuple[tuple[str, ...], object]] = {}
+    hashes: dict[int, str] = {}  # index of a launched job -> config_hash
     for index, overrides in enumerate(jobs):
         result = results.get(index)
         if result is None or (numbering.count != index and (isinstance(result, Exception) or result[2])):
@@ -188,11 +190,17 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
         if num is None:
             earlier = numbering.index_of[numbering.left_out[index]]
             differ = _differing(jobs[earlier], overrides)
+            if hashes[earlier] != result[3]:  # a folder of the user's that does not name what the jobs differ in
+                _refuse(f"jobs #{earlier} and #{index} of {len(jobs)} would write one run folder, {result[0]}, with "
+                        f"other settings (they differ in {', '.join(differ) or 'their presets'}); give hydra.sweep.subdir a "
+                        f"form that tells them apart (e.g. ${{hydra.job.num}}), or leave it at its default")
             log.info("job %s is job #%d's run (%s): left out", " ".join(overrides), numbering.left_out[index],
                      f"they differ only in {', '.join(differ)}, which do not change its result" if differ
                      else "the same settings")
-        elif packed:
-            grouping[num] = (tuple(overrides), result[1])
+        else:
+            hashes[index] = result[3]
+            if packed:
+                grouping[num] = (tuple(overrides), result[1])
     return set(numbering.left_out), grouping
 
 

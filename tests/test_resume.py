@@ -28,6 +28,18 @@ def test_same_run_dir_with_other_settings_is_a_conflict_not_a_skip(tmp_path):
     assert forced.returncode == 0 and read_record(run_dir)["r_p"] == 0.3
 
 
+
+@pytest.mark.parametrize("setting, said", [("elite.pretrain=true", "elite.pretrain: None -> True"),
+                                           ("elite.warmup_epochs=1", "elite.warmup_epochs: None -> 1")])
+def test_a_setting_unset_in_one_record_and_set_in_the_other_is_a_conflict(tmp_path, setting, said):
+    """A key one run leaves at its off value (or None) and the other sets is a difference: the record is kept."""
+    run_dir = tmp_path / "fixed"
+    assert run_cli(*TINY, f"hydra.run.dir={run_dir}", out_dir=tmp_path).returncode == 0
+    before = (run_dir / "result.json").read_bytes()
+    second = run_cli(*TINY, setting, f"hydra.run.dir={run_dir}", out_dir=tmp_path)
+    assert second.returncode == 2 and said in second.stderr, second.stderr
+    assert (run_dir / "result.json").read_bytes() == before
+
 def test_sweep_into_numbered_folders_runs_what_another_sweep_left(tmp_path):
     sweep = [f"hydra.sweep.dir={tmp_path / 's'}", "hydra.sweep.subdir=${hydra.job.num}"]
     assert cli(["-m", *TINY, "r_p=0.1,0.2", *sweep], tmp_path).returncode == 0
