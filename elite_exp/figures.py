@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from elite_exp.config import Config  # noqa: E402
-from elite_exp.records import RECORD_FORMAT  # noqa: E402
+from elite_exp.records import RECORD_FORMAT, atomic_write  # noqa: E402
 from elite_exp.report import (  # noqa: E402
     DATA_LABELS,
     METHOD_ORDER,
@@ -78,7 +78,8 @@ NO_DATE = {"png": {"Software": None}, "pdf": {"CreationDate": None}}
 def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight", metadata=NO_DATE[p.suffix[1:]])
+        atomic_write(p, lambda fh, kind=p.suffix[1:]: fig.savefig(fh, format=kind, dpi=150, bbox_inches="tight",
+                                                                  metadata=NO_DATE[kind]))
     plt.close(fig)
     return paths
 

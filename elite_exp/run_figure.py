@@ -16,6 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from elite_exp.records import atomic_write
+
 COLORS = {"normal": "tab:blue", "anomaly": "tab:red"}
 
 
@@ -70,5 +72,4 @@ def save_run_figure(path: Path, test_anomaly: np.ndarray, test_scores: np.ndarra
         axes[2].set(xlabel=f"mean y_hat * |M|{scale} (> 0: taken as normal)", ylabel="density",
                     title="(c) ELITE on the training set")
         axes[2].legend(fontsize="small")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=90))

@@ -149,8 +149,9 @@ def data_set_name(cfg: DictConfig) -> str:
 
 def clear_run_files(run_dir: Path) -> None:
     """Remove the :data:`RUN_FILES` a replaced record's run left in ``run_dir`` (``force=true``, or a stale
-    record): called once the new run has its results (or its failure), just before they are written, so an
-    interrupted rerun leaves the old record with its files."""
+    record): called once the new run has its results (or its failure), just before they are written, so a rerun
+    interrupted while training leaves the old record with its files (one interrupted in the seconds its files are
+    written leaves the old record beside some of the new run's files; the record comes last)."""
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
 

@@ -192,8 +192,9 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
             differ = _differing(jobs[earlier], overrides)
             if hashes[earlier] != result[3]:  # a folder of the user's that does not name what the jobs differ in
                 _refuse(f"jobs #{earlier} and #{index} of {len(jobs)} would write one run folder, {result[0]}, with "
-                        f"other settings (they differ in {', '.join(differ) or 'their presets'}); give hydra.sweep.subdir a "
-                        f"form that tells them apart (e.g. ${{hydra.job.num}}), or leave it at its default")
+                        f"other settings (they differ in {', '.join(differ) or 'their presets'}); give "
+                        "hydra.sweep.subdir a form that tells them apart (e.g. ${hydra.job.num}), or leave it at its "
+                        "default")
             log.info("job %s is job #%d's run (%s): left out", " ".join(overrides), numbering.left_out[index],
                      f"they differ only in {', '.join(differ)}, which do not change its result" if differ
                      else "the same settings")

@@ -9,19 +9,19 @@ rewritten to the copy, so the folder is self-contained; then writes ``python -m 
 and ``python -m elite_exp.figures`` over ``DEST/records`` into DEST. A record already there is replaced
 by the same run's record (same settings hash) unless it finished later (``finished_at``; a record without
 one counts as older), so the order of RUNS does not matter; a record of other settings at the same path
-(``hydra.sweep.subdir=${hydra.job.num}`` layouts) is not copied, with a line on stderr; records under DEST
+(``hydra.sweep.subdir=${hydra.job.num}`` layouts) is not copied, with a line on stderr, and a line says when
+the run's two records were made from other data files (``identity.data_fingerprint``); records under DEST
 inside a root are not copied again; nothing else is removed.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from elite_exp.figures import draw_all
-from elite_exp.records import RECORD_FORMAT, RESULT_FILE, read_record, record_format, write_json
+from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write, read_record, record_format, write_json
 from elite_exp.report import collect, record_files, write_report
 
 CURVE_FILES = ("curves.csv", "meta_scores.csv")
@@ -45,7 +45,13 @@ def publish(roots: list[Path], dest: Path) -> int:
                 print(f"not copied: {f.parent} (its folder in {dest / 'records'} holds the record of other "
                       f"settings)", file=sys.stderr)
                 continue
-            if there is not None and (there.get("finished_at") or "") > (rec.get("finished_at") or ""):
+            later = there is not None and (there.get("finished_at") or "") > (rec.get("finished_at") or "")
+            made_from = [r.get("identity", {}).get("data_fingerprint") for r in (there or {}, rec)]
+            if there is not None and made_from[0] != made_from[1]:  # e.g. the other CIFAR-10 layout, a changed CSV
+                print(f"from other data files: {f.parent} ({made_from[1]}) and the record in {target} "
+                      f"({made_from[0]}); the later finished is kept: {target if later else f.parent}'s",
+                      file=sys.stderr)
+            if later:
                 continue  # the copy there finished later
             rec["run_dir"] = str(target)
             rec["config"]["out_dir"] = str(dest / "records")
@@ -53,7 +59,7 @@ def publish(roots: list[Path], dest: Path) -> int:
             if rec["config"].get("curves_every", 0) > 0:
                 for name in CURVE_FILES:
                     if (f.parent / name).exists():
-                        shutil.copyfile(f.parent / name, target / name)
+                        atomic_write(target / name, lambda fh, src=f.parent / name: fh.write(src.read_bytes()))
             copied += 1
     return copied
 

@@ -14,11 +14,11 @@ def _publish():
     return module.publish
 
 
-def _run(root, auc, finished_at=None, config_hash="abc"):
+def _run(root, auc, finished_at=None, config_hash="abc", data_fingerprint=None):
     run_dir = root / "mnist" / "elite_svdd" / "class0" / "rp0.1_nl20_eta1.0_seed0_abc"
     rec = {"method": "elite_svdd", "data": "mnist", "normal_class": 0, "status": "ok", "test_auc": auc,
            "run_dir": str(run_dir), "config": {"out_dir": str(root)},
-           "identity": {"format": 2, "config_hash": config_hash}}
+           "identity": {"format": 2, "config_hash": config_hash, "data_fingerprint": data_fingerprint}}
     if finished_at:
         rec["finished_at"] = finished_at
     write_json(run_dir / "result.json", rec)
@@ -51,6 +51,22 @@ def test_a_record_of_other_settings_at_the_same_path_is_not_copied_and_dest_insi
     assert publish([tmp_path / "a"], dest) == 1  # again: its own copies under a/pub are not copied into a/pub
     assert len(list(dest.rglob("result.json"))) == 1
 
+
+
+def test_records_of_one_run_from_other_data_files_are_said(tmp_path, capsys):
+    """The same settings on the other CIFAR-10 layout: the later finished record is kept, and a line says which."""
+    publish = _publish()
+    _run(tmp_path / "jpeg", 0.7, "2026-11-01T00:00:00+00:00", data_fingerprint="cifar10:image-folder")
+    _run(tmp_path / "orig", 0.9, "2026-12-01T00:00:00+00:00", data_fingerprint="cifar10:torchvision")
+    for order in (["jpeg", "orig"], ["orig", "jpeg"]):
+        dest = tmp_path / f"dest_{order[0]}"
+        publish([tmp_path / r for r in order], dest)
+        [copy] = dest.rglob("result.json")
+        assert json.loads(copy.read_text())["test_auc"] == 0.9
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith("from other data files: ") and "(cifar10:image-folder)" in line
+        kept = tmp_path / "orig" / copy.parent.relative_to(dest / "records")
+        assert line.endswith(f"the later finished is kept: {copy.parent if order[0] == 'orig' else kept}'s"), line
 
 def test_a_root_reached_through_a_link_is_published(tmp_path):
     """The report names records through links (runs.csv); publishing from a linked root copies them all the same,

@@ -115,8 +115,8 @@ def test_jobs_of_other_settings_in_one_folder_of_the_users_stop_the_sweep(tmp_pa
     proc = cli(["-m", *TINY, "r_p=0.1,0.3", "hydra.sweep.subdir=seed${seed}"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         f"error: jobs #0 and #1 of 2 would write one run folder, {tmp_path / 'seed0'}, with other "
-        "settings (they differ in r_p); give hydra.sweep.subdir a form that tells them apart (e.g. ${hydra.job.num}), or "
-        "leave it at its default; no job was started"], proc.stderr
+        "settings (they differ in r_p); give hydra.sweep.subdir a form that tells them apart (e.g. "
+        "${hydra.job.num}), or leave it at its default; no job was started"], proc.stderr
     assert not list(tmp_path.rglob("result.json"))
 
 def test_the_left_out_line_names_what_two_jobs_differ_in():
