@@ -19,13 +19,25 @@ RESULT_FILE = "result.json"
 RECORD_FORMAT = 2
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# the permissions of a file this process makes with open(): a temporary file is made 0600, and kept so by the rename
+NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write ``path`` by ``write(file)`` into a unique temporary file in its folder (made if missing), synced, then
     renamed: readers never see half a file, concurrent writers never share a temporary file, and a failed write
-    leaves none behind."""
+    leaves none behind. The file gets the permissions of any new file (:data:`NEW_FILE_MODE`: others on a shared
+    folder can read it, as the umask allows)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, NEW_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -146,6 +146,41 @@ def test_read_only_arrays_and_data_frames_are_taken_without_warnings():
             np.testing.assert_array_equal(as_float_tensor(x).numpy(), GOOD_X)
 
 
+
+def test_arrays_torch_cannot_take_as_they_are_are_converted():
+    """Negative strides (a flipped image stack), another byte order, long double: the same values, no torch error."""
+    from elite_exp.methods.base import as_float_tensor
+    x = GOOD_X.astype(np.float64)
+    for odd in (x[:, ::-1], x.astype(">f8"), x.astype(np.longdouble), x[::-2]):
+        np.testing.assert_array_equal(as_float_tensor(odd).numpy(), np.ascontiguousarray(odd, np.float32))
+
+
+def test_a_torch_device_is_a_device(small_fit):
+    est, X, y = small_fit
+    again = EliteDetector(**{**est.get_params(), "device": torch.device("cpu")}).fit(X, y)
+    np.testing.assert_array_equal(again.decision_function(X), est.decision_function(X))
+
+
+def test_deep_sad_with_the_labels_in_every_batch_needs_unlabeled_samples():
+    """Its batches are drawn from the unlabeled samples: without them it trained nothing, silently."""
+    from elite_exp import DeepSAD
+    with pytest.raises(ConfigError, match=r"DeepSAD needs at least 2 unlabeled samples \(y=-1\) in y"):
+        DeepSAD(labeled_every_batch=True, pretrain=False, epochs=1, device="cpu").fit(GOOD_X, np.r_[[0] * 6, [1] * 6])
+    assert DeepSAD(pretrain=False, epochs=1, batch_size=4, device="cpu").fit(GOOD_X, np.r_[[0] * 6, [1] * 6]
+                                                                             ).epoch_losses_
+
+
+def test_save_is_readable_as_any_new_file_and_load_leaves_the_random_state(small_fit, tmp_path):
+    est = small_fit[0]
+    est.save(tmp_path / "elite.pt")
+    (tmp_path / "plain").write_text("")
+    assert (tmp_path / "elite.pt").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    EliteDetector.load(tmp_path / "elite.pt")
+    assert torch.equal(torch.rand(3), expected)
+
 GOOD_X = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
 GOOD_Y = np.array([-1] * 10 + [0, 1])
 
@@ -195,9 +230,14 @@ def _nan_x():
     (GOOD_X, GOOD_Y, {"loe_weight": None}, "loe_weight=None is not allowed; it must be a number"),
     (GOOD_X, GOOD_Y, {"eta_m": True}, "eta_m=True is not allowed; it must be a number"),
     (GOOD_X, GOOD_Y, {"batch_size": 2.5}, "batch_size=2.5 is not allowed; it must be an int"),
+    (GOOD_X, GOOD_Y, {"device": None}, r"device=None is not allowed; allowed: auto, cpu, cuda, cuda:N \(or a torch"),
+    (GOOD_X.astype(np.float64) * 1e39, GOOD_Y, {},
+     r"X holds values up to .*e\+39, beyond torch.float32's largest .*; scale the features"),
+    (GOOD_X, np.append(GOOD_Y[:-1].astype(object), None), {}, r"y contains nan; allowed labels: -1 \(unlabeled\)"),
+    (GOOD_X, np.append(GOOD_Y[:-1].astype(str), "x"), {}, "y holds a label that is not a number"),
 ])
 def test_bad_input_is_one_clear_config_error(X, y, params, message):
-    est = EliteDetector(epochs=1, device="cpu", **params)
+    est = EliteDetector(**{"epochs": 1, "device": "cpu", **params})
     with pytest.raises(ConfigError, match=message) as exc:
         est.fit(X, y)
     assert "\n" not in str(exc.value)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from elite_exp.methods.base import DeepDetector, train_runs
+from elite_exp.methods.base import DeepDetector, seeded, train_runs
 from elite_exp.methods.training import TrainSettings, diverged, run_training
 from elite_exp.networks import NetworkSpec
 from elite_exp.records import atomic_torch_save
@@ -188,8 +188,7 @@ def pretrained_encoder(spec: NetworkSpec, input_shape: tuple[int, ...], x: torch
         if isinstance(owned, dict):  # the other run's, finished meanwhile
             return owned, "reused"
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             ae = AEScore(spec, input_shape)
         ae.to(x.device)
         train_autoencoder(ae, x, s, torch.Generator().manual_seed(seed), desc="AE pre-training", progress=progress)

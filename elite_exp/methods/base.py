@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +29,34 @@ from sklearn.utils.validation import check_is_fitted
 from elite_exp.errors import ConfigError
 from elite_exp.methods.training import Monitor, Step, TrainingDiverged, TrainSettings, diverged, run_training
 from elite_exp.networks import NetworkSpec, default_spec, normal_spec
+from elite_exp.records import atomic_torch_save
 from elite_exp.scores import recompute_bn_statistics, score_in_batches, statistics_of
 
 
-def check_device_name(device: str) -> str:
-    """``device`` when it names a device (``auto``, ``cpu``, ``cuda`` or ``cuda:N``), else ConfigError."""
-    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
-        return device
-    raise ConfigError(f"device={device!r} is not allowed; allowed: auto, cpu, cuda, cuda:N")
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Inside, torch's global CPU generator seeded with ``seed`` (the networks are initialised on the CPU); after,
+    the caller's random state as it was. CUDA's generators are neither seeded nor touched (``torch.manual_seed``
+    would reseed every device's and leave them so)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
 
 
-def resolve_device(device: str) -> torch.device:
+def check_device_name(device: str | torch.device) -> str:
+    """The name of ``device`` when it names one (``auto``, ``cpu``, ``cuda`` or ``cuda:N``, or a ``torch.device`` of
+    those), else ConfigError."""
+    name = str(device) if isinstance(device, torch.device) else device
+    if isinstance(name, str) and (name in ("auto", "cpu", "cuda")
+                                  or (name.startswith("cuda:") and name[5:].isdigit())):
+        return name
+    raise ConfigError(f"device={device!r} is not allowed; allowed: auto, cpu, cuda, cuda:N (or a torch.device)")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` of this machine (ConfigError
     for another name, or for CUDA this machine does not have)."""
-    check_device_name(device)
+    device = check_device_name(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device != "cpu":
@@ -65,15 +79,21 @@ def as_float_tensor(x) -> torch.Tensor:
         except ValueError as err:  # ragged nested lists
             raise ConfigError(f"X is not a rectangular array: {err}") from err
         numeric = a.dtype.kind in "iuf"
-        t = torch.from_numpy(a if a.flags.writeable else a.copy()) if numeric else None  # e.g. a DataFrame's view
+        # a native, contiguous, writeable copy where torch cannot take the array as it is (negative strides,
+        # another byte order, long double, a DataFrame's read-only view)
+        t = torch.from_numpy(np.require(a, np.float64 if a.dtype.itemsize > 8 else a.dtype.newbyteorder("="),
+                                        ["C", "W"])) if numeric else None
     if not numeric:
         raise ConfigError(f"X has dtype {a.dtype if t is None else t.dtype}; numeric features are required")
-    t = t.to(torch.get_default_dtype())
+    t, wide = t.to(torch.get_default_dtype()), t
     if t.ndim not in (2, 4):
         hint = " (grey images: add a channel axis, X[:, None])" if t.ndim == 3 else ""
         raise ConfigError(f"X has shape {tuple(t.shape)}; expected (N, D) vectors or (N, C, H, W) images{hint}")
     if t.shape[0] == 0 or t[0].numel() == 0:
         raise ConfigError(f"X has shape {tuple(t.shape)}: no samples or no features")
+    if not torch.isfinite(t).all() and torch.isfinite(wide).all():  # finite values too large for the dtype
+        raise ConfigError(f"X holds values up to {float(wide.abs().max()):.3g}, beyond "
+                          f"{t.dtype}'s largest ({torch.finfo(t.dtype).max:.3g}); scale the features")
     if not torch.isfinite(t).all():
         bad = int((~torch.isfinite(t)).flatten(1).any(1).sum())
         raise ConfigError(f"X contains NaN or infinite values (in {bad} of {len(t)} samples)")
@@ -85,6 +105,12 @@ def as_semi_labels(y, n: int) -> np.ndarray:
     if y is None:
         return np.full(n, -1, dtype=np.int64)
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if y.dtype.kind in "OUS":  # labels as objects or text: None (-> nan) and words are named below
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"y holds a label that is not a number ({err}); allowed labels: -1 (unlabeled), "
+                              f"0 (normal), 1 (anomaly)") from err
     if y.shape != (n,):
         raise ConfigError(f"y has shape {y.shape}; expected ({n},), one label per sample of X")
     bad = sorted({str(v) for v in np.unique(y).tolist()} - {"-1", "0", "1", "-1.0", "0.0", "1.0"})
@@ -129,7 +155,9 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     def _spec(self, input_shape: tuple[int, ...] | None) -> NetworkSpec:
         """The network ``network`` asks for (checked: ``networks.normal_spec``); ``None`` takes the input shape's
-        default (``default_spec``). ``input_shape`` None (before the data is seen) checks the given fields only."""
+        default (``default_spec``); a dict's missing fields are :class:`NetworkSpec`'s defaults whatever the input
+        (as the runner's ``data.network``, whose records name the network by its config). ``input_shape`` None
+        (before the data is seen) checks the given fields only."""
         if self.network is None:
             return default_spec(input_shape) if input_shape is not None else NetworkSpec()
         if isinstance(self.network, NetworkSpec):
@@ -228,8 +256,7 @@ class DeepDetector(OutlierMixin, BaseEstimator):
                                   f"got labels {np.unique(y).tolist()}")
         device = resolve_device(self.device)
         self.input_shape_ = tuple(x.shape[1:])
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(int(self.random_state))
+        with seeded(int(self.random_state)):
             module = self._build_module(self.input_shape_).to(device)
         x = x.to(device)
         yt = torch.from_numpy(y).to(device)
@@ -303,18 +330,13 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_") and k != "module_"}
         blob = {"class": type(self).__name__, "params": self.get_params(), "fitted": fitted,
                 "state": {k: v.cpu() for k, v in self.module_.state_dict().items()}}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(blob, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_torch_save(blob, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> DeepDetector:
-        """Read a model written by :meth:`save` onto ``device`` (``DeepDetector.load`` picks the class)."""
+        """Read a model written by :meth:`save` onto ``device`` (``DeepDetector.load`` picks the class). The file is
+        unpickled (its hyper-parameters and fitted attributes are Python objects): load only files you trust. The
+        caller's random state is left as it was."""
         try:
             blob = torch.load(path, map_location="cpu", weights_only=False)
             name = blob["class"]
@@ -329,7 +351,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
             raise ConfigError(f"{path} holds a {name}; known detectors: {', '.join(sorted(classes))}")
         est = classes[name](**{**blob["params"], "device": device})
         vars(est).update(blob["fitted"])
-        module = est._build_module(est.input_shape_)
+        with seeded(0):  # the weights are then replaced by the file's
+            module = est._build_module(est.input_shape_)
         module.load_state_dict(blob["state"])
         est.module_ = module.to(resolve_device(device))
         return est

@@ -22,6 +22,11 @@ class DeepSAD(DeepSVDD):
     uses_labels = True
     trains_on = "all"
 
+    @property
+    def requires_labels(self) -> tuple[int, ...]:
+        """With the labels in every batch the batches are drawn from the unlabeled samples: at least 2 (y=-1)."""
+        return (-1,) if self.labeled_every_batch else ()
+
     def __init__(self, eta: float = 1.0, labeled_every_batch: bool = False, pretrain: bool = True,
                  pretrain_epochs: int = 30, network=None, epochs: int = 30, batch_size: int = 128, lr: float = 1e-4,
                  optimizer: str = "adam", weight_decay: float = 1e-6, contamination: float = 0.1,
