@@ -37,8 +37,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, NEW_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
+            try:
+                os.fchmod(fh.fileno(), NEW_FILE_MODE)
+            except (AttributeError, OSError):  # no fchmod (Windows), or a mount that refuses it: as made
+                pass
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

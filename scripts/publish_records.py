@@ -47,10 +47,10 @@ def publish(roots: list[Path], dest: Path) -> int:
                 continue
             later = there is not None and (there.get("finished_at") or "") > (rec.get("finished_at") or "")
             made_from = [r.get("identity", {}).get("data_fingerprint") for r in (there or {}, rec)]
-            if there is not None and made_from[0] != made_from[1]:  # e.g. the other CIFAR-10 layout, a changed CSV
+            # e.g. the other CIFAR-10 layout, or a changed CSV (a record made before fingerprints says nothing)
+            if there is not None and None not in made_from and made_from[0] != made_from[1]:
                 print(f"from other data files: {f.parent} ({made_from[1]}) and the record in {target} "
-                      f"({made_from[0]}); the later finished is kept: {target if later else f.parent}'s",
-                      file=sys.stderr)
+                      f"({made_from[0]}); kept: {target if later else f.parent}'s", file=sys.stderr)
             if later:
                 continue  # the copy there finished later
             rec["run_dir"] = str(target)

@@ -233,7 +233,7 @@ def _nan_x():
     (GOOD_X, GOOD_Y, {"device": None}, r"device=None is not allowed; allowed: auto, cpu, cuda, cuda:N \(or a torch"),
     (GOOD_X.astype(np.float64) * 1e39, GOOD_Y, {},
      r"X holds values up to .*e\+39, beyond torch.float32's largest .*; scale the features"),
-    (GOOD_X, np.append(GOOD_Y[:-1].astype(object), None), {}, r"y contains nan; allowed labels: -1 \(unlabeled\)"),
+    (GOOD_X, np.append(GOOD_Y[:-1].astype(object), None), {}, r"y contains None; allowed labels: -1 \(unlabeled\)"),
     (GOOD_X, np.append(GOOD_Y[:-1].astype(str), "x"), {}, "y holds a label that is not a number"),
 ])
 def test_bad_input_is_one_clear_config_error(X, y, params, message):

@@ -66,7 +66,7 @@ def test_records_of_one_run_from_other_data_files_are_said(tmp_path, capsys):
         [line] = capsys.readouterr().err.splitlines()
         assert line.startswith("from other data files: ") and "(cifar10:image-folder)" in line
         kept = tmp_path / "orig" / copy.parent.relative_to(dest / "records")
-        assert line.endswith(f"the later finished is kept: {copy.parent if order[0] == 'orig' else kept}'s"), line
+        assert line.endswith(f"; kept: {copy.parent if order[0] == 'orig' else kept}'s"), line
 
 def test_a_root_reached_through_a_link_is_published(tmp_path):
     """The report names records through links (runs.csv); publishing from a linked root copies them all the same,

@@ -105,7 +105,9 @@ def as_semi_labels(y, n: int) -> np.ndarray:
     if y is None:
         return np.full(n, -1, dtype=np.int64)
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if y.dtype.kind in "OUS":  # labels as objects or text: None (-> nan) and words are named below
+    if y.dtype.kind in "OUS":  # labels as objects or text
+        if any(v is None for v in y.ravel()):
+            raise ConfigError("y contains None; allowed labels: -1 (unlabeled), 0 (normal), 1 (anomaly)")
         try:
             y = y.astype(np.float64)
         except (TypeError, ValueError) as err:
@@ -155,7 +157,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     def _spec(self, input_shape: tuple[int, ...] | None) -> NetworkSpec:
         """The network ``network`` asks for (checked: ``networks.normal_spec``); ``None`` takes the input shape's
-        default (``default_spec``); a dict's missing fields are :class:`NetworkSpec`'s defaults whatever the input
+        default (``default_spec``); a dict without ``kind`` takes the one its ``channels`` / ``hidden`` names, else the
+        input shape's; its other missing fields are :class:`NetworkSpec`'s defaults whatever the input
         (as the runner's ``data.network``, whose records name the network by its config). ``input_shape`` None
         (before the data is seen) checks the given fields only."""
         if self.network is None:
