@@ -142,13 +142,23 @@ def _read_run_csvs(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
-    """(a) test AUC and (b) labeled loss over iterations on FMNIST; (c) y_hat * |M| histogram on MNIST."""
+def fig7_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs Fig. 7 draws: those made for it, with curves (``curves_every`` > 0: a ``curves.csv``; every ELITE
+    run writes ``meta_scores.csv``, so (c) would otherwise pool every class of the Fig. 3 runs): (a, b) FMNIST's
+    ELITE-SVDD and Deep SAD, (c) MNIST's ELITE-SVDD at r_p 0.5 with its data set's n_labels."""
     ok = runs[runs["status"].eq("ok")]
+    ok = ok[ok["run_dir"].map(lambda d: (Path(d) / "curves.csv").exists()).astype(bool)]
     fmnist = ok[(ok["data"] == "fmnist") & ok["method"].isin(FIG7_METHODS)]
-    curves = _read_run_csvs(fmnist, "curves.csv")
     mnist = ok[(ok["data"] == "mnist") & (ok["method"] == "elite_svdd") & np.isclose(ok["r_p"], 0.5)
                & (ok["n_labels"].astype(float) == ok["n_labels_default"].astype(float))]
+    return fmnist, mnist
+
+
+def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
+    """(a) test AUC and (b) labeled loss over iterations on FMNIST; (c) y_hat * |M| histogram on MNIST
+    (:func:`fig7_runs`)."""
+    fmnist, mnist = fig7_runs(runs)
+    curves = _read_run_csvs(fmnist, "curves.csv")
     meta = _read_run_csvs(mnist, "meta_scores.csv")
     if curves.empty and meta.empty:
         log.info("fig7: no curves.csv (FMNIST) or meta_scores.csv (MNIST, r_p 0.5), not drawn")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elite_exp.figures import draw_all
+from elite_exp.figures import draw_all, fig7_runs
 from elite_exp.records import RECORD_FORMAT, write_csv, write_json
 from elite_exp.report import FIGURES, chosen, collect, main, method_label, pivot, summarise, write_report
 
@@ -183,11 +183,25 @@ def test_figure_files_written(grid, tmp_path):
     write_csv(run / "meta_scores.csv", pd.DataFrame({"sample": range(4), "anomaly": [0, 0, 1, 1],
                                                      "meta_score": [0.5, 0.2, -0.4, -0.1],
                                                      "flagged_fraction": [0, 0, 1, 1], "count": [3] * 4}))
+    write_csv(run / "curves.csv", pd.DataFrame({"iteration": [10], "test_auc": [0.6]}))  # made for Fig. 7
     out = tmp_path / "figs"
     written = draw_all(collect([grid]), out)
     names = sorted(p.name for p in written)
     assert names == sorted(f"{f}.{ext}" for f in ("fig3", "fig4", "fig5", "fig6", "fig7") for ext in ("png", "pdf"))
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+
+def test_fig7_draws_the_runs_made_for_it(tmp_path):
+    """Every ELITE run writes meta_scores.csv; (c) takes only the runs with curves (Fig. 7's), not a Fig. 3 sweep's
+    other classes and seeds."""
+    for cls in (0, 1):
+        run = fake_run(tmp_path, "elite_svdd", data="mnist", r_p=0.5, normal_class=cls)
+        write_csv(run / "meta_scores.csv", pd.DataFrame({"sample": [0], "anomaly": [0], "meta_score": [0.1]}))
+        if cls == 0:
+            write_csv(run / "curves.csv", pd.DataFrame({"iteration": [10], "test_auc": [0.6]}))
+    fmnist, mnist = fig7_runs(collect([tmp_path]))
+    assert fmnist.empty and mnist["normal_class"].tolist() == [0]
 
 
 def test_no_runs_no_figures(tmp_path):
