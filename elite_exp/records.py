@@ -25,7 +25,8 @@ def _umask() -> int:
     return mask
 
 
-# the permissions of a file this process makes with open(): a temporary file is made 0600, and kept so by the rename
+# the permissions of a file this process makes with open() (its umask when elite_exp was imported): a temporary file
+# is made 0600, and kept so by the rename
 NEW_FILE_MODE = 0o666 & ~_umask()
 
 

@@ -195,8 +195,9 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
                         f"other settings (they differ in {', '.join(differ) or 'their presets'}); give "
                         "hydra.sweep.subdir a form that tells them apart (e.g. ${hydra.job.num}), or leave it at its "
                         "default")
+            verb = "does" if len(differ) == 1 else "do"
             log.info("job %s is job #%d's run (%s): left out", " ".join(overrides), numbering.left_out[index],
-                     f"they differ only in {', '.join(differ)}, which do not change its result" if differ
+                     f"they differ only in {', '.join(differ)}, which {verb} not change its result" if differ
                      else "the same settings")
         else:
             hashes[index] = result[3]

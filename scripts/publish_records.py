@@ -22,7 +22,7 @@ from pathlib import Path
 
 from elite_exp.figures import draw_all
 from elite_exp.records import RECORD_FORMAT, RESULT_FILE, atomic_write, read_record, record_format, write_json
-from elite_exp.report import collect, record_files, write_report
+from elite_exp.report import chosen, collect, record_files, write_report
 
 CURVE_FILES = ("curves.csv", "meta_scores.csv")
 
@@ -64,13 +64,21 @@ def publish(roots: list[Path], dest: Path) -> int:
     return copied
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run roots (a sweep's out_dir)")
     parser.add_argument("--dest", type=Path, default=Path("docs/results/paper"))
     parser.add_argument("--only", type=lambda v: v.split(","), default=None, metavar="FIGS",
                         help="figures to write (fig3,...,fig7; default: every figure with runs)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:  # every mistake said before anything is copied
+        chosen(args.only)
+        record_files(args.runs)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    blocked = [p for p in (args.dest / "records", args.dest, *args.dest.parents) if p.exists() and not p.is_dir()]
+    if blocked:
+        parser.error(f"--dest {args.dest} cannot hold the records: {blocked[-1]} is a file")
     n = publish(args.runs, args.dest)
     runs = collect([args.dest / "records"])
     written = write_report(runs, args.dest, args.only) + draw_all(runs, args.dest, args.only)

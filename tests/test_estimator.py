@@ -130,6 +130,8 @@ def test_load_rejects_what_save_did_not_write(tmp_path):
 def test_save_into_a_missing_folder_names_it(small_fit, tmp_path):
     with pytest.raises(ConfigError, match=f"cannot save to .*: the folder {tmp_path / 'nope'} does not exist"):
         small_fit[0].save(tmp_path / "nope" / "elite.pt")
+    with pytest.raises(ConfigError, match=f"cannot save to {tmp_path}: it is a folder; give a file name"):
+        small_fit[0].save(tmp_path)
 
 
 def test_read_only_arrays_and_data_frames_are_taken_without_warnings():

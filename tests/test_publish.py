@@ -7,11 +7,15 @@ from elite_exp.records import write_json
 from tests.conftest import REPO
 
 
-def _publish():
+def _script():
     spec = importlib.util.spec_from_file_location("publish_records", REPO / "scripts" / "publish_records.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.publish
+    return module
+
+
+def _publish():
+    return _script().publish
 
 
 def _run(root, auc, finished_at=None, config_hash="abc", data_fingerprint=None):
@@ -80,3 +84,20 @@ def test_a_root_reached_through_a_link_is_published(tmp_path):
     assert copy.parent.relative_to(tmp_path / "runs" / "pub" / "records").as_posix() == \
         "mnist/elite_svdd/class0/rp0.1_nl20_eta1.0_seed0_abc"
     assert publish([tmp_path / "linked"], dest) == 1 and len(list(dest.rglob("result.json"))) == 1
+
+
+def test_mistakes_are_one_error_before_anything_is_copied(tmp_path, capsys):
+    import pytest
+
+    module = _script()
+    _run(tmp_path / "a", 0.7)
+    (tmp_path / "file").write_text("")
+    for argv, said in [([str(tmp_path / "none")], f"no such run folder: {tmp_path / 'none'}"),
+                       ([str(tmp_path / "a"), "--only", "fig9"], "unknown figure 'fig9'"),
+                       ([str(tmp_path / "a"), "--dest", str(tmp_path / "file" / "pub")],
+                        f"cannot hold the records: {tmp_path / 'file'} is a file")]:
+        dest = [] if "--dest" in argv else ["--dest", str(tmp_path / "pub")]
+        with pytest.raises(SystemExit) as exc:
+            module.main([*argv, *dest])
+        assert exc.value.code == 2 and said in capsys.readouterr().err
+        assert not (tmp_path / "pub").exists()

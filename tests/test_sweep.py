@@ -102,7 +102,7 @@ def test_jobs_that_are_one_run_run_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "sweep: 3 run(s): 3 finished" in proc.stdout + proc.stderr
     assert " method=deepsad elite.meta_grad=finite_diff out_dir=" in proc.stdout
-    assert "is job #2's run (they differ only in elite.meta_grad, which do not change its result): left out" \
+    assert "is job #2's run (they differ only in elite.meta_grad, which does not change its result): left out" \
         in proc.stdout
     assert sorted(p.parent.parent.parent.name for p in tmp_path.rglob("result.json")) == \
         ["deepsad", "elite_svdd", "elite_svdd+elite.meta_grad=finite_diff"]
@@ -134,7 +134,7 @@ def test_a_baseline_swept_over_eta_m_runs_once(tmp_path):
     proc = cli(["-m", *TINY, "method=elite_svdd,deepsad", "eta_m=1,0.3"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "sweep: 3 run(s): 3 finished" in proc.stdout + proc.stderr
-    assert "is job #2's run (they differ only in eta_m, which do not change its result): left out" in proc.stdout
+    assert "is job #2's run (they differ only in eta_m, which does not change its result): left out" in proc.stdout
     assert "is not read" not in proc.stdout + proc.stderr  # Deep SAD's job at eta_m=1 asks for its default
     found = {(rec["method"], rec["eta_m"]) for rec in (read_record(p.parent) for p in tmp_path.rglob("result.json"))}
     assert found == {("elite_svdd", 1.0), ("elite_svdd", 0.3), ("deepsad", 1.0)}

@@ -330,6 +330,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
         path = Path(path)
         if not path.parent.is_dir():
             raise ConfigError(f"cannot save to {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise ConfigError(f"cannot save to {path}: it is a folder; give a file name, e.g. {path / 'model.pt'}")
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_") and k != "module_"}
         blob = {"class": type(self).__name__, "params": self.get_params(), "fitted": fitted,
                 "state": {k: v.cpu() for k, v in self.module_.state_dict().items()}}
