@@ -147,11 +147,11 @@ def fig7_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     run writes ``meta_scores.csv``, so (c) would otherwise pool every class of the Fig. 3 runs): (a, b) FMNIST's
     ELITE-SVDD and Deep SAD, (c) MNIST's ELITE-SVDD at r_p 0.5 with its data set's n_labels."""
     ok = runs[runs["status"].eq("ok")]
-    ok = ok[ok["run_dir"].map(lambda d: (Path(d) / "curves.csv").exists()).astype(bool)]
     fmnist = ok[(ok["data"] == "fmnist") & ok["method"].isin(FIG7_METHODS)]
     mnist = ok[(ok["data"] == "mnist") & (ok["method"] == "elite_svdd") & np.isclose(ok["r_p"], 0.5)
                & (ok["n_labels"].astype(float) == ok["n_labels_default"].astype(float))]
-    return fmnist, mnist
+    return tuple(part[part["run_dir"].map(lambda d: (Path(d) / "curves.csv").exists()).astype(bool)]
+                 for part in (fmnist, mnist))
 
 
 def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:

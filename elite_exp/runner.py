@@ -511,10 +511,9 @@ def config_differences(old: dict, new: DictConfig, most: int = 4) -> list[str]:
     both = names_its_method(old)  # else neither is normalised: it cannot be
     raw_new = OmegaConf.to_container(new, resolve=True)
     a, b = flatten(result_settings(old, both)), flatten(result_settings(raw_new, both))
-    known = flatten(old).keys() & flatten(raw_new).keys()
-    as_set = {**flatten(old), **a}, {**flatten(raw_new), **b}  # an unset key as the config holds it (off, None)
-    diff = [f"{k}: {as_set[0][k]} -> {as_set[1][k]}" for k in sorted((a.keys() | b.keys()) & known)
-            if a.get(k) != b.get(k)]
+    held_a, held_b = flatten(old), flatten(raw_new)  # as the configs hold them: an unset key too (off, None)
+    diff = [f"{k}: {a.get(k, held_a[k])} -> {b.get(k, held_b[k])}"
+            for k in sorted((a.keys() | b.keys()) & held_a.keys() & held_b.keys()) if a.get(k) != b.get(k)]
     return diff[:most] + ([f"... ({len(diff) - most} more)"] if len(diff) > most else [])
 
 

@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:  # every mistake said before anything is copied
         chosen(args.only)
-        record_files(args.runs)
-    except (FileNotFoundError, ValueError) as err:
+    except ValueError as err:
         parser.error(str(err))
+    for root in args.runs:
+        if not root.exists():
+            parser.error(f"no such run folder: {root}")
     blocked = [p for p in (args.dest / "records", args.dest, *args.dest.parents) if p.exists() and not p.is_dir()]
     if blocked:
         parser.error(f"--dest {args.dest} cannot hold the records: {blocked[-1]} is a file")

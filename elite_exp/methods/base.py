@@ -91,11 +91,12 @@ def as_float_tensor(x) -> torch.Tensor:
         raise ConfigError(f"X has shape {tuple(t.shape)}; expected (N, D) vectors or (N, C, H, W) images{hint}")
     if t.shape[0] == 0 or t[0].numel() == 0:
         raise ConfigError(f"X has shape {tuple(t.shape)}: no samples or no features")
-    if not torch.isfinite(t).all() and torch.isfinite(wide).all():  # finite values too large for the dtype
-        raise ConfigError(f"X holds values up to {float(wide.abs().max()):.3g}, beyond "
-                          f"{t.dtype}'s largest ({torch.finfo(t.dtype).max:.3g}); scale the features")
-    if not torch.isfinite(t).all():
-        bad = int((~torch.isfinite(t)).flatten(1).any(1).sum())
+    finite = torch.isfinite(t)
+    if not finite.all():
+        if torch.isfinite(wide).all():  # finite values too large for the dtype
+            raise ConfigError(f"X holds values up to {float(wide.abs().max()):.3g}, beyond "
+                              f"{t.dtype}'s largest ({torch.finfo(t.dtype).max:.3g}); scale the features")
+        bad = int((~finite).flatten(1).any(1).sum())
         raise ConfigError(f"X contains NaN or infinite values (in {bad} of {len(t)} samples)")
     return t
 
