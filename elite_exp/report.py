@@ -37,6 +37,7 @@ SETTING = ["data", "method", "epochs", "n_train"]
 # display names as in the paper's legends; ELITE's variants and the methods that name their score
 # (labels_*, loe_*, soel_*) are spelled out by _stem_label
 METHOD_LABELS = {"deepsvdd": "DeepSVDD", "deepsad": "DeepSAD", "deepsad_every_batch": "DeepSAD (labels in every batch)",
+                 "deepsad_every_batch_hinge": "DeepSAD (labels in every batch, Eq. 4)",
                  "ssad": "SSAD", "ssad_hybrid": "SSAD hybrid", "rsrae": "RSRAE", "ae": "AE",
                  "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)",
                  "loe_hard_neutral_alpha0": "NeuTraL AD (unsupervised)"}
@@ -48,7 +49,8 @@ METHOD_ORDER = ("elite_svdd", "elite_ae", "deepsvdd", "deepsad", "deepsad_every_
                 "elite_svdd_pretrain_labeled1_inverse", "elite_svdd_paper", "elite_svdd_loe",
                 "elite_svdd_loe_pretrain", "elite_rot", "labels_rot", "loe_hard_rot", "loe_soft_rot",
                 "soel_rot", "loe_hard_rot_alpha0", "elite_neutral", "labels_neutral",
-                "loe_hard_neutral", "loe_soft_neutral", "soel_neutral", "loe_hard_neutral_alpha0")
+                "loe_hard_neutral", "loe_soft_neutral", "soel_neutral", "loe_hard_neutral_alpha0",
+                "deepsad_every_batch_hinge")
 # ELITE's base names (registry.base_name): score, update, then the options beyond the paper in their order
 ELITE_NAME = re.compile(r"elite_(?P<score>[a-z]+?)(?:_(?P<update>paper|loe))?(?P<pretrain>_pretrain)?"
                         r"(?:_warmup(?P<warmup>\d+))?(?:_labeled(?P<labeled>[^_]+))?(?P<inverse>_inverse)?"

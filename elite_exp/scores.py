@@ -210,6 +210,15 @@ def even_batches(x: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
 
 
 @torch.no_grad()
+def mean_score(module: nn.Module, x: torch.Tensor, batch_size: int) -> float:
+    """The mean score of ``x`` ``(N, ...)``, N >= 2, under the current weights, normalised with batch
+    statistics over :func:`even_batches` of ``batch_size``: the margin C at initialisation (``auto_mean``,
+    the paper's choice for Eq. 4)."""
+    with batch_statistics(module):
+        return float(torch.cat([module(b) for b in even_batches(x, batch_size)]).mean())
+
+
+@torch.no_grad()
 def recompute_bn_statistics(module: nn.Module, x: torch.Tensor, batch_size: int) -> None:
     """Set every BatchNorm's running mean and variance to the exact population statistics of ``x``
     under the current weights, as the network is scored ("precise BN": Wu and Johnson, "Rethinking

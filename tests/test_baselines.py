@@ -51,12 +51,13 @@ def compose_cfg(*overrides):
     lambda: DeepSVDD(epochs=15, pretrain_epochs=15, **FAST),
     lambda: DeepSAD(epochs=15, pretrain_epochs=15, **FAST),
     lambda: DeepSAD(epochs=15, pretrain_epochs=15, labeled_every_batch=True, **FAST),
+    lambda: DeepSAD(epochs=15, pretrain_epochs=15, labeled_every_batch=True, loss="hinge", **FAST),
     lambda: RSRAE(epochs=15, **FAST),
     lambda: SSAD(**FAST),
     lambda: SSAD(hybrid=True, epochs=15, **FAST),
     lambda: LabelsOnly(epochs=15, steps_per_epoch=3, **FAST),
     lambda: LabelsOnly(score="ae", epochs=15, steps_per_epoch=3, **FAST),
-], ids=["ae", "deepsvdd", "deepsad", "deepsad_every_batch", "rsrae", "ssad", "ssad_hybrid", "labels_svdd",
+], ids=["ae", "deepsvdd", "deepsad", "deepsad_every_batch", "deepsad_every_batch_hinge", "rsrae", "ssad", "ssad_hybrid", "labels_svdd",
         "labels_ae"])
 def test_each_baseline_learns_on_digits(digits_task, make):
     X, y, x_test, test_anomaly = digits_task
@@ -159,6 +160,7 @@ def test_baseline_files_select_their_model_and_name_the_method():
     assert compose_cfg("baseline=ae").model.name == "ae"
     assert method_name(compose_cfg("baseline=labels", "model=ae")) == "labels_ae"
     assert method_name(compose_cfg("baseline=deepsad", "baseline.labeled_every_batch=true")) == "deepsad_every_batch"
+    assert method_name(compose_cfg("baseline=deepsad", "baseline.loss=hinge")) == "deepsad_hinge"
     assert method_name(compose_cfg("baseline=ssad", "baseline.hybrid=true")) == "ssad_hybrid"
     with pytest.raises(Exception, match="baseline.eta"):  # the typed schema rejects a key of another baseline
         compose_cfg("baseline=ae", "baseline.eta=1")
@@ -361,3 +363,25 @@ def test_a_run_waits_for_the_same_pretraining_in_another_process_and_clears_a_de
     with shared_pretraining(tmp_path) as store:
         pretrained_encoder(spec, (8,), x, s, 0, False)
     assert (store.reused, store.trained) == (0, 1) and not lock.exists() and (tmp_path / f"{key}.pt").exists()
+
+
+def test_deepsad_hinge_trains_elites_eq4_at_the_mean_initial_distance_of_all_training_data(digits_task, monkeypatch):
+    """``loss='hinge'`` (the paper's Fig. 7): ELITE's score (the distance, not squared), C = the mean initial
+    score of unlabeled + labeled samples, and each step's loss is Eq. 4 with the labeled terms weighted by eta."""
+    import elite_exp.methods.deep_sad as deep_sad
+    from elite_exp.methods.losses import deep_sad_hinge_loss, hinge_loss
+
+    X, y, _, _ = digits_task
+    margins, losses = [], []
+    mean_score, hinge = deep_sad.mean_score, deep_sad.deep_sad_hinge_loss
+    monkeypatch.setattr(deep_sad, "mean_score", lambda m, x, bs: margins.append((len(x), mean_score(m, x, bs)))
+                        or margins[-1][1])
+    monkeypatch.setattr(deep_sad, "deep_sad_hinge_loss", lambda s, t, eta, c: losses.append((s, t, eta, c))
+                        or hinge(s, t, eta, c))
+    est = DeepSAD(epochs=1, pretrain=False, labeled_every_batch=True, loss="hinge", eta=2.0, **FAST).fit(X, y)
+    assert margins == [(len(X), est.margin_)] and est.margin_ > 0 and not est.module_.squared
+    s, t, eta, c = losses[0]
+    assert (eta, float(c)) == (2.0, pytest.approx(est.margin_)) and (t != 0).sum() == (y >= 0).sum()
+    per_sample = torch.where(t == 0, s, 2.0 * hinge_loss(s, t < 0, c))
+    assert torch.allclose(deep_sad_hinge_loss(s, t, 2.0, c), per_sample.mean())
+    assert torch.allclose(hinge_loss(s, t < 0, c)[t < 0], torch.relu(c - s[t < 0]))  # anomalies: max(C - Omega, 0)

@@ -34,6 +34,8 @@ CASES = {
     "deepsvdd": (DeepSVDD, dict(pretrain_epochs=1)),
     "deepsad": (DeepSAD, dict(pretrain_epochs=1)),
     "deepsad_every_batch": (DeepSAD, dict(pretrain=False, labeled_every_batch=True)),
+    "deepsad_hinge": (DeepSAD, dict(pretrain_epochs=1, loss="hinge")),
+    "deepsad_every_batch_hinge": (DeepSAD, dict(pretrain=False, labeled_every_batch=True, loss="hinge")),
     "ae": (AutoEncoder, {}),
     "loe_hard": (LOE, dict(mode="hard", alpha=0.2)),
     "loe_soft": (LOE, dict(mode="soft", alpha=0.2, warmup_epochs=1)),

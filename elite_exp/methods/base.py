@@ -402,6 +402,12 @@ def each_run(runs: Sequence[Run], action: Callable[[Run], None]) -> None:
                 run.error = err
 
 
+def run_scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A run's number (its margin C, say) as a 0-d tensor of ``like``'s dtype and device, for its ``data(run)``
+    (:func:`train_runs`; a pack stacks it)."""
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
 def train_runs(runs: Sequence[Run], n: int, step: Step, data: Callable[[Run], Mapping[str, torch.Tensor]], *,
                desc: str, settings: TrainSettings | None = None, main: bool = True) -> None:
     """:func:`training.run_training` of the runs of a pack that have not failed, over ``n`` samples each: their

@@ -26,8 +26,9 @@ class DeepSVDD(DeepDetector):
         self._keep_params(locals())
 
     def _check_params(self) -> None:
-        if self.pretrain_epochs < 0:
-            raise ConfigError(f"pretrain_epochs={self.pretrain_epochs} is not allowed; it must be >= 0")
+        if self.pretrain and not self.pretrain_epochs >= 1:
+            raise ConfigError(f"pretrain_epochs={self.pretrain_epochs} is not allowed with pretrain=True; it must be "
+                              f">= 1 (pretrain=False trains without pre-training)")
 
     def _build_module(self, input_shape):
         return SVDDScore(self._spec(input_shape), input_shape, squared=True)

@@ -11,12 +11,12 @@ import torch
 
 from elite_exp.errors import ConfigError
 from elite_exp.methods.autoencoder import pretrained_encoder
-from elite_exp.methods.base import DeepDetector, Run, each_run, train_runs
+from elite_exp.methods.base import DeepDetector, Run, each_run, run_scalar, train_runs
 from elite_exp.methods.loe import check_alpha, check_warmup, latent_anomalies, unlabeled_loss
 from elite_exp.methods.losses import supervised_loss, validation_loss
 from elite_exp.methods.meta_gradient import META_GRADIENTS, UPDATES, elite_loss, meta_gradients
 from elite_exp.methods.training import RunNet, TrainSettings
-from elite_exp.scores import SCORES, batch_statistics, build_score, even_batches
+from elite_exp.scores import SCORES, batch_statistics, build_score, mean_score
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,8 @@ def train_on_labels(runs: list[Run], steps_per_epoch: int, s: TrainSettings, *, 
     with L_v (:func:`labels_step`) at each run's margin ``run.est.margin_``: ``steps_per_epoch`` steps an epoch
     for ``s.epochs`` epochs. The labels-only ablation, and (``main`` False) ELITE's supervised warm-up."""
     train_runs(runs, steps_per_epoch, labels_step,
-               lambda r: {"x_lab": r.x_lab, "y_lab": r.y_lab, "margin": _as_tensor(r.est.margin_, r.x_lab)},
+               lambda r: {"x_lab": r.x_lab, "y_lab": r.y_lab, "margin": run_scalar(r.est.margin_, r.x_lab)},
                desc=desc, settings=dataclasses.replace(s, batch_size=1), main=main)
-
-
-def _as_tensor(value: float, like: torch.Tensor) -> torch.Tensor:
-    """A run's number as a 0-d tensor of ``like``'s dtype and device (packed runs stack it)."""
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
 class EliteDetector(DeepDetector):
@@ -154,10 +149,10 @@ class EliteDetector(DeepDetector):
         margin = parse_margin(self.margin)
         if not isinstance(margin, str):
             return margin
-        with batch_statistics(module):
-            if margin == "auto_max":
+        if margin == "auto_max":
+            with batch_statistics(module):
                 return float(module(x_lab).max())
-            return float(torch.cat([module(b) for b in even_batches(x_unl, bs)]).mean())
+        return mean_score(module, x_unl, bs)
 
     def _train(self, runs) -> None:
         s = self._settings()
@@ -200,4 +195,4 @@ class EliteDetector(DeepDetector):
             return loss, {"meta_gradient": m, "anomaly_hat": y_hat, "val_loss": lv}
 
         train_runs(runs, n, step, lambda r: {"x_unl": r.x_unl, "x_lab": r.x_lab, "y_lab": r.y_lab,
-                                             "margin": _as_tensor(r.est.margin_, r.x_unl)}, desc=f"ELITE-{self.score}")
+                                             "margin": run_scalar(r.est.margin_, r.x_unl)}, desc=f"ELITE-{self.score}")

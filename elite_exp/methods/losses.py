@@ -37,6 +37,14 @@ def deep_sad_loss(d: torch.Tensor, target: torch.Tensor, eta: float) -> torch.Te
     return torch.where(target == 0, d, eta * (d + EPS).pow(target)).mean()
 
 
+def deep_sad_hinge_loss(scores: torch.Tensor, target: torch.Tensor, eta: float, margin) -> torch.Tensor:
+    """Deep SAD's mini-batch loss with ELITE's Eq. 4 as its labeled terms (the paper's Fig. 7, Sec. 5.5.1),
+    (B,) -> (): the score for unlabeled samples (``target`` 0), eta * the score for labeled normals (+1),
+    eta * max(C - score, 0) for labeled anomalies (-1), C = ``margin`` (a number or a 0-d tensor)."""
+    labeled = eta * hinge_loss(scores, target < 0, margin)
+    return torch.where(target == 0, scores, labeled).mean()
+
+
 def anomaly_loss(l_n: torch.Tensor) -> torch.Tensor:
     """L_a = 1 / (L_n + eps) per sample, (B,) -> (B,)."""
     return 1.0 / (l_n + EPS)

@@ -35,8 +35,8 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 
 # read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
-NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.hybrid",
-         "elite.update", "elite.pretrain", "elite.warmup_epochs", "elite.labeled_weight", "elite.labeled_loss",
+NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.loss",
+         "baseline.hybrid", "elite.update", "elite.pretrain", "elite.warmup_epochs", "elite.labeled_weight", "elite.labeled_loss",
          "elite.loe_weight", "elite.alpha", "elite.joint_batch", "train.epochs")
 
 
@@ -60,7 +60,8 @@ def base_name(cfg: DictConfig) -> str:
     ``labels_rot`` / ``labels_neutral`` for the ablation,
     ``loe_hard_svdd``, ``loe_soft_ae``, ``soel_rot``, ... for LOE / SOEL (every method that takes
     ``model=`` names its score; ``loe_hard_rot_alpha0`` when ``baseline.alpha`` is set, here to
-    0), ``deepsad_every_batch`` / ``ssad_hybrid`` for those variants,
+    0), ``deepsad_every_batch`` / ``deepsad_hinge`` / ``deepsad_every_batch_hinge`` / ``ssad_hybrid`` for those
+    variants,
     else the baseline's name."""
     b = cfg.baseline
     if b.name == "none":
@@ -81,8 +82,9 @@ def base_name(cfg: DictConfig) -> str:
         return f"loe_{b.mode}_{cfg.model.name}{alpha}"
     if b.name == "soel":
         return f"soel_{cfg.model.name}{alpha}"
-    if b.name == "deepsad" and b.labeled_every_batch:
-        return "deepsad_every_batch"
+    if b.name == "deepsad":
+        return "deepsad" + ("_every_batch" if b.labeled_every_batch else "") + (
+            f"_{b.loss}" if b.get("loss", "deepsad") != "deepsad" else "")
     if b.name == "ssad" and b.hybrid:
         return "ssad_hybrid"
     return str(b.name)
@@ -382,7 +384,7 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     elif b.name == "deepsvdd":
         est = DeepSVDD(pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "deepsad":
-        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch, pretrain=b.pretrain,
+        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch, loss=b.loss, pretrain=b.pretrain,
                       pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "ssad":
         est = SSAD(kappa=b.kappa, nu=b.nu, c_labeled=b.c_labeled, hybrid=b.hybrid,
