@@ -57,8 +57,8 @@ def compose_cfg(*overrides):
     lambda: SSAD(hybrid=True, epochs=15, **FAST),
     lambda: LabelsOnly(epochs=15, steps_per_epoch=3, **FAST),
     lambda: LabelsOnly(score="ae", epochs=15, steps_per_epoch=3, **FAST),
-], ids=["ae", "deepsvdd", "deepsad", "deepsad_every_batch", "deepsad_every_batch_hinge", "rsrae", "ssad", "ssad_hybrid", "labels_svdd",
-        "labels_ae"])
+], ids=["ae", "deepsvdd", "deepsad", "deepsad_every_batch", "deepsad_every_batch_hinge", "rsrae", "ssad",
+        "ssad_hybrid", "labels_svdd", "labels_ae"])
 def test_each_baseline_learns_on_digits(digits_task, make):
     X, y, x_test, test_anomaly = digits_task
     est = make().fit(X, y)

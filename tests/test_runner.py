@@ -98,8 +98,8 @@ def composed(tmp_path, *overrides):
     ("method=ssad baseline.nu=2", "baseline.nu=2.0 is not allowed; it must lie in (0, 1]"),
     ("method=deepsad baseline.eta=0", "baseline.eta=0.0 is not allowed"),
     ("method=deepsvdd baseline.pretrain_epochs=-1", "baseline.pretrain_epochs=-1 is not allowed"),
-    ("method=deepsad baseline.pretrain_epochs=0", "baseline.pretrain_epochs=0 is not allowed with baseline.pretrain=True; "
-                                                 "it must be >= 1"),
+    ("method=deepsad baseline.pretrain_epochs=0",
+     "baseline.pretrain_epochs=0 is not allowed with baseline.pretrain=True; it must be >= 1"),
     ("method=deepsad baseline.loss=eq4", "baseline.loss='eq4' is not allowed; allowed: deepsad, hinge"),
     ("method=loe_hard_svdd baseline.warmup_epochs=-1", "baseline.warmup_epochs=-1 is not allowed"),
     ("method=loe_hard_svdd baseline.alpha=0.9", "baseline.alpha=0.9 is not allowed"),

@@ -36,8 +36,8 @@ FIXED_MODEL = {"deepsvdd": "svdd", "deepsad": "svdd", "rsrae": "ae", "ae": "ae"}
 # read settings that the base name already says (elite_svdd_loe, loe_soft_svdd_alpha0.2, deepsad_every_batch,
 # ...) or that tables show as their own columns (train.epochs): never added as key=value
 NAMED = ("baseline.name", "baseline.mode", "baseline.alpha", "baseline.labeled_every_batch", "baseline.loss",
-         "baseline.hybrid", "elite.update", "elite.pretrain", "elite.warmup_epochs", "elite.labeled_weight", "elite.labeled_loss",
-         "elite.loe_weight", "elite.alpha", "elite.joint_batch", "train.epochs")
+         "baseline.hybrid", "elite.update", "elite.pretrain", "elite.warmup_epochs", "elite.labeled_weight",
+         "elite.labeled_loss", "elite.loe_weight", "elite.alpha", "elite.joint_batch", "train.epochs")
 
 
 def method_name(cfg: DictConfig) -> str:
