@@ -39,8 +39,11 @@ from elite_exp.run_figure import power_of_ten  # noqa: E402
 log = logging.getLogger(__name__)
 
 DATA_ORDER = ["mnist", "fmnist", "cifar10"]
-# ELITE, Deep SAD trained as the paper's Fig. 7 trains it (ELITE's Eq. 4) and with its own loss (Eq. 3)
-FIG7_METHODS = ("elite_svdd", "deepsad_every_batch_hinge", "deepsad_every_batch")
+# Fig. 7 (a, b): ELITE, Deep SAD trained as the paper's Fig. 7 trains it (ELITE's Eq. 4) and with its own loss
+# (Eq. 3), as (method, the method whose colour it takes, line style): one colour for Deep SAD, dashed for Eq. 4
+FIG7_LINES = (("elite_svdd", "elite_svdd", "-"), ("deepsad_every_batch_hinge", "deepsad_every_batch", "--"),
+              ("deepsad_every_batch", "deepsad_every_batch", "-"))
+FIG7_METHODS = tuple(method for method, _, _ in FIG7_LINES)
 
 
 def _rank(name: str, order: list[str]) -> tuple[int, str]:
@@ -167,20 +170,18 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, column, ylabel, tag in ((axes[0], "test_auc", "test ROC AUC", "(a)"),
                                     (axes[1], "labeled_loss", "labeled loss", "(b)")):
-        for method in FIG7_METHODS:
+        for method, colour_of, style in FIG7_LINES:
             part = curves[curves["method"] == method] if len(curves) else curves
             if part.empty or column not in part or part[column].isna().all():
                 continue
             mean = part.groupby("iteration")[column].mean()
-            ax.plot(mean.index, mean.values, label=f"{method_label(method)} (n={part['run_dir'].nunique()})",
-                    color=_color(method, list(METHOD_ORDER)))
+            ax.plot(mean.index, mean.values, style, label=f"{method_label(method)} (n={part['run_dir'].nunique()})",
+                    color=_color(colour_of, list(METHOD_ORDER)))
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{tag} FMNIST: {ylabel}")
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend()
-        else:
+        if not ax.lines:
             _no_runs(ax)
     ax = axes[2]
     scale = ""
@@ -198,6 +199,10 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
     ax.set_title(f"(c) MNIST, r_p 0.5 (n={meta['run_dir'].nunique() if len(meta) else 0})")
     fig.suptitle("Fig. 7: training mechanism of ELITE")
     fig.tight_layout()
+    lines = max((a for a in axes[:2]), key=lambda a: len(a.lines))  # one legend for (a) and (b), below them
+    if lines.lines:
+        fig.legend(*lines.get_legend_handles_labels(), loc="upper center", ncol=len(lines.lines),
+                   bbox_to_anchor=(0.35, 0.0), frameon=False)
     return _save(fig, out, "fig7")
 
 

@@ -378,7 +378,9 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
     """Write runs.csv and failed.csv (their ``run_dir`` relative to ``out``: :func:`relative_to`), and per figure
     (all, or those named in ``only``; the figures that hold eta_M fixed at the values ``eta_m``, :func:`chosen`)
     <fig>.csv and <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv and <fig>_aupr_per_class.csv (average precision)
-    and <fig>.md with both."""
+    and <fig>.md with both; then report.md: the run counts and the sections of every <fig>.md in ``out``, in
+    figure order (those written now, and those of figures not chosen now that an earlier call left there, so a
+    call for one figure does not drop the others from the folder's report)."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "failed.csv"]
     listed = runs.assign(run_dir=runs["run_dir"].map(lambda d: relative_to(Path(d), out)))
@@ -391,7 +393,8 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
     if note:
         log.warning(note)
         index += [f"**Note:** {note}.", ""]
-    for fig in chosen(only, eta_m):
+    figures, sections = chosen(only, eta_m), {}
+    for fig in figures:
         text = ["## " + TEX.sub(r"\1", fig.title), ""]
         for metric, (label, suffix) in METRICS.items():
             per_class, averaged = summarise(runs, fig, metric, warn=metric == next(iter(METRICS)))
@@ -410,8 +413,12 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
             log.info("%s: no finished run with %s, not written%s", fig.name, fig.fixed(), other_labels_hint(runs, fig))
             continue
         atomic_write_text(out / f"{fig.name}.md", "\n".join(text))
-        index += text
+        sections[fig.name] = text
         written.append(out / f"{fig.name}.md")
+    for fig in FIGURES:  # a figure chosen now shows what its runs give now, even nothing
+        kept = out / f"{fig.name}.md"
+        if fig.name in sections or fig.name not in {f.name for f in figures} and kept.exists():
+            index += sections.get(fig.name) or kept.read_text().split("\n")
     if len(failed):
         index += ["## Failed runs", "", failed[["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed",
                                                "error", "reason"]].to_markdown(index=False), ""]
