@@ -161,7 +161,7 @@ class DeepSVDDConf(BaselineConf):
 class DeepSADConf(DeepSVDDConf):
     eta: float = MISSING  # weight of the labeled terms
     labeled_every_batch: bool = MISSING  # append the whole labeled set to every mini-batch
-    loss: str = MISSING  # deepsad (its own, Eq. 3) | hinge (ELITE's Eq. 4, as the paper's Fig. 7 trains it)
+    loss: str | None = None  # deepsad (its own, Eq. 3) | hinge (ELITE's Eq. 4, as the paper's Fig. 7); null = deepsad
 
 
 @dataclass

@@ -159,6 +159,30 @@ def test_help_says_what_the_program_does_and_lists_only_real_choices(tmp_path):
     assert "python -m elite_exp -m +experiment=fig3" in proc.stdout
 
 
+@pytest.mark.parametrize("data", ["mnist", "fmnist", "cifar10"])
+def test_a_setting_added_later_moves_no_published_run(data):
+    """Each method preset's run at class 0, r_p 0.1, seed 0 composes to the folder the published records
+    hold for it (where they hold one): a key a later version adds at its off value (``baseline.loss``) moves no
+    folder, so a sweep over a copy of the published records skips them instead of training them again."""
+    from elite_exp.runner import run_path
+
+    register()
+    _register_resolvers()
+    results = REPO / "docs" / "results"
+    roots = [results / "paper" / "records", results / "beyond" / "report" / "records"]
+    found = []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for method in sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")):
+            path = Path(run_path(compose("config", overrides=[f"data={data}", f"method={method}", "normal_class=0",
+                                                              "r_p=0.1", "seed=0"])))
+            for root in roots:  # the published runs at these coordinates, whatever their settings hash
+                published = list((root / path.parent).glob(path.name.rsplit("_", 1)[0] + "_*"))
+                if published:
+                    assert root / path in published, f"{path} is not where {published[0]} was published"
+                    found.append(method)
+    assert len(found) >= 5, found
+
+
 def test_label_ratio_and_label_count_name_the_same_run(tmp_path):
     from elite_exp.runner import config_hash, run_path
 

@@ -84,7 +84,7 @@ def base_name(cfg: DictConfig) -> str:
         return f"soel_{cfg.model.name}{alpha}"
     if b.name == "deepsad":
         return "deepsad" + ("_every_batch" if b.labeled_every_batch else "") + (
-            f"_{b.loss}" if b.get("loss", "deepsad") != "deepsad" else "")
+            f"_{b.loss}" if b.get("loss") not in (None, "deepsad") else "")
     if b.name == "ssad" and b.hybrid:
         return "ssad_hybrid"
     return str(b.name)
@@ -182,9 +182,9 @@ def unread_overrides(cfg: DictConfig, overrides) -> list[str]:
 
 
 # options beyond the paper and the value that means off (or the paper's choice): that value is the same
-# run (and folder) as leaving them unset
+# run (and folder) as leaving them unset (Deep SAD's ``baseline.loss``: its own, deepsad)
 UNSET_WHEN = {"elite": {"pretrain": False, "warmup_epochs": 0, "labeled_weight": 0, "labeled_loss": "hinge",
-                        "loe_weight": 0, "joint_batch": False}}
+                        "loe_weight": 0, "joint_batch": False}, "baseline": {"loss": "deepsad"}}
 # the settings only some methods read (:func:`read_settings`): groups of keys (ending in ``.``) and single keys
 METHOD_SETTINGS = ("train.", "baseline.", "elite.", "model.", "data.network.", "eta_m")
 # settings records and tables show as their own columns (a record's ``epochs``): kept for every method
@@ -384,8 +384,8 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     elif b.name == "deepsvdd":
         est = DeepSVDD(pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "deepsad":
-        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch, loss=b.loss, pretrain=b.pretrain,
-                      pretrain_epochs=b.pretrain_epochs, **common)
+        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch, loss=b.loss or "deepsad",
+                      pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "ssad":
         est = SSAD(kappa=b.kappa, nu=b.nu, c_labeled=b.c_labeled, hybrid=b.hybrid,
                    n_landmarks=b.n_landmarks, **common)
