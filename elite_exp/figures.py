@@ -149,7 +149,8 @@ def _read_run_csvs(runs: pd.DataFrame, name: str) -> pd.DataFrame:
 def fig7_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The runs Fig. 7 draws: those made for it, with curves (``curves_every`` > 0: a ``curves.csv``; every ELITE
     run writes ``meta_scores.csv``, so (c) would otherwise pool every class of the Fig. 3 runs): (a, b) FMNIST's
-    ELITE-SVDD and Deep SAD, (c) MNIST's ELITE-SVDD at r_p 0.5 with its data set's n_labels."""
+    ELITE-SVDD and Deep SAD (:data:`FIG7_METHODS`), (c) MNIST's ELITE-SVDD at r_p 0.5 with its data set's
+    n_labels."""
     ok = runs[runs["status"].eq("ok")]
     fmnist = ok[(ok["data"] == "fmnist") & ok["method"].isin(FIG7_METHODS)]
     mnist = ok[(ok["data"] == "mnist") & (ok["method"] == "elite_svdd") & np.isclose(ok["r_p"], 0.5)
@@ -159,8 +160,8 @@ def fig7_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
-    """(a) test AUC and (b) labeled loss over iterations on FMNIST; (c) y_hat * |M| histogram on MNIST
-    (:func:`fig7_runs`)."""
+    """(a) test AUC and (b) labeled loss over iterations on FMNIST, one line per :data:`FIG7_LINES` entry with
+    runs (Deep SAD with Eq. 4 dashed); (c) y_hat * |M| histogram on MNIST (:func:`fig7_runs`)."""
     fmnist, mnist = fig7_runs(runs)
     curves = _read_run_csvs(fmnist, "curves.csv")
     meta = _read_run_csvs(mnist, "meta_scores.csv")

@@ -37,6 +37,7 @@ SETTING = ["data", "method", "epochs", "n_train"]
 # display names as in the paper's legends; ELITE's variants and the methods that name their score
 # (labels_*, loe_*, soel_*) are spelled out by _stem_label
 METHOD_LABELS = {"deepsvdd": "DeepSVDD", "deepsad": "DeepSAD", "deepsad_every_batch": "DeepSAD (labels in every batch)",
+                 "deepsad_hinge": "DeepSAD (Eq. 4)",
                  "deepsad_every_batch_hinge": "DeepSAD (labels in every batch, Eq. 4)",
                  "ssad": "SSAD", "ssad_hybrid": "SSAD hybrid", "rsrae": "RSRAE", "ae": "AE",
                  "loe_hard_rot_alpha0": "Rotation prediction (unsupervised)",
@@ -378,9 +379,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
     """Write runs.csv and failed.csv (their ``run_dir`` relative to ``out``: :func:`relative_to`), and per figure
     (all, or those named in ``only``; the figures that hold eta_M fixed at the values ``eta_m``, :func:`chosen`)
     <fig>.csv and <fig>_per_class.csv (ROC AUC), <fig>_aupr.csv and <fig>_aupr_per_class.csv (average precision)
-    and <fig>.md with both; then report.md: the run counts and the sections of every <fig>.md in ``out``, in
-    figure order (those written now, and those of figures not chosen now that an earlier call left there, so a
-    call for one figure does not drop the others from the folder's report)."""
+    and <fig>.md with both."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "failed.csv"]
     listed = runs.assign(run_dir=runs["run_dir"].map(lambda d: relative_to(Path(d), out)))
@@ -393,8 +392,7 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
     if note:
         log.warning(note)
         index += [f"**Note:** {note}.", ""]
-    figures, sections = chosen(only, eta_m), {}
-    for fig in figures:
+    for fig in chosen(only, eta_m):
         text = ["## " + TEX.sub(r"\1", fig.title), ""]
         for metric, (label, suffix) in METRICS.items():
             per_class, averaged = summarise(runs, fig, metric, warn=metric == next(iter(METRICS)))
@@ -413,12 +411,8 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
             log.info("%s: no finished run with %s, not written%s", fig.name, fig.fixed(), other_labels_hint(runs, fig))
             continue
         atomic_write_text(out / f"{fig.name}.md", "\n".join(text))
-        sections[fig.name] = text
+        index += text
         written.append(out / f"{fig.name}.md")
-    for fig in FIGURES:  # a figure chosen now shows what its runs give now, even nothing
-        kept = out / f"{fig.name}.md"
-        if fig.name in sections or fig.name not in {f.name for f in figures} and kept.exists():
-            index += sections.get(fig.name) or kept.read_text().split("\n")
     if len(failed):
         index += ["## Failed runs", "", failed[["data", "method", "normal_class", "r_p", "n_labels", "eta_m", "seed",
                                                "error", "reason"]].to_markdown(index=False), ""]

@@ -211,9 +211,9 @@ def even_batches(x: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
 
 @torch.no_grad()
 def mean_score(module: nn.Module, x: torch.Tensor, batch_size: int) -> float:
-    """The mean score of ``x`` ``(N, ...)``, N >= 2, under the current weights, normalised with batch
-    statistics over :func:`even_batches` of ``batch_size``: the margin C at initialisation (``auto_mean``,
-    the paper's choice for Eq. 4)."""
+    """The mean score of ``x`` ``(N, ...)`` under the current weights, normalised with batch statistics over
+    :func:`even_batches` of ``batch_size``: the margin C at initialisation (``auto_mean``, the paper's choice for
+    Eq. 4). N >= 2 on a network with BatchNorm (one sample has no batch statistics: torch raises ValueError)."""
     with batch_statistics(module):
         return float(torch.cat([module(b) for b in even_batches(x, batch_size)]).mean())
 

@@ -90,6 +90,8 @@ def test_a_packed_run_ends_as_the_same_run_alone(digits, float64, case):
         assert p.threshold_ == pytest.approx(a.threshold_, rel=1e-6)
         assert len(p.epoch_losses_) == len(a.epoch_losses_) == FAST["epochs"]
         np.testing.assert_allclose(p.epoch_losses_, a.epoch_losses_, rtol=1e-6)
+        if hasattr(a, "margin_"):  # the margin C: each run's own
+            assert p.margin_ == pytest.approx(a.margin_, rel=1e-6)
     # the runs differ: a pack does not train one network K times
     assert not torch.equal(packed[0].module_.state_dict()[key], packed[1].module_.state_dict()[key])
 

@@ -133,24 +133,6 @@ def test_failed_runs_listed_not_averaged(grid, tmp_path):
     assert "## Failed runs" in (out / "report.md").read_text()
 
 
-def test_a_report_of_one_figure_keeps_the_others_in_report_md(tmp_path):
-    """``--only fig7`` (or any one figure) over a folder that holds Fig. 3's table rewrites runs.csv and its own
-    figure, and report.md still shows Fig. 3: the folder's report is never narrowed to the last call's figures."""
-    root, out = tmp_path / "runs", tmp_path / "report"
-    fake_run(root, r_p=0.1)  # Fig. 3 and Fig. 6
-    fig5_only = fake_run(root, n_labels=60, r_p=0.5)
-    write_report(collect([root]), out)
-    full = (out / "report.md").read_text()
-    assert all(f"## Fig. {n}:" in full for n in (3, 5, 6))
-    for only in (["fig7"], ["fig6"]):
-        write_report(collect([root]), out, only=only)
-        assert (out / "report.md").read_text() == full
-    (fig5_only / "result.json").unlink()  # Fig. 5 chosen now with no runs: its old section leaves the report
-    write_report(collect([root]), out, only=["fig5"])
-    report = (out / "report.md").read_text()
-    assert "## Fig. 3:" in report and "## Fig. 6:" in report and "## Fig. 5" not in report
-
-
 def test_figures_select_their_runs(tmp_path):
     fake_run(tmp_path, n_labels=20, r_p=0.1)
     fake_run(tmp_path, n_labels=60, r_p=0.1)  # Fig. 4 only: not the data set's n_labels

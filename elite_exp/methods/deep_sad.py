@@ -26,9 +26,11 @@ class DeepSAD(DeepSVDD):
     ``loss``: ``deepsad`` (Deep SAD's own, Eq. 3 of the ELITE paper; score ||phi(x) - c||^2) or ``hinge``
     (ELITE's Eq. 4 on ELITE's score Omega = ||phi(x) - c||: Omega for unlabeled samples and labeled normals,
     max(C - Omega, 0) for labeled anomalies, the labeled terms weighted by eta, C = ``margin_`` = the mean
-    initial Omega of the training data, ELITE's ``auto_mean``): the paper's Fig. 7 trains Deep SAD so, to
-    compare ELITE's mechanism with plain semi-supervised training under one loss. Its labeled loss
-    (``val_loss`` with the labels in every batch) is then ELITE's L_v (Eq. 6). The two scores rank alike.
+    Omega of all training samples, unlabeled and labeled, after pre-training and c, as ELITE's ``auto_mean`` over
+    its unlabeled ones): the paper's Fig. 7 trains Deep SAD so, to compare ELITE's mechanism with plain
+    semi-supervised training under one loss. Its labeled loss (``val_loss`` with the labels in every batch) is
+    then ELITE's L_v (Eq. 6) of the labeled set as scored inside the training batch (its BatchNorm statistics;
+    ELITE scores its labeled set in a pass of its own). The two scores rank alike.
     A ``loss`` outside ``LOSSES`` is a ConfigError."""
 
     uses_labels = True

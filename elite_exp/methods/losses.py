@@ -37,7 +37,8 @@ def deep_sad_loss(d: torch.Tensor, target: torch.Tensor, eta: float) -> torch.Te
     return torch.where(target == 0, d, eta * (d + EPS).pow(target)).mean()
 
 
-def deep_sad_hinge_loss(scores: torch.Tensor, target: torch.Tensor, eta: float, margin) -> torch.Tensor:
+def deep_sad_hinge_loss(scores: torch.Tensor, target: torch.Tensor, eta: float,
+                        margin: float | torch.Tensor) -> torch.Tensor:
     """Deep SAD's mini-batch loss with ELITE's Eq. 4 as its labeled terms (the paper's Fig. 7, Sec. 5.5.1),
     (B,) -> (): the score for unlabeled samples (``target`` 0), eta * the score for labeled normals (+1),
     eta * max(C - score, 0) for labeled anomalies (-1), C = ``margin`` (a number or a 0-d tensor)."""
