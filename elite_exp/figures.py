@@ -32,6 +32,7 @@ from elite_exp.report import (  # noqa: E402
     chosen,
     method_label,
     run_cli,
+    select,
     summarise,
 )
 from elite_exp.run_figure import power_of_ten  # noqa: E402
@@ -146,17 +147,20 @@ def _read_run_csvs(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+# the settings Fig. 7's runs hold (its preset's): r_p 0.5, the data set's n_labels, eta_M 1
+FIG7 = Figure("fig7", "Fig. 7: training mechanism of ELITE", "iteration", "iteration", r_p=0.5)
+
+
 def fig7_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The runs Fig. 7 draws: those made for it, with curves (``curves_every`` > 0: a ``curves.csv``; every ELITE
-    run writes ``meta_scores.csv``, so (c) would otherwise pool every class of the Fig. 3 runs): (a, b) FMNIST's
-    ELITE-SVDD and Deep SAD (:data:`FIG7_METHODS`), (c) MNIST's ELITE-SVDD at r_p 0.5 with its data set's
-    n_labels."""
-    ok = runs[runs["status"].eq("ok")]
-    fmnist = ok[(ok["data"] == "fmnist") & ok["method"].isin(FIG7_METHODS)]
-    mnist = ok[(ok["data"] == "mnist") & (ok["method"] == "elite_svdd") & np.isclose(ok["r_p"], 0.5)
-               & (ok["n_labels"].astype(float) == ok["n_labels_default"].astype(float))]
-    return tuple(part[part["run_dir"].map(lambda d: (Path(d) / "curves.csv").exists()).astype(bool)]
-                 for part in (fmnist, mnist))
+    run writes ``meta_scores.csv``, so (c) would otherwise pool every class of the Fig. 3 runs), at :data:`FIG7`'s
+    settings (r_p 0.5, the data set's n_labels), one run per method, class and seed as in the tables (the last
+    finished, :func:`report.select`): (a, b) FMNIST's ELITE-SVDD and Deep SAD (:data:`FIG7_METHODS`), (c) MNIST's
+    ELITE-SVDD."""
+    with_curves = runs[runs["run_dir"].map(lambda d: (Path(d) / "curves.csv").exists()).astype(bool)]
+    made = select(with_curves, FIG7)
+    return (made[(made["data"] == "fmnist") & made["method"].isin(FIG7_METHODS)],
+            made[(made["data"] == "mnist") & (made["method"] == "elite_svdd")])
 
 
 def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:

@@ -470,6 +470,9 @@ def finish_experiment(run: PendingRun) -> dict:
     recorder = run.monitor
     if recorder.rows:
         write_csv(run_dir / "curves.csv", recorder.curves())
+    elif cfg.curves_every:
+        log.warning("curves_every=%d: no curves.csv written; no training step of this run was a multiple of it "
+                    "(it has fewer steps, or its method has no training loop)", cfg.curves_every)
     meta = recorder.meta_scores()
     if len(meta):
         write_csv(run_dir / "meta_scores.csv", meta)

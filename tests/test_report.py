@@ -204,6 +204,22 @@ def test_fig7_draws_the_runs_made_for_it(tmp_path):
     assert fmnist.empty and mnist["normal_class"].tolist() == [0]
 
 
+def test_fig7_draws_one_run_per_class_and_seed_at_its_settings(tmp_path):
+    """(a, b) take Fig. 7's runs only (r_p 0.5, the data set's n_labels), one per method, class and seed: the last
+    finished, as the tables; not another cell's run with curves, nor a rerun beside the run it repeats."""
+    def curve_run(root, finished_at="2026-12-01T00:00:00+00:00", **kw):
+        run = fake_run(root, "deepsad_every_batch_hinge", data="fmnist", finished_at=finished_at, **kw)
+        write_csv(run / "curves.csv", pd.DataFrame({"iteration": [10], "test_auc": [0.6]}))
+        return run
+
+    made = [curve_run(tmp_path, r_p=0.5, seed=s) for s in (0, 1)]
+    curve_run(tmp_path, r_p=0.1, normal_class=1)  # another cell
+    curve_run(tmp_path, r_p=0.5, n_labels=60)  # other labels
+    rerun = curve_run(tmp_path / "again", r_p=0.5, seed=0, finished_at="2026-12-02T00:00:00+00:00")
+    fmnist, _ = fig7_runs(collect([tmp_path]))
+    assert sorted(map(str, fmnist["run_dir"])) == sorted(map(str, [made[1], rerun]))
+
+
 def test_no_runs_no_figures(tmp_path):
     (tmp_path / "empty").mkdir()
     assert draw_all(collect([tmp_path / "empty"]), tmp_path / "figs") == []

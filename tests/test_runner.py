@@ -101,6 +101,7 @@ def composed(tmp_path, *overrides):
     ("method=deepsad baseline.pretrain_epochs=0",
      "baseline.pretrain_epochs=0 is not allowed with baseline.pretrain=True; it must be >= 1"),
     ("method=deepsad baseline.loss=eq4", "baseline.loss='eq4' is not allowed; allowed: deepsad, hinge"),
+    ("method=deepsad baseline.loss=''", "baseline.loss='' is not allowed; allowed: deepsad, hinge"),
     ("method=loe_hard_svdd baseline.warmup_epochs=-1", "baseline.warmup_epochs=-1 is not allowed"),
     ("method=loe_hard_svdd baseline.alpha=0.9", "baseline.alpha=0.9 is not allowed"),
     ("elite.meta_grad=exact", "elite.meta_grad='exact' is not allowed"),
@@ -181,6 +182,12 @@ def test_a_setting_added_later_moves_no_published_run(data):
                     assert root / path in published, f"{path} is not where {published[0]} was published"
                     found.append(method)
     assert len(found) >= 5, found
+
+
+def test_curves_every_beyond_the_runs_steps_says_no_curves_were_written(tmp_path, caplog):
+    execute(composed(tmp_path, "train.epochs=1", "curves_every=1000"), tmp_path / "run", multirun=False)
+    assert not (tmp_path / "run" / "curves.csv").exists() and (tmp_path / "run" / "result.json").exists()
+    assert "curves_every=1000: no curves.csv written" in caplog.text
 
 
 def test_label_ratio_and_label_count_name_the_same_run(tmp_path):

@@ -384,8 +384,9 @@ def _build_method(cfg: DictConfig, device: str) -> DeepDetector:
     elif b.name == "deepsvdd":
         est = DeepSVDD(pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "deepsad":
-        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch, loss=b.loss or "deepsad",
-                      pretrain=b.pretrain, pretrain_epochs=b.pretrain_epochs, **common)
+        est = DeepSAD(eta=b.eta, labeled_every_batch=b.labeled_every_batch,
+                      loss="deepsad" if b.loss is None else b.loss, pretrain=b.pretrain,
+                      pretrain_epochs=b.pretrain_epochs, **common)
     elif b.name == "ssad":
         est = SSAD(kappa=b.kappa, nu=b.nu, c_labeled=b.c_labeled, hybrid=b.hybrid,
                    n_landmarks=b.n_landmarks, **common)
