@@ -204,7 +204,7 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
     ax.set_title(f"(c) MNIST, r_p 0.5 (n={meta['run_dir'].nunique() if len(meta) else 0})")
     fig.suptitle("Fig. 7: training mechanism of ELITE")
     fig.tight_layout()
-    lines = max((a for a in axes[:2]), key=lambda a: len(a.lines))  # one legend for (a) and (b), below them
+    lines = max(axes[:2], key=lambda a: len(a.lines))  # one legend for (a) and (b), below them
     if lines.lines:
         fig.legend(*lines.get_legend_handles_labels(), loc="upper center", ncol=len(lines.lines),
                    bbox_to_anchor=(0.35, 0.0), frameon=False)
