@@ -56,6 +56,9 @@ def test_labeled_set_is_the_same_at_every_pollution_ratio():
     (dict(n_train=0), "n_train=0 is not allowed; it must be >= 2"),
     (dict(n_train=1), "n_train=1 is not allowed; it must be >= 2"),
     (dict(n_train=2, r_p=0.25), r"r_p=0.25 of n_train=2 gives no anomaly; allowed: n_train >= 3 at r_p=0.25"),
+    (dict(n_train=100, r_p=0.999), r"r_p=0.999 of n_train=100 gives no normal sample; allowed: n_train >= 500 at "
+                                   r"r_p=0.999, or a smaller r_p"),
+    (dict(n_train=2, r_p=0.75), r"r_p=0.75 of n_train=2 gives no normal sample; allowed: n_train >= 3"),
     (dict(n_labels=2002), "n_labels=2002 asks for 1001 labeled normals of class 0, but the train split holds only "
                           "1000; allowed: n_labels <= 1820 with n_train=100 at r_p=0.1"),
     (dict(class_name="zero", n_train=1200), "unlabeled normals of class zero"),

@@ -234,6 +234,12 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
         assert run_path(composed("out", *method)) == path  # folders of finished runs never move
         for setting in unread[method]:
             assert run_path(composed("out", *method, setting)) == path, setting
+    # a network reads the fields its kind builds: an MLP has no channels, a conv network no hidden sizes
+    assert run_path(composed("out", "data.network.channels=[16]")) == run_path(composed("out"))
+    assert run_path(composed("out", "data.network.hidden=[16]")) != run_path(composed("out"))
+    mnist = ("data=mnist", "normal_class=3")
+    assert run_path(composed("out", *mnist, "data.network.hidden=[16]")) == run_path(composed("out", *mnist))
+    assert run_path(composed("out", *mnist, "data.network.channels=[16]")) != run_path(composed("out", *mnist))
     # ELITE's pre-training acts on the svdd score only
     assert run_path(composed("out", "model=ae", "elite.pretrain=true")) == run_path(composed("out", "model=ae"))
     assert run_path(composed("out", "elite.pretrain=true")) != run_path(composed("out"))
@@ -249,7 +255,9 @@ def test_a_setting_the_method_does_not_read_names_no_other_run():
 @pytest.mark.parametrize("args, key, method", [(("model=ae", "elite.pretrain=true"), "elite.pretrain", "elite_ae"),
                                                (("data.network.batch_norm=false", "elite.joint_batch=true"),
                                                 "elite.joint_batch", "elite_svdd+data.network.batch_norm=false"),
-                                               (("method=deepsad", "eta_m=0.3"), "eta_m", "deepsad")])
+                                               (("method=deepsad", "eta_m=0.3"), "eta_m", "deepsad"),
+                                               (("data.network.channels=[16]",), "data.network.channels",
+                                                "elite_svdd")])
 def test_an_option_that_does_not_act_is_said_once(tmp_path, args, key, method):
     proc = run_cli("data=digits", "train.epochs=1", "plots=false", *args, out_dir=tmp_path)
     assert proc.returncode == 0, proc.stderr

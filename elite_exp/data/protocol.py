@@ -72,6 +72,10 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
         least = next(n for n in itertools.count(math.ceil(0.5 / r_p)) if n_anomalies(r_p, n) > 0)
         raise ConfigError(f"r_p={r_p} of n_train={n_train} gives no anomaly; allowed: n_train >= {least} at "
                           f"r_p={r_p}, or r_p=0 for a clean training set")
+    if n_anomalies(r_p, n_train) == n_train:
+        least = next(n for n in itertools.count(n_train + 1) if n_anomalies(r_p, n) < n)
+        raise ConfigError(f"r_p={r_p} of n_train={n_train} gives no normal sample; allowed: n_train >= {least} at "
+                          f"r_p={r_p}, or a smaller r_p")
 
 
 def check_n_train(n_train: int) -> None:

@@ -93,7 +93,8 @@ def base_name(cfg: DictConfig) -> str:
 def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     """The dotted keys (or prefixes ending in ``.``) the method of ``cfg`` reads: its ``baseline.*``; the
     network (``data.network.*``) and ``train.*`` for every method that trains one (not plain SSAD, a
-    kernel on the raw features); ELITE's ``elite.*`` and ``eta_m``, the ablation's ``elite.margin``, and
+    kernel on the raw features; of the network the fields its ``kind`` builds: ``channels`` for conv,
+    ``hidden`` for mlp); ELITE's ``elite.*`` and ``eta_m``, the ablation's ``elite.margin``, and
     ``model.squared`` for both on the svdd score. Deep SVDD / Deep SAD without pre-training do not
     read ``baseline.pretrain_epochs``, ELITE on another score than svdd not ``elite.pretrain``, ELITE
     without an LOE term (``elite.loe_weight``) not ``elite.alpha``, ELITE on a network without BatchNorm not
@@ -101,7 +102,10 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     b = cfg.baseline
     keys = ["baseline."]
     if not (b.name == "ssad" and not b.hybrid):
-        keys += ["train.", "data.network."]
+        # the network's fields its kind builds: a conv network has no hidden sizes, an MLP no channels
+        network = cfg.data.get("network") or {}
+        unbuilt = {"conv": "hidden", "mlp": "channels"}.get(network.get("kind"))
+        keys += ["train."] + [f"data.network.{k}" for k in network if k != unbuilt]
     if b.name in ("none", "labels"):
         keys += ["elite.", "eta_m"] if b.name == "none" else ["elite.margin"]
         if cfg.model.name == "svdd":
