@@ -206,6 +206,29 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     return set(numbering.left_out), grouping
 
 
+def stop_if_submission_refused(err: Exception, launched: int, submitit_folder: str | None) -> None:
+    """When ``err`` is a job submission the Slurm cluster refused (submitit's ``FailedJobError`` from ``sbatch``:
+    no controller reached, ``SLURM_CONF`` unset, a partition that does not exist, ...), stop with one ``error:`` line
+    holding sbatch's last message, exit status 2; ``launched``: the jobs of earlier batches, which ran. When none
+    ran, the submission files left in ``submitit_folder`` (``hydra.launcher.submitit_folder``, up to its ``%j``) are
+    removed, unless it holds a job's folder. Anything else returns (the caller raises it)."""
+    try:
+        from submitit.core.utils import FailedJobError
+    except ImportError:  # no submitit: no Slurm launcher
+        return
+    if not isinstance(err, FailedJobError):
+        return
+    said = [line.strip() for line in str(err).splitlines() if line.strip()]
+    before = "no job was started" if launched == 0 else f"the {launched} job(s) of the batches before it ran"
+    folder = Path(submitit_folder.split("%j")[0]) if submitit_folder else None
+    if launched == 0 and folder is not None and folder.is_dir() and not any(p.is_dir() for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"error: sbatch refused the submission ({said[-1] if said else 'no message'}); {before}. Check that this "
+          "machine reaches the Slurm cluster (sinfo, SLURM_CONF) and the launcher's settings (hydra.launcher.*), "
+          "or run the sweep here with hydra/launcher=parallel", file=sys.stderr)
+    sys.exit(2)
+
+
 def _refuse(message: str) -> None:
     """Stop the multirun before any job: one ``error:`` line, exit status 2."""
     print(f"error: {message}; no job was started", file=sys.stderr)

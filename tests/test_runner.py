@@ -1,6 +1,7 @@
 """The Hydra runner end to end: records, resume, and one-line errors for bad values."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -356,6 +357,27 @@ def test_choices_that_would_do_other_than_asked_stop_before_any_run(tmp_path, ar
     done = run_cli("data=digits", "train.epochs=1", *args, out_dir=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith(message), done.stderr[-1500:]
     assert done.stderr.count("\n") == 1 and not list(tmp_path.rglob("result.json"))
+
+
+def test_a_slurm_submission_the_cluster_refuses_stops_with_one_line(tmp_path):
+    """sbatch on the PATH but no cluster it reaches (SLURM_CONF unset, no controller): one error line with
+    sbatch's message, exit 2, no record and no submission files left (it ended in a traceback)."""
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: fatal: Could not establish a configuration source' >&2\nexit 1\n")
+    sbatch.chmod(0o755)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "elite_exp", "-m", f"out_dir={out}", "data=digits", "train.epochs=1",
+                           "normal_class=0,1", "hydra/launcher=slurm"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert done.returncode == 2, done.stderr[-1500:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: sbatch refused the submission (sbatch: fatal: Could not establish a configuration "
+                           "source); no job was started"), done.stderr[-1500:]
+    assert "Traceback" not in done.stderr
+    assert not list(out.rglob("result.json")) and not (out / ".submitit").exists()
 
 
 @pytest.mark.parametrize("multirun", [False, True])

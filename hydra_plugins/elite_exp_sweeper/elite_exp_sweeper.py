@@ -14,6 +14,7 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -27,7 +28,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="elite_exp", node=Elite
 
 class EliteExpSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
-        from elite_exp.sweeps import check_jobs, count_outcomes
+        from elite_exp.sweeps import check_jobs, count_outcomes, stop_if_submission_refused
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
@@ -37,7 +38,13 @@ class EliteExpSweeper(BasicSweeper):
         if hasattr(self.launcher, "checked_jobs"):  # the packed launcher groups the jobs the check composed
             self.launcher.checked_jobs = grouping
         self._given = 0  # jobs handed out so far, numbered as check_jobs numbers them
-        returns = super().sweep(arguments)
+        self._launched = self._last_batch = 0  # jobs launched in the batches before the last one; in the last one
+        try:
+            returns = super().sweep(arguments)
+        except Exception as err:  # a Slurm cluster that refuses the submission: one line (else raised again)
+            stop_if_submission_refused(err, self._launched,
+                                       OmegaConf.select(self.config, "hydra.launcher.submitit_folder"))
+            raise
         count_outcomes(returns)
         return returns
 
@@ -50,7 +57,9 @@ class EliteExpSweeper(BasicSweeper):
         """The next batch without the jobs ``check_jobs`` found to repeat an earlier job's run."""
         batch = super().get_job_batch()
         first, self._given = self._given, self._given + len(batch)
-        return [job for num, job in enumerate(batch, first) if num not in self._repeats]
+        jobs = [job for num, job in enumerate(batch, first) if num not in self._repeats]
+        self._launched, self._last_batch = self._launched + self._last_batch, len(jobs)
+        return jobs
 
     def validate_batch_is_legal(self, batch) -> None:
         """Nothing left to do: ``check_jobs`` composed and checked every job before the first batch."""
