@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -200,6 +201,9 @@ def _nan_x():
     (np.full((12, 4), np.inf), GOOD_Y, {}, "X contains NaN or infinite values"),
     (GOOD_X.astype(str), GOOD_Y, {}, "X has dtype <U.*; numeric features are required"),
     ([[1.0, 2.0], [3.0]], None, {}, "X is not a rectangular array"),
+    (scipy.sparse.csr_matrix(GOOD_X), GOOD_Y, {}, r"X is a sparse matrix \(csr_matrix\); dense features are "
+                                                 r"required: pass X.toarray\(\) \(scipy\)"),
+    (torch.from_numpy(GOOD_X).to_sparse(), GOOD_Y, {}, r"X is a sparse matrix \(Tensor\); dense features"),
     (GOOD_X, GOOD_Y[:-1], {}, r"y has shape \(11,\); expected \(12,\)"),
     (GOOD_X, np.r_[GOOD_Y[:-1], 2], {}, r"y contains 2; allowed labels: -1 \(unlabeled\), 0 \(normal\), 1 \(anomaly\)"),
     (GOOD_X, np.r_[GOOD_Y[:-1], 0], {}, r"needs at least 1 labeled anomaly \(y=1\) in y; got labels \[-1, 0\]"),

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 import torch
 import torch.nn as nn
 from omegaconf import OmegaConf
@@ -69,7 +70,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def as_float_tensor(x) -> torch.Tensor:
     """Samples as a tensor of torch's default dtype (float32 unless ``torch.set_default_dtype`` changed it):
-    (N, D) vectors or (N, C, H, W) images; checked for NaN / inf."""
+    (N, D) vectors or (N, C, H, W) images; checked for NaN / inf. A sparse matrix is refused (ConfigError): the
+    networks take dense features, and densifying is the caller's choice of memory."""
+    if scipy.sparse.issparse(x) or (isinstance(x, torch.Tensor) and x.layout != torch.strided):
+        raise ConfigError(f"X is a sparse matrix ({type(x).__name__}); dense features are required: pass "
+                          "X.toarray() (scipy) or X.to_dense() (torch)")
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()
         numeric = not (t.dtype == torch.bool or t.is_complex())
@@ -340,7 +345,8 @@ class DeepDetector(OutlierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> DeepDetector:
-        """Read a model written by :meth:`save` onto ``device`` (``DeepDetector.load`` picks the class). The file is
+        """Read a model written by :meth:`save` onto ``device``, which becomes its ``device`` parameter whatever the
+        saved estimator's was (``DeepDetector.load`` picks the class). The file is
         unpickled (its hyper-parameters and fitted attributes are Python objects): load only files you trust. The
         caller's random state is left as it was."""
         try:
