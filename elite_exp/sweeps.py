@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -206,25 +207,43 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     return set(numbering.left_out), grouping
 
 
-def stop_if_submission_refused(err: Exception, launched: int, submitit_folder: str | None) -> None:
-    """When ``err`` is a job submission the Slurm cluster refused (submitit's ``FailedJobError`` from ``sbatch``:
-    no controller reached, ``SLURM_CONF`` unset, a partition that does not exist, ...), stop with one ``error:`` line
-    holding sbatch's last message, exit status 2; ``launched``: the jobs of earlier batches, which ran. When none
-    ran, the submission files left in ``submitit_folder`` (``hydra.launcher.submitit_folder``, up to its ``%j``) are
-    removed, unless it holds a job's folder. Anything else returns (the caller raises it)."""
+def submission_folder(master_config: DictConfig) -> tuple[Path | None, set[Path]]:
+    """For the Slurm launcher: the folder submitit writes a submission's files into (``hydra.launcher.submitit_folder``
+    up to its first job-id tag, as submitit cuts it) and the entries it holds before the sweep; else (None, set())."""
+    if "SlurmLauncher" not in str(OmegaConf.select(master_config, "hydra.launcher._target_", default="")):
+        return None, set()
+    from submitit.core.utils import JobPaths
+
+    folder = JobPaths.get_first_id_independent_folder(OmegaConf.select(master_config, "hydra.launcher.submitit_folder"))
+    return folder, set(folder.iterdir()) if folder.is_dir() else set()
+
+
+def stop_if_submission_refused(err: Exception, launched: int, folder: Path | None, before: set[Path]) -> None:
+    """When ``err`` is a job submission the Slurm cluster refused (submitit's ``FailedJobError`` raised for a failed
+    ``sbatch`` call: no controller reached, ``SLURM_CONF`` unset, a partition that does not exist, ...), stop with
+    one ``error:`` line holding sbatch's last message, exit status 2; ``launched``: the jobs of earlier batches,
+    which were submitted. When none was, the submission files it left in ``folder`` (:func:`submission_folder`; not
+    in ``before``) are removed, and the folder if it is then empty. Anything else, a job that failed on the
+    cluster included, returns (the caller raises it)."""
     try:
         from submitit.core.utils import FailedJobError
     except ImportError:  # no submitit: no Slurm launcher
         return
-    if not isinstance(err, FailedJobError):
+    if not (isinstance(err, FailedJobError) and isinstance(err.__cause__, subprocess.CalledProcessError)):
         return
     said = [line.strip() for line in str(err).splitlines() if line.strip()]
-    before = "no job was started" if launched == 0 else f"the {launched} job(s) of the batches before it ran"
-    folder = Path(submitit_folder.split("%j")[0]) if submitit_folder else None
-    if launched == 0 and folder is not None and folder.is_dir() and not any(p.is_dir() for p in folder.iterdir()):
-        shutil.rmtree(folder, ignore_errors=True)
-    print(f"error: sbatch refused the submission ({said[-1] if said else 'no message'}); {before}. Check that this "
-          "machine reaches the Slurm cluster (sinfo, SLURM_CONF) and the launcher's settings (hydra.launcher.*), "
+    if launched == 0 and folder is not None:
+        try:
+            for path in set(folder.iterdir()) - before:
+                if path.is_file() and (path.suffix == ".pkl" or path.name.startswith(".submission_file_")):
+                    path.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:  # left as it is: the error below matters more
+            pass
+    before_it = "no job was submitted" if launched == 0 else f"the {launched} job(s) of the batches before it were submitted"
+    print(f"error: sbatch refused the submission ({said[-1] if said else 'no message'}); {before_it}. Check that "
+          "this machine reaches the Slurm cluster (sinfo, SLURM_CONF) and the launcher's settings (hydra.launcher.*), "
           "or run the sweep here with hydra/launcher=parallel", file=sys.stderr)
     sys.exit(2)
 

@@ -375,7 +375,7 @@ def test_a_slurm_submission_the_cluster_refuses_stops_with_one_line(tmp_path):
     assert done.returncode == 2, done.stderr[-1500:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: sbatch refused the submission (sbatch: fatal: Could not establish a configuration "
-                           "source); no job was started"), done.stderr[-1500:]
+                           "source); no job was submitted"), done.stderr[-1500:]
     assert "Traceback" not in done.stderr
     assert not list(out.rglob("result.json")) and not (out / ".submitit").exists()
 

@@ -378,3 +378,32 @@ def test_a_shuffled_sweep_runs_each_run_once(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sweep: 5 run(s): 5 finished" in proc.stdout
     assert len(list(tmp_path.rglob("result.json"))) == 5
+
+
+def test_only_a_refused_submission_stops_the_sweep_quietly(tmp_path, capsys):
+    """sbatch's refusal: one line, exit 2, and only the files of that submission removed; a job that failed on the
+    cluster (the same submitit error, not from sbatch) is left to be raised with its traceback."""
+    utils = pytest.importorskip("submitit.core.utils")
+    from elite_exp.sweeps import stop_if_submission_refused
+
+    folder = tmp_path / ".submitit"
+    folder.mkdir()
+    kept = [folder / "notes.txt", folder / "old.pkl"]
+    for path in kept:
+        path.write_text("x")
+    before = set(folder.iterdir())
+    refused = utils.FailedJobError("sbatch: error: x\nsbatch: fatal: no cluster")
+    refused.__cause__ = subprocess.CalledProcessError(1, ["sbatch", "job.sh"])
+    failed_job = utils.FailedJobError("job 12_0 failed: see its log")
+    stop_if_submission_refused(failed_job, 0, folder, before)  # returns: the caller raises it
+    (folder / "a1b2.pkl").write_text("x")
+    (folder / ".submission_file_a1b2.sh").write_text("x")
+    with pytest.raises(SystemExit) as stop:
+        stop_if_submission_refused(refused, 0, folder, before)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: sbatch refused the submission (sbatch: fatal: no cluster); no job was submitted")
+    assert err.count("\n") == 1 and sorted(folder.iterdir()) == sorted(kept)
+    with pytest.raises(SystemExit):
+        stop_if_submission_refused(refused, 4, folder, before)
+    assert "the 4 job(s) of the batches before it were submitted" in capsys.readouterr().err

@@ -73,7 +73,9 @@ def check_protocol(r_p: float, n_train: int, n_labels: int) -> None:
         raise ConfigError(f"r_p={r_p} of n_train={n_train} gives no anomaly; allowed: n_train >= {least} at "
                           f"r_p={r_p}, or r_p=0 for a clean training set")
     if n_anomalies(r_p, n_train) == n_train:
-        least = next(n for n in itertools.count(n_train + 1) if n_anomalies(r_p, n) < n)
+        # (1 - r_p) n rounds to 1 normal sample from about 0.5 / (1 - r_p) on
+        least = next(n for n in itertools.count(max(n_train + 1, math.floor(0.5 / (1.0 - r_p)) - 1))
+                     if n_anomalies(r_p, n) < n)
         raise ConfigError(f"r_p={r_p} of n_train={n_train} gives no normal sample; allowed: n_train >= {least} at "
                           f"r_p={r_p}, or a smaller r_p")
 

@@ -101,9 +101,9 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     ``elite.joint_batch``."""
     b = cfg.baseline
     keys = ["baseline."]
+    network = cfg.data.get("network") or {}
     if not (b.name == "ssad" and not b.hybrid):
         # the network's fields its kind builds: a conv network has no hidden sizes, an MLP no channels
-        network = cfg.data.get("network") or {}
         unbuilt = {"conv": "hidden", "mlp": "channels"}.get(network.get("kind"))
         keys += ["train."] + [f"data.network.{k}" for k in network if k != unbuilt]
     if b.name in ("none", "labels"):
@@ -116,7 +116,7 @@ def read_settings(cfg: DictConfig) -> tuple[str, ...]:
     # pre-training acts on the svdd score only, the LOE term's alpha only with the term, a joint batch only with
     # BatchNorm (without it a sample's score does not depend on the others in its pass)
     unread = {k for k, acts in (("pretrain", cfg.model.name == "svdd"), ("alpha", cfg.elite.get("loe_weight")),
-                                ("joint_batch", cfg.data.network.batch_norm)) if not acts}
+                                ("joint_batch", network.get("batch_norm", True))) if not acts}
     if b.name == "none" and unread:
         keys.remove("elite.")
         keys += [f"elite.{k}" for k in cfg.elite if k not in unread]

@@ -14,7 +14,6 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 
 @dataclass
@@ -28,7 +27,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="elite_exp", node=Elite
 
 class EliteExpSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
-        from elite_exp.sweeps import check_jobs, count_outcomes, stop_if_submission_refused
+        from elite_exp.sweeps import check_jobs, count_outcomes, stop_if_submission_refused, submission_folder
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
@@ -39,11 +38,11 @@ class EliteExpSweeper(BasicSweeper):
             self.launcher.checked_jobs = grouping
         self._given = 0  # jobs handed out so far, numbered as check_jobs numbers them
         self._launched = self._last_batch = 0  # jobs launched in the batches before the last one; in the last one
+        submitted_to = submission_folder(self.config)
         try:
             returns = super().sweep(arguments)
         except Exception as err:  # a Slurm cluster that refuses the submission: one line (else raised again)
-            stop_if_submission_refused(err, self._launched,
-                                       OmegaConf.select(self.config, "hydra.launcher.submitit_folder"))
+            stop_if_submission_refused(err, self._launched, *submitted_to)
             raise
         count_outcomes(returns)
         return returns
