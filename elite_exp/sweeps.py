@@ -241,7 +241,8 @@ def stop_if_submission_refused(err: Exception, launched: int, folder: Path | Non
                 folder.rmdir()
         except OSError:  # left as it is: the error below matters more
             pass
-    before_it = "no job was submitted" if launched == 0 else f"the {launched} job(s) of the batches before it were submitted"
+    before_it = ("no job was submitted" if launched == 0
+                 else f"the {launched} job(s) of the batches before it were submitted")
     print(f"error: sbatch refused the submission ({said[-1] if said else 'no message'}); {before_it}. Check that "
           "this machine reaches the Slurm cluster (sinfo, SLURM_CONF) and the launcher's settings (hydra.launcher.*), "
           "or run the sweep here with hydra/launcher=parallel", file=sys.stderr)
