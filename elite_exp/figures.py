@@ -181,7 +181,8 @@ def draw_fig7(runs: pd.DataFrame, out: Path) -> list[Path]:
                 continue
             mean = part.groupby("iteration")[column].mean()
             ax.plot(mean.index, mean.values, style, label=f"{method_label(method)} (n={part['run_dir'].nunique()})",
-                    color=_color(colour_of, list(METHOD_ORDER)))
+                    color=_color(colour_of, list(METHOD_ORDER)),
+                    marker="o" if len(mean) == 1 else None)  # a line of one point is drawn as its marker
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{tag} FMNIST: {ylabel}")

@@ -392,6 +392,8 @@ def write_report(runs: pd.DataFrame, out: Path, only: list[str] | None = None,
     if note:
         log.warning(note)
         index += [f"**Note:** {note}.", ""]
+    if only is not None and "fig7" in only:
+        log.info("fig7 has no table (curves and a histogram): python -m elite_exp.figures draws it")
     for fig in chosen(only, eta_m):
         text = ["## " + TEX.sub(r"\1", fig.title), ""]
         for metric, (label, suffix) in METRICS.items():

@@ -489,7 +489,7 @@ def finish_experiment(run: PendingRun) -> dict:
         "train_aupr": train["aupr"],
         "train_seconds": seconds["train"], "seconds": seconds,
         "seconds_per_epoch": seconds["train"] / max(cfg.train.epochs, 1), "pack_size": run.pack_size,
-        "split_digest": digest, "n_test": len(run.test_anomaly), "normal_class_name": run.class_name,
+        "split_digest": digest, "n_test": len(run.test_anomaly),
         "margin": getattr(estimator, "margin_", None), "label_inference": recorder.inference_quality(),
         # an auto-encoder pre-training kept by an earlier run of the same split and seed (identical result)
         **({"pretraining": estimator.pretraining_} if hasattr(estimator, "pretraining_") else {}),
@@ -632,7 +632,7 @@ def prepare_job(cfg: DictConfig, run_dir: Path, multirun: bool) -> PendingRun | 
 def finish_job(run: PendingRun) -> dict:
     """Evaluate a job whose pack has trained and write its record (its failed record when its fit failed)."""
     cfg, run_dir, record = run.cfg, run.run_dir, run.record
-    record["pack_size"] = run.pack_size
+    record.update(pack_size=run.pack_size, normal_class_name=run.class_name)  # a failed fit's record names it too
     try:
         if run.fit_error is not None:
             raise run.fit_error

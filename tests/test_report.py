@@ -220,6 +220,21 @@ def test_fig7_draws_one_run_per_class_and_seed_at_its_settings(tmp_path):
     assert sorted(map(str, fmnist["run_dir"])) == sorted(map(str, [made[1], rerun]))
 
 
+def test_fig7_draws_a_curve_of_one_point_as_its_marker(tmp_path, monkeypatch):
+    """A run whose curves.csv holds one row (training shorter than 2 x curves_every) is seen in (a), not an empty
+    axis: a line of one point has no length."""
+    import matplotlib.axes
+
+    drawn = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a, **kw: drawn.append(kw) or plot(ax, *a, **kw))
+    for method, points in (("elite_svdd", [10]), ("deepsad_every_batch", [10, 20])):
+        run = fake_run(tmp_path, method, data="fmnist", r_p=0.5)
+        write_csv(run / "curves.csv", pd.DataFrame({"iteration": points, "test_auc": [0.6] * len(points)}))
+    draw_all(collect([tmp_path]), tmp_path / "figs")
+    assert [kw.get("marker") for kw in drawn if "label" in kw] == ["o", None]
+
+
 def test_no_runs_no_figures(tmp_path):
     (tmp_path / "empty").mkdir()
     assert draw_all(collect([tmp_path / "empty"]), tmp_path / "figs") == []

@@ -337,6 +337,7 @@ def test_a_run_that_diverges_says_so_in_one_line_and_records_it(tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
     (rec,) = records(tmp_path / "out")
     assert rec["status"] == "failed" and rec["error"] == "TrainingDiverged" and "finished_at" in rec
+    assert rec["normal_class_name"] == "0"  # the data was read before training failed: the record names the class
 
 
 @pytest.mark.parametrize("args, message", [
