@@ -140,6 +140,11 @@ def _differing(a: Sequence[str], b: Sequence[str]) -> list[str]:
     return [k for k in dict.fromkeys([*y, *x]) if x.get(k, object) != y.get(k, object)]
 
 
+def launcher_target(master_config: DictConfig) -> str:
+    """The multirun's launcher class (``hydra.launcher._target_``; empty when none is set)."""
+    return str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
+
+
 def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence[str]]
                ) -> tuple[set[int], dict[int, tuple[tuple[str, ...], object]]]:
     """Compose each job (its override list) as the launcher will, numbered as it numbers them, and check its
@@ -156,7 +161,7 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
     from joblib import cpu_count
 
     _outcome.clear()
-    launcher = str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
+    launcher = launcher_target(master_config)
     if "SlurmLauncher" in launcher and shutil.which("sbatch") is None:
         _refuse("hydra/launcher=slurm needs a Slurm cluster (sbatch is not on this machine's PATH); run the sweep "
                 "on a Slurm login node, or here with hydra/launcher=parallel")
@@ -210,7 +215,7 @@ def check_jobs(config_loader, master_config: DictConfig, jobs: Sequence[Sequence
 def submission_folder(master_config: DictConfig) -> tuple[Path | None, set[Path]]:
     """For the Slurm launcher: the folder submitit writes a submission's files into (``hydra.launcher.submitit_folder``
     up to its first job-id tag, as submitit cuts it) and the entries it holds before the sweep; else (None, set())."""
-    if "SlurmLauncher" not in str(OmegaConf.select(master_config, "hydra.launcher._target_", default="")):
+    if "SlurmLauncher" not in launcher_target(master_config):
         return None, set()
     from submitit.core.utils import JobPaths
 
