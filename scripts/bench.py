@@ -60,7 +60,7 @@ from elite_exp.errors import ConfigError
 from elite_exp.methods.base import fit_packed, resolve_device
 from elite_exp.methods.elite import EliteDetector
 from elite_exp.methods.meta_gradient import META_GRADIENTS
-from elite_exp.methods.training import StepInfo, TrainSettings, run_training
+from elite_exp.methods.training import StepInfo, TrainSettings, run_training, untracked_batch_norm
 from elite_exp.networks import NetworkSpec
 from elite_exp.networks.conv import ConvEncoder
 from elite_exp.networks.reference import plain_conv_encoder
@@ -181,11 +181,12 @@ def time_steps(setup: Setup, x: torch.Tensor, batch_size: int, iterations: int, 
         opt = torch.optim.Adam(enc.parameters(), lr=1e-4, weight_decay=1e-6)
 
         def step(enc=enc, opt=opt):
-            for b in batches:
-                loss = enc(b).pow(2).sum(1).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            with untracked_batch_norm([enc]):  # as methods.training trains: batch statistics only
+                for b in batches:
+                    loss = enc(b).pow(2).sum(1).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
         step()  # warm-up
         steppers[name] = step
     ms: dict[str, list[float]] = {name: [] for name in steppers}

@@ -1,12 +1,16 @@
 """The fast encoder computes what the textbook network computes (``networks.reference``: outputs,
-gradients, forward-mode tangents, BatchNorm statistics; train and eval mode), for the MNIST and
-CIFAR-10 LeNets, odd sizes and without BatchNorm; it runs channels-last and under torch.func."""
+gradients, forward-mode tangents, BatchNorm statistics; train mode with and without running statistics,
+as the training loop trains, and eval mode), for the MNIST and CIFAR-10 LeNets, odd sizes and without
+BatchNorm; it runs channels-last and under torch.func."""
+
+from contextlib import nullcontext
 
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call, stack_module_state, vmap
 
+from elite_exp.methods.training import untracked_batch_norm
 from elite_exp.networks import NetworkSpec, build_decoder, build_encoder
 from elite_exp.networks.conv import ConvEncoder
 from elite_exp.networks.reference import plain_conv_encoder
@@ -33,16 +37,23 @@ def images(shape, dtype, device, n=24):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)], ids=["float64", "float32"])
+@pytest.mark.parametrize("running_statistics", [True, False], ids=["tracked", "untracked"])
 @pytest.mark.parametrize("shape,channels,rep_dim,batch_norm", NETS)
-def test_fast_encoder_equals_the_plain_network(shape, channels, rep_dim, batch_norm, dtype, tol, device):
+def test_fast_encoder_equals_the_plain_network(shape, channels, rep_dim, batch_norm, running_statistics, dtype, tol,
+                                               device):
+    """``untracked``: batch statistics without running statistics, as ``methods.training`` trains (the MNIST
+    LeNet's stages then run ``networks.batch_norm`` on CPU)."""
     plain, fast = pair(shape, channels, rep_dim, batch_norm, dtype, device)
     x = images(shape, dtype, device)
+    def mode():
+        return nullcontext() if running_statistics else untracked_batch_norm([plain, fast])
 
     def close(a, b):  # within tol of the reference's largest magnitude (float32 rounding is not elementwise-relative)
         torch.testing.assert_close(a, b, rtol=0, atol=tol * max(b.abs().max().item(), 1e-12))
 
     for _ in range(2):  # two training steps' forward / backward, then eval mode on the updated statistics
-        out_plain, out_fast = plain(x), fast(x)
+        with mode():
+            out_plain, out_fast = plain(x), fast(x)
         close(out_fast, out_plain)
         g = torch.randn_like(out_plain)
         grads_plain = torch.autograd.grad(out_plain, list(plain.parameters()), g)
@@ -55,15 +66,17 @@ def test_fast_encoder_equals_the_plain_network(shape, channels, rep_dim, batch_n
     close(fast(x), plain(x))
 
 
-def test_forward_mode_tangents_equal_the_plain_network():
-    """ELITE's meta-gradient is a forward-mode tangent along parameter directions: the same for both."""
+@pytest.mark.parametrize("running_statistics", [True, False], ids=["tracked", "untracked"])
+def test_forward_mode_tangents_equal_the_plain_network(running_statistics):
+    """ELITE's meta-gradient is a forward-mode tangent along parameter directions: the same for both (ELITE
+    computes it untracked)."""
     plain, fast = pair((1, 28, 28), (8, 4), 32, True, torch.float64, "cpu")
     x = images((1, 28, 28), torch.float64, "cpu")
     params = dict(plain.named_parameters())
     direction = {k: torch.randn_like(v) for k, v in params.items()}
     out = {}
     for name, net in (("plain", plain), ("fast", fast)):
-        with fwAD.dual_level():
+        with nullcontext() if running_statistics else untracked_batch_norm([net]), fwAD.dual_level():
             duals = {k: fwAD.make_dual(v, direction[k]) for k, v in params.items()}
             primal, tangent = fwAD.unpack_dual(functional_call(net, duals, (x,), strict=False))
             out[name] = (primal.detach(), tangent)

@@ -4,11 +4,13 @@ Each encoder stage is ``conv 5x5 (no bias) -> BatchNorm (no affine) -> LeakyReLU
 pool``; a final bias-free linear layer maps to ``rep_dim``. No layer has a bias term, so
 the network cannot map every input onto a constant (the Deep SVDD collapse).
 
-Two changes of form, not of what is computed, make the CPU training step faster than the
+Three changes of form, not of what is computed, make the CPU training step faster than the
 textbook form (``networks.reference``; ``scripts/bench.py`` measures it, tests compare them):
 the convolution stacks run in the channels-last memory format (the backend's fast layout for
 these convolutions; the flattened features keep the NCHW order, so the linear layer sees the
-same vector), and each stage max-pools before the LeakyReLU on a quarter of the values. The
+same vector); each stage max-pools before the LeakyReLU on a quarter of the values; and in
+training with batch statistics on CPU, a stage of at most 16 channels computes its BatchNorm and
+max-pool as one function (``networks.batch_norm``: the pooled raw values, normalised). The
 maximum commutes with an increasing function, so the values are equal; the gradient goes to the
 same element except where float32 rounding makes two neighbouring negative values equal after
 the LeakyReLU (the textbook network then picks the first, this one the larger).
@@ -19,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from elite_exp.networks.batch_norm import norm_then_pool
 
 BN_EPS = 1e-4
 
@@ -42,7 +46,8 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 class ConvEncoder(nn.Module):
     """``(N, C, H, W)`` images -> ``(N, rep_dim)`` embeddings; ``feature_shape`` is the last stage's
     ``(C, H, W)``. Stage k is ``features[4k:4k+4]`` = conv, BatchNorm (``nn.Identity`` without),
-    max-pool, LeakyReLU (the textbook network's state-dict keys)."""
+    max-pool, LeakyReLU (the textbook network's state-dict keys); BatchNorm and max-pool run through
+    ``networks.batch_norm.norm_then_pool``."""
 
     def __init__(self, in_shape: tuple[int, int, int], channels: tuple[int, ...], rep_dim: int,
                  batch_norm: bool = True):
@@ -58,7 +63,10 @@ class ConvEncoder(nn.Module):
         self.fc = nn.Linear(c_in * h * w, rep_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(channels_last(x)).flatten(1))
+        x, f = channels_last(x), self.features
+        for i in range(0, len(f), 4):
+            x = f[i + 3](norm_then_pool(f[i + 1], f[i + 2], f[i](x)))
+        return self.fc(x.flatten(1))
 
 
 class ConvDecoder(nn.Module):
