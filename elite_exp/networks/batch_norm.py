@@ -24,9 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# widest channel count the matrix form is used for: measured faster than torch's kernels at 4-16
-# channels (MNIST LeNet), slower at 32 and more (CIFAR-10 LeNet), one thread
-MAX_CHANNELS = 16
+# widest channel count the matrix form is used for: in the MNIST LeNet's training step (8 and 4
+# channels) it is faster than torch's BatchNorm then max-pool; alone, at 16 channels and more (the
+# folder data's 16-32 LeNet, the CIFAR-10 LeNet's 32-128) it measured slower (one thread)
+MAX_CHANNELS = 8
 ROW = 64  # values per matrix row: k * C
 
 

@@ -9,7 +9,7 @@ textbook form (``networks.reference``; ``scripts/bench.py`` measures it, tests c
 the convolution stacks run in the channels-last memory format (the backend's fast layout for
 these convolutions; the flattened features keep the NCHW order, so the linear layer sees the
 same vector); each stage max-pools before the LeakyReLU on a quarter of the values; and in
-training with batch statistics on CPU, a stage of at most 16 channels computes its BatchNorm and
+training with batch statistics on CPU, a stage of at most 8 channels computes its BatchNorm and
 max-pool as one function (``networks.batch_norm``: the pooled raw values, normalised). The
 maximum commutes with an increasing function, so the values are equal; the gradient goes to the
 same element except where float32 rounding makes two neighbouring negative values equal after
