@@ -8,9 +8,11 @@ and batch size. A monitor times the iterations after the warm-up ones. Repeats a
 interleaved (every variant once per round, in a rotated order), so machine noise hits all
 variants alike; ratios are the medians of the per-round ratios.
 
-The step comparison trains the project's encoder (channels-last, max-pool before LeakyReLU) and
-the same network written as plain eager PyTorch (``networks.reference``: NCHW, LeakyReLU then
-``nn.MaxPool2d``) with Deep SVDD's loss and Adam, same weights and batches, interleaved.
+The step comparison trains the project's encoder (channels-last, max-pool before LeakyReLU, on CPU the
+fused BatchNorm and max-pool of ``networks.batch_norm`` for stages of at most 8 channels) and the same
+network written as plain eager PyTorch (``networks.reference``: NCHW, LeakyReLU then ``nn.MaxPool2d``)
+with Deep SVDD's loss and Adam, same weights and batches, interleaved, both with batch statistics and
+no running statistics, as the training loop trains.
 
 The sweep slice is 8 runs of the Fig. 3 protocol (MNIST when ``ELITE_DATA_DIR`` holds it, else
 digits; ELITE-SVDD and Deep SVDD, classes 0 and 1, r_p 0.1 and 0.5, the runner's default training

@@ -19,6 +19,7 @@ from elite_exp.networks.batch_norm import (
     matrix_form,
     norm_then_pool,
 )
+from elite_exp.networks.conv import ConvEncoder
 
 EPS = 1e-4
 # channels-last and NCHW tensors; odd sizes (the pool drops the last row / column); N*H*W that k*C = 64 does not
@@ -135,6 +136,33 @@ def test_matrix_form_only_for_batch_statistics_of_few_channels_on_cpu():
         assert not matrix_form(affine, y)
     assert not matrix_form(nn.Identity(), y)
     torch.testing.assert_close(norm_then_pool(nn.Identity(), pool, y), pool(y))
+
+
+def test_the_mnist_encoder_trains_through_the_fused_stages(monkeypatch):
+    """The MNIST LeNet (8-4 channels) calls the fused function once per stage in training with batch statistics
+    on CPU, and never when it tracks running statistics, scores (eval), or its pool is not 2x2 / stride 2."""
+    calls = []
+
+    def counted(y, eps):
+        calls.append(y.shape)
+        return batch_norm_max_pool(y, eps)
+    monkeypatch.setattr(batch_norm, "batch_norm_max_pool", counted)
+    enc = ConvEncoder((1, 28, 28), (8, 4), 32)
+    x = torch.rand(6, 1, 28, 28)
+    with untracked_batch_norm([enc]):
+        enc(x).sum().backward()
+    assert [tuple(s) for s in calls] == [(6, 8, 28, 28), (6, 4, 14, 14)]
+    calls.clear()
+    enc(x)  # tracking running statistics
+    enc.eval()
+    enc(x)
+    enc.train()
+    y = sample((4, 8, 6, 6))
+    norm = nn.BatchNorm2d(8, eps=EPS, affine=False).double()
+    with untracked_batch_norm([norm]):
+        for pool in (nn.MaxPool2d(2, stride=1), nn.MaxPool2d(3), nn.MaxPool2d(2, ceil_mode=True)):
+            torch.testing.assert_close(batch_norm.norm_then_pool(norm, pool, y), pool(norm(y)))
+    assert calls == []
 
 
 def test_fold_is_a_view_of_a_channels_last_tensor():

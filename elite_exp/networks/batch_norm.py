@@ -15,7 +15,8 @@ normalised. Its backward is the pool's backward plus one per-channel affine map 
 (the statistics' share); it has forward-mode (``jvp``, ELITE's exact meta-gradient) and ``vmap``
 (packed runs) rules, and its backward is differentiable (double backward). It is the same function
 as torch's modules; the sums run in another order, so values agree to rounding
-(``tests/test_batch_norm.py``). ``scripts/bench.py`` measures the training step it gives.
+(``tests/test_batch_norm.py``). ``scripts/bench.py`` times the encoder's training step against plain
+PyTorch; the README's Performance section gives what this function gains.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 # channels) it is faster than torch's BatchNorm then max-pool; alone, at 16 channels and more (the
 # folder data's 16-32 LeNet, the CIFAR-10 LeNet's 32-128) it measured slower (one thread)
 MAX_CHANNELS = 8
-ROW = 64  # values per matrix row: k * C
+ROW = 64  # values per matrix row, at most: k * C with k the largest whole number that divides N*H*W and k*C <= 64
 
 
 def _fold(y: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -47,6 +48,11 @@ def _unfold(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return m.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
+def _count(y: torch.Tensor) -> int:
+    """Values per channel of ``y`` ``(N, C, H, W)``: N*H*W."""
+    return y.numel() // y.shape[1]
+
+
 def _channel_sum(v: torch.Tensor, k: int) -> torch.Tensor:
     """``(k*C,)`` column values of a folded matrix -> ``(C,)`` per-channel sums."""
     return v.view(k, -1).sum(0)
@@ -57,9 +63,8 @@ def _tile(v: torch.Tensor, k: int) -> torch.Tensor:
     return v.expand(k, -1).reshape(-1)
 
 
-def _statistics(m: torch.Tensor, k: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean ``(C,)``, r = (biased var + eps)^-1/2 ``(C,)``) of a folded matrix."""
-    count = m.shape[0] * k
+def _statistics(m: torch.Tensor, k: int, count: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean ``(C,)``, r = (biased var + eps)^-1/2 ``(C,)``) of a folded matrix of ``count`` values per channel."""
     mean = _channel_sum(m.sum(0), k) / count
     centred = m - _tile(mean, k)
     var = _channel_sum(torch.linalg.vecdot(centred, centred, dim=0), k) / count
@@ -67,15 +72,16 @@ def _statistics(m: torch.Tensor, k: int, eps: float) -> tuple[torch.Tensor, torc
 
 
 class _BatchNormMaxPool(torch.autograd.Function):
-    """(out = (maxpool(y) - mean) * r, mean, r, pool indices): the pooled normalised tensor, with the
-    statistics as outputs (derivative rules then read saved inputs and outputs only)."""
+    """y ``(N, C, H, W)`` -> (out ``(N, C, H // 2, W // 2)`` = (maxpool(y) - mean) * r, mean ``(C,)``, r ``(C,)``,
+    the pool's int64 indices, shaped as out): the pooled normalised tensor, with the statistics as outputs
+    (derivative rules then read saved inputs and outputs only)."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(y: torch.Tensor, eps: float):
         m, k = _fold(y)
-        mean, r = _statistics(m, k, eps)
+        mean, r = _statistics(m, k, _count(y), eps)
         pooled, idx = F.max_pool2d(y, 2, return_indices=True)
         p, kp = _fold(pooled)
         return _unfold((p - _tile(mean, kp)).mul_(_tile(r, kp)), pooled), mean, r, idx
@@ -92,7 +98,7 @@ class _BatchNormMaxPool(torch.autograd.Function):
         y, out, mean, r, idx = ctx.saved_tensors
         g, kp = _fold(grad_out)
         o, _ = _fold(out)
-        count = y.numel() // y.shape[1]
+        count = _count(y)
         # through the pooled values; the statistics' gradients (out = (p - mean) r, d out / d r = out / r)
         through_pool = torch.ops.aten.max_pool2d_with_indices_backward(
             _unfold(g * _tile(r, kp), grad_out), y, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
@@ -110,7 +116,7 @@ class _BatchNormMaxPool(torch.autograd.Function):
         y, out, mean, r, idx = ctx.saved_tensors
         t, k = _fold(tangent)
         ym, _ = _fold(y)
-        count = t.shape[0] * k
+        count = _count(y)
         t_mean = _channel_sum(t.sum(0), k) / count
         t_r = -r.pow(3) * _channel_sum(torch.linalg.vecdot(ym - _tile(mean, k), t, dim=0), k) / count
         t_pooled, kp = _fold(tangent.flatten(2).gather(2, idx.flatten(2)).reshape(out.shape))
@@ -121,8 +127,9 @@ class _BatchNormMaxPool(torch.autograd.Function):
 
 
 def batch_norm_max_pool(y: torch.Tensor, eps: float) -> torch.Tensor:
-    """``F.max_pool2d(F.batch_norm(y, None, None, training=True, eps=eps), 2)`` for ``y`` ``(N, C, H, W)``,
-    computed as the normalised max-pool of ``y`` through the folded matrix (module docstring).
+    """``F.max_pool2d(F.batch_norm(y, None, None, training=True, eps=eps), 2)`` ``(N, C, H // 2, W // 2)`` for
+    ``y`` ``(N, C, H, W)`` with at least 2 values per channel, computed as the normalised max-pool of ``y``
+    through the folded matrix (module docstring).
     Differentiable (backward, double backward, forward mode) and vmappable."""
     return _BatchNormMaxPool.apply(y, eps)[0]
 
@@ -136,7 +143,16 @@ def matrix_form(norm: nn.Module, y: torch.Tensor) -> bool:
 
 
 def norm_then_pool(norm: nn.Module, pool: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """``pool(norm(y))`` for ``y`` ``(N, C, H, W)`` and a 2x2 max-pool of stride 2 ``pool`` (an encoder stage):
-    :func:`batch_norm_max_pool` when :func:`matrix_form` holds (``norm``'s module hooks then do not run), else
-    the two modules."""
-    return batch_norm_max_pool(y, norm.eps) if matrix_form(norm, y) else pool(norm(y))
+    """``pool(norm(y))`` for ``y`` ``(N, C, H, W)`` (an encoder stage): :func:`batch_norm_max_pool` when
+    :func:`matrix_form` holds and ``pool`` is a 2x2 max-pool of stride 2 (the module hooks of ``norm`` and
+    ``pool`` then do not run), else the two modules."""
+    if matrix_form(norm, y) and isinstance(pool, nn.MaxPool2d) and _is_2x2(pool):
+        return batch_norm_max_pool(y, norm.eps)
+    return pool(norm(y))
+
+
+def _is_2x2(pool: nn.MaxPool2d) -> bool:
+    def pair(v):
+        return tuple(v) if isinstance(v, tuple | list) else (v, v)
+    return ((pair(pool.kernel_size), pair(pool.stride), pair(pool.padding), pair(pool.dilation), pool.ceil_mode,
+             pool.return_indices) == ((2, 2), (2, 2), (0, 0), (1, 1), False, False))

@@ -12,8 +12,9 @@ same vector); each stage max-pools before the LeakyReLU on a quarter of the valu
 training with batch statistics on CPU, a stage of at most 8 channels computes its BatchNorm and
 max-pool as one function (``networks.batch_norm``: the pooled raw values, normalised). The
 maximum commutes with an increasing function, so the values are equal; the gradient goes to the
-same element except where float32 rounding makes two neighbouring negative values equal after
-the LeakyReLU (the textbook network then picks the first, this one the larger).
+same element except where float32 rounding makes two neighbouring values equal after the
+LeakyReLU or, in the fused stage, after the normalisation (the textbook network then picks the
+first, this one the larger: the derivative of the exact function).
 """
 
 from __future__ import annotations
