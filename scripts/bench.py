@@ -135,7 +135,9 @@ def load_inputs(setup: Setup, n_unlabeled: int, seed: int) -> tuple[torch.Tensor
                 f"MNIST ({os.environ['ELITE_DATA_DIR']})")
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n_unlabeled + 2 * half, *setup.input_shape, generator=g)
-    return x[:n_unlabeled], x[n_unlabeled:], torch.arange(2 * half) >= half, "random tensors"
+    why = (f" (no MNIST folder in ELITE_DATA_DIR={os.environ['ELITE_DATA_DIR']})"
+           if setup.real_mnist_size is not None and os.environ.get("ELITE_DATA_DIR") else "")
+    return x[:n_unlabeled], x[n_unlabeled:], torch.arange(2 * half) >= half, "random tensors" + why
 
 
 def time_base(setup: Setup, score: str, x: torch.Tensor, s: TrainSettings, warmup: int,
@@ -555,19 +557,22 @@ def check(p: argparse.ArgumentParser, args) -> None:
     """One error line (argparse's ``p.error``) for the first bad option, naming it and what is allowed."""
     bad_setups = [x for x in args.setups if x not in SETUPS]
     if bad_setups or not args.setups:
-        p.error(f"--setups {','.join(args.setups) or repr('')}: allowed: a comma list of {', '.join(SETUPS)}")
+        p.error(f"--setups {','.join(bad_setups) or repr('')} is not allowed; allowed: a comma list of "
+                f"{', '.join(SETUPS)}")
     bad_grads = [x for x in args.meta_grads if x not in META_GRADIENTS]
     if bad_grads:
         p.error(f"--meta-grads {','.join(bad_grads)} is not allowed; allowed: {', '.join(META_GRADIENTS)}")
     for name in ("repeats", "iterations", "warmup", "batch_size", "inference_samples", "inference_batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)} is not allowed; it must be >= 1")
+    given = args.pack_sizes
     try:
-        args.pack_sizes = [int(k) for k in args.pack_sizes.split(",") if k]
+        args.pack_sizes = [int(k) for k in given.split(",") if k]
     except ValueError:
         args.pack_sizes = [0]
     if any(k < 1 for k in args.pack_sizes):
-        p.error("--pack-sizes: allowed: a comma list of pack sizes >= 1 (empty: no pack timing)")
+        p.error(f"--pack-sizes {given} is not allowed; allowed: a comma list of pack sizes >= 1 (empty: no pack "
+                "timing)")
     if args.slice_epochs is not None and args.slice_epochs < 1:
         p.error(f"--slice-epochs {args.slice_epochs} is not allowed; it must be >= 1")
     if args.threads < 0:

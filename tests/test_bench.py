@@ -37,3 +37,13 @@ def test_device_check_dry_run_on_cpu(tmp_path):
     assert "skipped" in log and "(status 0)" in log
     # digits has no step cost in the bench: no estimate, said so (tests/test_paper_estimate.py tests the arithmetic)
     assert result["paper_estimate"] is None and "no estimate: the slice ran on digits, not MNIST" in log
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--setups", "mnist,mnsit"], "--setups mnsit is not allowed; allowed: a comma list of mnist, cifar, official"),
+    (["--pack-sizes", "0,x"], "--pack-sizes 0,x is not allowed; allowed: a comma list of pack sizes >= 1"),
+])
+def test_bad_bench_options_name_the_value(args, message):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr.splitlines()[-1], proc.stderr

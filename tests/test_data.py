@@ -31,6 +31,32 @@ def test_missing_data_names_the_folder(tmp_path):
         load_dataset("cifar10", tmp_path, download=False)
 
 
+@pytest.mark.parametrize("name,module", [("mnist", "mnist"), ("fmnist", "mnist"), ("cifar10", "cifar")])
+def test_a_failed_download_leaves_no_folder_behind(tmp_path, monkeypatch, name, module):
+    """A download that fails (offline) at a path that does not exist, e.g. a mistyped ELITE_DATA_DIR, is one error
+    line and removes the folders it created; a folder that existed stays, and so does one the download wrote to."""
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline")
+    monkeypatch.setattr(getattr(torchvision.datasets, module), "download_and_extract_archive", offline)
+    root = tmp_path / "typo" / "data"
+    with pytest.raises(ConfigError, match="download failed"):
+        load_dataset(name, root, download=True)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="download failed"):
+        load_dataset(name, tmp_path, download=True)
+    assert tmp_path.is_dir()
+    kept = tmp_path / "kept"
+    (kept / "MNIST" / "raw").mkdir(parents=True)
+    (kept / "MNIST" / "raw" / "partial.gz").write_bytes(b"")
+    with pytest.raises(ConfigError, match="download failed"):
+        load_dataset(name, kept, download=True)
+    assert (kept / "MNIST" / "raw" / "partial.gz").is_file()
+
+
 def test_unknown_dataset():
     with pytest.raises(ConfigError, match="data.name='svhn' is not a data set loader; allowed: .*cifar10, .*digits"):
         load_dataset("svhn")

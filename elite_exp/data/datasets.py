@@ -16,7 +16,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,27 @@ def _missing(name: str, searched: list[Path], download: bool) -> ConfigError:
                        "to fetch it when online")
 
 
+@contextmanager
+def _tidy_failed_download(folder: Path, download: bool) -> Iterator[None]:
+    """On an error inside the block, remove the empty folders that did not exist before it on the way to
+    ``folder`` (deepest first): a failed download leaves no data folder behind, e.g. at a mistyped path."""
+    created = []
+    p = folder.absolute()
+    while download and not p.exists() and p.parent != p:
+        created.append(p)
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in created:
+            with suppress(FileNotFoundError):
+                try:
+                    d.rmdir()
+                except OSError:  # not empty: it holds what the download wrote
+                    break
+        raise
+
+
 def _resize(x: torch.Tensor, image_size: int | None) -> torch.Tensor:
     if image_size is None or x.shape[-1] == image_size:
         return x
@@ -97,8 +119,9 @@ def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, image
                  "t10k-labels-idx1-ubyte"):
         check_idx_file(root / cls_name / "raw" / stem)
     try:
-        train = cls(root=str(root), train=True, download=download)
-        test = cls(root=str(root), train=False, download=download)
+        with _tidy_failed_download(root / cls_name / "raw", download):
+            train = cls(root=str(root), train=True, download=download)
+            test = cls(root=str(root), train=False, download=download)
     except RuntimeError as err:  # torchvision: "Dataset not found. You can use download=True ..."
         raise _missing(cls_name, [root / cls_name / "raw"], download) from err
     except OSError as err:  # download attempted without a network
@@ -353,8 +376,9 @@ def load_cifar10(root: Path, download: bool = True, image_size: int | None = Non
         if not download and not (root / "cifar-10-batches-py").is_dir():
             raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"], download)
         try:
-            train = tvd.CIFAR10(root=str(root), train=True, download=download)
-            test = tvd.CIFAR10(root=str(root), train=False, download=download)
+            with _tidy_failed_download(root, download):
+                train = tvd.CIFAR10(root=str(root), train=True, download=download)
+                test = tvd.CIFAR10(root=str(root), train=False, download=download)
         except (RuntimeError, OSError) as err:
             raise _missing("CIFAR10", [root / "cifar-10-batches-py", folder / "train"], download) from err
         x_tr = torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous()
