@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +78,12 @@ def _tidy_failed_download(folder: Path, download: bool) -> Iterator[None]:
         yield
     except BaseException:
         for d in created:
-            with suppress(FileNotFoundError):
-                try:
-                    d.rmdir()
-                except OSError:  # not empty: it holds what the download wrote
-                    break
+            try:
+                d.rmdir()
+            except FileNotFoundError:  # not created by the block: its parent may have been
+                continue
+            except OSError:  # not empty: it holds what the download wrote
+                break
         raise
 
 
